@@ -1,1 +1,18 @@
-export const placeholder = 1;
+/**
+ * @mofme/tensor: N-d tensors with reverse-mode autodiff on pluggable backends.
+ *
+ * Start reading at tensor.ts (the Tensor class), then ops/ (each op's forward and backward side
+ * by side), then autograd.ts (how backward() walks the graph), then backend/cpu.ts (the reference
+ * kernels). See README.md for a tour.
+ */
+export { Tensor, type GradNode, type NestedArray } from './tensor';
+export * from './ops';
+export { backward, noGrad, isGradEnabled, sumToShape, type BackwardOptions } from './autograd';
+export { tidy, keep } from './memory';
+export { setDetectAnomaly, isAnomalyDetectionEnabled } from './anomaly';
+export { getDefaultBackend, setDefaultBackend, withBackend, registerFastKernels } from './device';
+export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './random';
+export { CpuBackend, createCpuBackend, erf as erfScalar, type CpuBackendOptions, type FastKernels } from './backend/cpu';
+export { matmulNaive, matmulBlocked } from './backend/cpu-matmul';
+export * from './backend/backend';
+export { broadcastShapes, shapeToString } from './shape';

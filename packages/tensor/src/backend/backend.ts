@@ -1,0 +1,172 @@
+/**
+ * The Backend interface: the small set of primitive kernels every device must implement.
+ *
+ * Everything the engine can do (autodiff, conv2d, softmax, layerNorm, attention, losses, ...) is
+ * composed in `ops/` from these primitives, so a new device only has to implement this file's
+ * interface to run, and train, every model. The CPU backend (`cpu.ts`) is the readable reference
+ * implementation; every other backend is tested against it with the shared conformance suite
+ * (`@mofme/tensor/testing`).
+ *
+ * Conventions shared by all kernels:
+ * - Data is dense, contiguous and row-major ("C order"). A `Storage` is an opaque handle that
+ *   knows its element count and dtype but not its shape: shapes travel beside it as arguments,
+ *   so the same storage can be viewed under several shapes (a reshape costs nothing).
+ * - Kernels never mutate their inputs; they return a new storage the caller owns.
+ * - Index tensors (argmax results, gather/scatter indices, top-k indices) hold integers stored
+ *   in the tensor's float dtype. Float32 represents every integer up to 2^24 exactly, far more
+ *   than any axis we index.
+ * - Booleans (comparison results, masks) are 1 and 0 in the float dtype.
+ */
+
+export type DType = 'float32' | 'float64';
+export type TypedArray = Float32Array | Float64Array;
+export type Shape = readonly number[];
+
+/** Device memory handle. Only the backend that made it may read it. */
+export interface Storage {
+  readonly backend: Backend;
+  /** number of elements */
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/** Elementwise functions of one argument. `step` is the Heaviside step (x > 0 ? 1 : 0), relu's derivative. */
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'sign' | 'step'
+  | 'relu' | 'sigmoid' | 'tanh' | 'erf' | 'sin' | 'cos';
+
+/** Elementwise functions of two arguments, broadcast NumPy-style. Comparisons return 1 or 0. */
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+export type ArgReduceOp = 'argmax' | 'argmin';
+
+/**
+ * Batched matrix multiply: out[bi] = op(A[bi]) @ op(B[bi]) for bi in 0..batch-1.
+ * A is stored as [batchA, m, k] (or [batchA, k, m] when `transA`), B as [batchB, k, n]
+ * (or [batchB, n, k] when `transB`). batchA and batchB are each `batch` or 1: a batch of 1 is
+ * broadcast (stride 0), so a weight matrix is never copied per batch item.
+ * Out is [batch, m, n]. The transposed forms let the backward pass run with no copies.
+ */
+export interface MatmulSpec {
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+  batchA: number;
+  batchB: number;
+  transA: boolean;
+  transB: boolean;
+}
+
+/**
+ * Sliding-window geometry shared by im2col and col2im (and so by conv2d and the pools).
+ * Input [batch, channels, height, width]; output columns [batch, channels*kh*kw, outH*outW], row
+ * index c*kh*kw + i*kw + j (PyTorch's `unfold` order, so a conv weight [O, C, kh, kw] reshaped to
+ * [O, C*kh*kw] multiplies it directly). Positions that fall in the padding read `padValue`.
+ */
+export interface WindowSpec {
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  outH: number;
+  outW: number;
+  /** value read in the padding: 0 for convolution, -Infinity for max pooling */
+  padValue: number;
+}
+
+export interface MemoryInfo {
+  /** live storages made by this backend and not yet disposed */
+  buffers: number;
+  bytes: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** true when kernels run on an accelerator; the CPU backend says false */
+  readonly isAccelerated: boolean;
+  /** a human-readable description: device, mode, precision, limits */
+  describe(): string;
+  /** the relative error a float32 kernel of this backend may show against the CPU reference */
+  epsilon(dtype: DType): number;
+  /** the dtypes this backend can store (gpu backends are float32 only) */
+  supports(dtype: DType): boolean;
+
+  // ---- storage ----
+  /** copy host data in */
+  upload(data: TypedArray): Storage;
+  /** copy device data out (a fresh array the caller may keep) */
+  download(x: Storage): TypedArray;
+  /** `size` copies of `value` */
+  fill(size: number, value: number, dtype: DType): Storage;
+  cast(x: Storage, dtype: DType): Storage;
+  /** free device memory now; using the storage afterwards is an error */
+  dispose(x: Storage): void;
+  memory(): MemoryInfo;
+
+  // ---- elementwise ----
+  unary(op: UnaryOp, x: Storage): Storage;
+  /** aShape and bShape have the rank of outShape (left-padded with 1s) and broadcast to it */
+  binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage;
+  /** out = cond != 0 ? a : b, all three broadcast to outShape (same rank) */
+  where(cond: Storage, condShape: Shape, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage;
+
+  // ---- reductions (output keeps the reduced axes with size 1) ----
+  reduce(op: ReduceOp, x: Storage, shape: Shape, axes: readonly number[]): Storage;
+  argReduce(op: ArgReduceOp, x: Storage, shape: Shape, axis: number): Storage;
+  /** indices of the k largest entries along the last axis, largest first (ties: lower index first) */
+  topkIndices(x: Storage, shape: Shape, k: number): Storage;
+
+  // ---- linear algebra ----
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage;
+
+  // ---- movement ----
+  /**
+   * Strided read: out[i0..id] = x[offset + sum_d i_d * strides[d]] for out of shape `outShape`.
+   * One primitive covers permute (permuted strides), expand (stride 0), slice (offset) and flip
+   * (negative stride).
+   */
+  strided(x: Storage, outShape: Shape, strides: readonly number[], offset: number): Storage;
+  /** constant padding: pads[d] = [before, after] elements on axis d */
+  pad(x: Storage, shape: Shape, pads: readonly (readonly [number, number])[], value: number): Storage;
+  /**
+   * torch.gather: out has index's shape; out[.., i_axis, ..] = x[.., index[.., i_axis, ..], ..].
+   * index has x's rank; its other axes are at most x's sizes.
+   */
+  gather(x: Storage, xShape: Shape, axis: number, index: Storage, indexShape: Shape): Storage;
+  /** the adjoint of gather: out = zeros(outShape); out[.., index[..], ..] += src[..] */
+  scatterAdd(src: Storage, index: Storage, indexShape: Shape, axis: number, outShape: Shape): Storage;
+  /** sliding windows to columns, see WindowSpec */
+  im2col(x: Storage, spec: WindowSpec): Storage;
+  /** the adjoint of im2col: each column entry is added back to the pixel it was read from */
+  col2im(cols: Storage, spec: WindowSpec): Storage;
+}
+
+/** Row-major strides of a contiguous array of the given shape. */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d]!;
+  }
+  return strides;
+}
+
+/** Number of elements of a shape (1 for a scalar, 0 if any axis is empty). */
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}

@@ -1,0 +1,411 @@
+/**
+ * The CPU backend: the readable reference implementation of every primitive in `backend.ts`.
+ *
+ * Each kernel is a plain loop over typed arrays, written to be read and trusted; every other
+ * backend (gpu.js, the WebAssembly kernels) is tested against these loops. Where speed matters
+ * for training, a faster kernel sits beside its reference and is selected at run time:
+ * - matmul: a packed, register-tiled TypeScript kernel (`cpu-matmul.ts`), or optional "fast
+ *   kernels" (WebAssembly SIMD with worker threads, see `wasm/`) for float32;
+ * - binary ops: a direct loop when both shapes are equal or one side is a scalar.
+ * Storage is a Float32Array or Float64Array; float64 exists so that gradients can be checked
+ * against finite differences tightly.
+ */
+import {
+  sizeOf, stridesOf,
+  type ArgReduceOp, type Backend, type BinaryOp, type DType, type MatmulSpec, type MemoryInfo,
+  type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
+} from './backend';
+import { matmulBlocked, matmulNaive } from './cpu-matmul';
+
+/** Optional accelerated float32 kernels (e.g. WebAssembly SIMD + threads) the CPU backend can use. */
+export interface FastKernels {
+  readonly name: string;
+  readonly threads: number;
+  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec): Float32Array;
+  im2col?(x: Float32Array, spec: WindowSpec): Float32Array;
+  col2im?(cols: Float32Array, spec: WindowSpec): Float32Array;
+  dispose(): void;
+}
+
+export interface CpuBackendOptions {
+  /** 'reference' uses only the naive loops (slow; for teaching and for testing the fast paths) */
+  kernels?: 'fast' | 'reference';
+  /** accelerated float32 kernels to dispatch matmul (and im2col/col2im) to */
+  fastKernels?: FastKernels | null;
+}
+
+class CpuStorage implements Storage {
+  constructor(readonly backend: CpuBackend, public data: TypedArray | null) {}
+  get size(): number { return this.buf.length; }
+  get dtype(): DType { return this.buf instanceof Float64Array ? 'float64' : 'float32'; }
+  get buf(): TypedArray {
+    if (this.data === null) throw new Error('cpu backend: this storage was disposed and cannot be used any more');
+    return this.data;
+  }
+}
+
+const alloc = (dtype: DType, size: number): TypedArray => (dtype === 'float64' ? new Float64Array(size) : new Float32Array(size));
+
+// ---------------------------------------------------------------------------------------------
+// Scalar math used by the elementwise kernels
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * erf(x) to double precision. For |x| < 3 the series erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1} / (1*3*...*(2n+1))
+ * (all terms positive, so no cancellation); beyond, the continued fraction of erfc converges fast.
+ * Accuracy matters: float64 gradient checks compare finite differences of this function with
+ * its analytic derivative 2/sqrt(pi) e^{-x^2}.
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let term = ax, sum = ax;
+    for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
+      term *= (2 * ax * ax) / (2 * n + 1);
+      sum += term;
+    }
+    const r = (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
+    return x < 0 ? -r : r;
+  }
+  if (ax > 6) return x < 0 ? -1 : 1;
+  // erfc(x) = e^{-x^2}/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...))))), evaluated bottom-up
+  let f = ax;
+  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return x < 0 ? erfc - 1 : 1 - erfc;
+}
+
+const UNARY: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN),
+  step: (x) => (x > 0 ? 1 : 0),
+  relu: (x) => (x > 0 ? x : 0),
+  // written so that exp never overflows: for x < 0 use e^x / (1 + e^x)
+  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  tanh: Math.tanh,
+  erf,
+  sin: Math.sin,
+  cos: Math.cos,
+};
+
+const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: (a, b) => Math.pow(a, b),
+  // Math.max/min propagate NaN, as torch.maximum/minimum do
+  max: (a, b) => Math.max(a, b),
+  min: (a, b) => Math.min(a, b),
+  eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+};
+
+/**
+ * Strides for reading an input of shape `inShape` while walking an output of shape `outShape`
+ * (same rank): broadcast axes (size 1 in the input) get stride 0, so the same element is reused.
+ */
+function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
+  const strides = stridesOf(inShape);
+  return outShape.map((s, d) => (inShape[d] === 1 && s !== 1 ? 0 : strides[d]!));
+}
+
+/**
+ * Walk every index of `shape` in row-major order, calling `visit(outIndex, offsets)` where
+ * offsets[t] = sum_d index_d * strides[t][d] is the flat position in the t-th input.
+ * An "odometer": the last axis turns fastest and carries into the one before.
+ */
+function walk(shape: Shape, strides: number[][], visit: (i: number, offsets: number[]) => void): void {
+  const size = sizeOf(shape);
+  const rank = shape.length;
+  const index = new Array<number>(rank).fill(0);
+  const offsets = strides.map(() => 0);
+  for (let i = 0; i < size; i++) {
+    visit(i, offsets);
+    for (let d = rank - 1; d >= 0; d--) {
+      index[d]!++;
+      for (let t = 0; t < strides.length; t++) offsets[t]! += strides[t]![d]!;
+      if (index[d]! < shape[d]!) break;
+      for (let t = 0; t < strides.length; t++) offsets[t]! -= strides[t]![d]! * shape[d]!;
+      index[d] = 0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------------------------
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  readonly isAccelerated = false;
+  private live = 0;
+  private liveBytes = 0;
+  private readonly reference: boolean;
+  fastKernels: FastKernels | null;
+
+  constructor(options: CpuBackendOptions = {}) {
+    this.reference = options.kernels === 'reference';
+    this.fastKernels = options.fastKernels ?? null;
+  }
+
+  describe(): string {
+    const path = this.reference ? 'reference loops' : this.fastKernels ? `fast kernels: ${this.fastKernels.name}` : 'TypeScript blocked kernels';
+    return `cpu (${path}; float32 and float64)`;
+  }
+  epsilon(dtype: DType): number { return dtype === 'float64' ? 1e-12 : 1e-5; }
+  supports(_dtype: DType): boolean { return true; }
+
+  // ---- storage ----
+  private wrap(data: TypedArray): CpuStorage {
+    this.live++;
+    this.liveBytes += data.byteLength;
+    return new CpuStorage(this, data);
+  }
+  /** the typed array behind a storage (the CPU backend's own; other backends must download) */
+  data(x: Storage): TypedArray {
+    if (!(x instanceof CpuStorage) || x.backend !== this) throw new Error(`cpu backend: got a storage from backend '${x.backend.name}'; move the tensor with .to(backend) first`);
+    return x.buf;
+  }
+  upload(data: TypedArray): Storage { return this.wrap(data.slice()); }
+  download(x: Storage): TypedArray { return this.data(x).slice(); }
+  fill(size: number, value: number, dtype: DType): Storage { return this.wrap(alloc(dtype, size).fill(value)); }
+  cast(x: Storage, dtype: DType): Storage {
+    const src = this.data(x);
+    const out = alloc(dtype, src.length);
+    out.set(src);
+    return this.wrap(out);
+  }
+  dispose(x: Storage): void {
+    const s = x as CpuStorage;
+    if (s.data === null) return;
+    this.live--;
+    this.liveBytes -= s.data.byteLength;
+    s.data = null;
+  }
+  memory(): MemoryInfo { return { buffers: this.live, bytes: this.liveBytes }; }
+
+  // ---- elementwise ----
+  unary(op: UnaryOp, x: Storage): Storage {
+    const src = this.data(x);
+    const out = alloc(x.dtype, src.length);
+    const f = UNARY[op];
+    for (let i = 0; i < src.length; i++) out[i] = f(src[i]!);
+    return this.wrap(out);
+  }
+
+  binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
+    const x = this.data(a), y = this.data(b);
+    const size = sizeOf(outShape);
+    const out = alloc(a.dtype, size);
+    const f = BINARY[op];
+    if (x.length === size && y.length === size) {
+      for (let i = 0; i < size; i++) out[i] = f(x[i]!, y[i]!);
+    } else if (y.length === 1 && x.length === size) {
+      const v = y[0]!;
+      for (let i = 0; i < size; i++) out[i] = f(x[i]!, v);
+    } else if (x.length === 1 && y.length === size) {
+      const v = x[0]!;
+      for (let i = 0; i < size; i++) out[i] = f(v, y[i]!);
+    } else {
+      walk(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (i, [ia, ib]) => {
+        out[i] = f(x[ia!]!, y[ib!]!);
+      });
+    }
+    return this.wrap(out);
+  }
+
+  where(cond: Storage, condShape: Shape, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
+    const c = this.data(cond), x = this.data(a), y = this.data(b);
+    const out = alloc(a.dtype, sizeOf(outShape));
+    const strides = [condShape, aShape, bShape].map((s) => broadcastStrides(s, outShape));
+    walk(outShape, strides, (i, [ic, ia, ib]) => {
+      out[i] = c[ic!] !== 0 ? x[ia!]! : y[ib!]!;
+    });
+    return this.wrap(out);
+  }
+
+  // ---- reductions ----
+  reduce(op: ReduceOp, x: Storage, shape: Shape, axes: readonly number[]): Storage {
+    const src = this.data(x);
+    const outShape = shape.map((s, d) => (axes.includes(d) ? 1 : s));
+    const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+    const out = alloc(x.dtype, sizeOf(outShape)).fill(init);
+    // walk the input; each element lands in the output cell with the reduced axes zeroed
+    const outStrides = broadcastStrides(outShape, shape);
+    if (op === 'sum') {
+      walk(shape, [outStrides], (i, [o]) => { out[o!] += src[i]!; });
+    } else {
+      const pick = op === 'max' ? Math.max : Math.min;
+      walk(shape, [outStrides], (i, [o]) => { out[o!] = pick(out[o!]!, src[i]!); });
+    }
+    return this.wrap(out);
+  }
+
+  argReduce(op: ArgReduceOp, x: Storage, shape: Shape, axis: number): Storage {
+    const src = this.data(x);
+    const n = shape[axis]!;
+    const inner = sizeOf(shape.slice(axis + 1));
+    const outer = sizeOf(shape.slice(0, axis));
+    const out = alloc(x.dtype, outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let best = 0, bestValue = src[o * n * inner + i]!;
+        for (let j = 1; j < n; j++) {
+          const v = src[(o * n + j) * inner + i]!;
+          // strict comparison: ties keep the first index, as NumPy and PyTorch do
+          if (op === 'argmax' ? v > bestValue : v < bestValue) { best = j; bestValue = v; }
+        }
+        out[o * inner + i] = best;
+      }
+    }
+    return this.wrap(out);
+  }
+
+  topkIndices(x: Storage, shape: Shape, k: number): Storage {
+    const src = this.data(x);
+    const n = shape[shape.length - 1]!;
+    const rows = n === 0 ? 0 : src.length / n;
+    const out = alloc(x.dtype, rows * k);
+    const order = [...Array(n).keys()];
+    for (let r = 0; r < rows; r++) {
+      const base = r * n;
+      order.sort((i, j) => src[base + j]! - src[base + i]! || i - j);
+      for (let t = 0; t < k; t++) out[r * k + t] = order[t]!;
+      order.sort((i, j) => i - j);
+    }
+    return this.wrap(out);
+  }
+
+  // ---- linear algebra ----
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
+    const x = this.data(a), y = this.data(b);
+    const size = spec.batch * spec.m * spec.n;
+    if (this.fastKernels && !this.reference && x instanceof Float32Array && y instanceof Float32Array) {
+      return this.wrap(this.fastKernels.matmul(x, y, spec));
+    }
+    const out = alloc(a.dtype, size);
+    // the blocked kernel pays for its packing only when there is enough work to amortise it
+    const big = spec.m * spec.n * spec.k >= 4096;
+    (this.reference || !big ? matmulNaive : matmulBlocked)(x, y, out, spec);
+    return this.wrap(out);
+  }
+
+  // ---- movement ----
+  strided(x: Storage, outShape: Shape, strides: readonly number[], offset: number): Storage {
+    const src = this.data(x);
+    const out = alloc(x.dtype, sizeOf(outShape));
+    walk(outShape, [[...strides]], (i, [o]) => { out[i] = src[offset + o!]!; });
+    return this.wrap(out);
+  }
+
+  pad(x: Storage, shape: Shape, pads: readonly (readonly [number, number])[], value: number): Storage {
+    const src = this.data(x);
+    const outShape = shape.map((s, d) => s + pads[d]![0] + pads[d]![1]);
+    const out = alloc(x.dtype, sizeOf(outShape)).fill(value);
+    // each input element moves to the output cell shifted by the "before" padding of every axis
+    const outStrides = stridesOf(outShape);
+    const shift = pads.reduce((acc, [before], d) => acc + before * outStrides[d]!, 0);
+    walk(shape, [outStrides], (i, [o]) => { out[shift + o!] = src[i]!; });
+    return this.wrap(out);
+  }
+
+  gather(x: Storage, xShape: Shape, axis: number, index: Storage, indexShape: Shape): Storage {
+    const src = this.data(x), idx = this.data(index);
+    const out = alloc(x.dtype, sizeOf(indexShape));
+    const xStrides = stridesOf(xShape);
+    // walk the index tensor; read x at the same position except along `axis`, where the index says
+    const along = xStrides[axis]!;
+    const base = xStrides.map((s, d) => (d === axis ? 0 : s));
+    const n = xShape[axis]!;
+    walk(indexShape, [base], (i, [o]) => {
+      const j = idx[i]!;
+      if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`gather: index ${j} is out of range for axis ${axis} of size ${n}`);
+      out[i] = src[o! + j * along]!;
+    });
+    return this.wrap(out);
+  }
+
+  scatterAdd(src: Storage, index: Storage, indexShape: Shape, axis: number, outShape: Shape): Storage {
+    const s = this.data(src), idx = this.data(index);
+    const out = alloc(src.dtype, sizeOf(outShape));
+    const outStrides = stridesOf(outShape);
+    const along = outStrides[axis]!;
+    const base = outStrides.map((st, d) => (d === axis ? 0 : st));
+    const n = outShape[axis]!;
+    walk(indexShape, [base], (i, [o]) => {
+      const j = idx[i]!;
+      if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`scatterAdd: index ${j} is out of range for axis ${axis} of size ${n}`);
+      out[o! + j * along] += s[i]!;
+    });
+    return this.wrap(out);
+  }
+
+  im2col(x: Storage, spec: WindowSpec): Storage {
+    const src = this.data(x);
+    if (this.fastKernels?.im2col && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.im2col(src, spec));
+    const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
+    const L = outH * outW;
+    const out = alloc(x.dtype, batch * C * kh * kw * L);
+    let o = 0;
+    for (let b = 0; b < batch; b++) {
+      for (let c = 0; c < C; c++) {
+        const plane = (b * C + c) * H * W;
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            // one row of the column matrix: this kernel tap (c, i, j) at every output position
+            for (let oy = 0; oy < outH; oy++) {
+              const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
+              const rowInside = y >= 0 && y < H;
+              for (let ox = 0; ox < outW; ox++) {
+                const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
+                out[o++] = rowInside && xx >= 0 && xx < W ? src[plane + y * W + xx]! : spec.padValue;
+              }
+            }
+          }
+        }
+      }
+    }
+    return this.wrap(out);
+  }
+
+  col2im(cols: Storage, spec: WindowSpec): Storage {
+    const src = this.data(cols);
+    if (this.fastKernels?.col2im && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.col2im(src, spec));
+    const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
+    const out = alloc(cols.dtype, batch * C * H * W);
+    let o = 0;
+    // the exact mirror of im2col: every column entry read from pixel (y, x) is added back there
+    for (let b = 0; b < batch; b++) {
+      for (let c = 0; c < C; c++) {
+        const plane = (b * C + c) * H * W;
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            for (let oy = 0; oy < outH; oy++) {
+              const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
+              const rowInside = y >= 0 && y < H;
+              for (let ox = 0; ox < outW; ox++, o++) {
+                const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
+                if (rowInside && xx >= 0 && xx < W) out[plane + y * W + xx] += src[o]!;
+              }
+            }
+          }
+        }
+      }
+    }
+    return this.wrap(out);
+  }
+}
+
+export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
+  return new CpuBackend(options);
+}

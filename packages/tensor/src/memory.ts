@@ -1,0 +1,79 @@
+/**
+ * Memory ownership: reference-counted storages and `tidy` scopes.
+ *
+ * On the CPU, JavaScript's garbage collector frees typed arrays by itself. GPU textures are not
+ * garbage collected, so every tensor's storage is reference counted: a tensor holds one reference
+ * (reshapes share the storage and hold one each), and `dispose()` releases it; the backend frees
+ * the storage when the count reaches zero.
+ *
+ * `tidy(fn)` (the idea comes from TensorFlow.js) disposes every tensor created inside `fn` except
+ * those it returns and those explicitly `keep()`-ed (autograd keeps parameter gradients; optimisers
+ * keep their state). A training step wrapped in `tidy` therefore leaves device memory exactly as
+ * it found it, which the gpu tests check with `backend.memory()`.
+ */
+import type { Storage } from './backend/backend';
+import type { Tensor } from './tensor';
+
+const refCounts = new WeakMap<Storage, number>();
+
+export function retainStorage(storage: Storage): void {
+  refCounts.set(storage, (refCounts.get(storage) ?? 0) + 1);
+}
+
+export function releaseStorage(storage: Storage): void {
+  const n = (refCounts.get(storage) ?? 1) - 1;
+  if (n > 0) {
+    refCounts.set(storage, n);
+    return;
+  }
+  refCounts.delete(storage);
+  storage.backend.dispose(storage);
+}
+
+const scopes: Set<Tensor>[] = [];
+const kept = new WeakSet<Tensor>();
+
+export function trackInScope(t: Tensor): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** Exempt a tensor from the enclosing tidy scopes' cleanup. */
+export function keep<T extends Tensor>(t: T): T {
+  kept.add(t);
+  for (const scope of scopes) scope.delete(t);
+  return t;
+}
+
+/** Collect the tensors inside a (possibly nested) return value. */
+function tensorsIn(value: unknown, found: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ((value as { storage?: unknown }).storage !== undefined && (value as { shape?: unknown }).shape !== undefined) {
+    found.add(value as Tensor);
+    return;
+  }
+  for (const v of Array.isArray(value) ? value : value instanceof Map ? value.values() : Object.values(value)) tensorsIn(v, found, seen);
+}
+
+/**
+ * Run `fn`, then dispose every tensor it created except those it returns (which move to the
+ * enclosing scope) and those passed to `keep`.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const returned = new Set<Tensor>();
+  tensorsIn(result, returned);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (returned.has(t) || kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}

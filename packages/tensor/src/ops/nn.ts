@@ -1,0 +1,101 @@
+/**
+ * Neural-network functions composed from primitives: softmax, layerNorm, dropout and losses.
+ *
+ * None of these has backward code: autograd differentiates the ops they are made of. Numerical
+ * stability is handled in the composition (softmax subtracts the row maximum, which cancels in the
+ * ratio and keeps exp from overflowing; the maximum is detached because the result does not
+ * depend on it).
+ */
+import { Tensor } from '../tensor';
+import { shapeToString } from '../shape';
+import { defaultGenerator, type Generator } from '../random';
+import { abs, add, div, exp, log, lt, mul, sqrt, sub, where } from './elementwise';
+import { max, mean, sum } from './reduce';
+import { detach, gather, reshape } from './movement';
+import { rand } from './creation';
+
+/** softmax(x)_i = e^{x_i - m} / sum_j e^{x_j - m}, with m the max along `axis`. */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const shifted = sub(x, detach(max(x, axis, true)));
+  const e = exp(shifted);
+  return div(e, sum(e, axis, true));
+}
+
+/** log softmax(x) = (x - m) - log sum_j e^{x_j - m}: stable, never takes log of a tiny ratio. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const shifted = sub(x, detach(max(x, axis, true)));
+  return sub(shifted, log(sum(exp(shifted), axis, true)));
+}
+
+/**
+ * Layer normalisation over the last `normalizedDims` axes: (x - mean) / sqrt(var + eps) * w + b,
+ * with the biased variance (divide by N), as in PyTorch's nn.LayerNorm.
+ */
+export function layerNorm(x: Tensor, normalizedDims: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  if (normalizedDims < 1 || normalizedDims > x.ndim) throw new Error(`layerNorm: cannot normalise ${normalizedDims} trailing axes of ${shapeToString(x.shape)}`);
+  const axes = Array.from({ length: normalizedDims }, (_, i) => x.ndim - normalizedDims + i);
+  const mu = mean(x, axes, true);
+  const centred = sub(x, mu);
+  const variance = mean(mul(centred, centred), axes, true);
+  let y = div(centred, sqrt(add(variance, eps)));
+  if (weight) y = mul(y, weight);
+  if (bias) y = add(y, bias);
+  return y;
+}
+
+/**
+ * Inverted dropout: in training, zero each element with probability p and scale the survivors by
+ * 1/(1-p), so the expected value is unchanged and evaluation needs no rescaling. Identity in eval.
+ */
+export function dropout(x: Tensor, p: number, training: boolean, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  const keepMask = lt(rand(x.shape, { dtype: x.dtype, backend: x.backend, generator }), 1 - p);
+  return mul(x, mul(keepMask, 1 / (1 - p)));
+}
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduce(x: Tensor, reduction: Reduction): Tensor {
+  return reduction === 'mean' ? mean(x) : reduction === 'sum' ? sum(x) : x;
+}
+
+function checkSame(op: string, a: Tensor, b: Tensor): void {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`${op}: prediction ${shapeToString(a.shape)} and target ${shapeToString(b.shape)} must have the same shape`);
+}
+
+/** mean |pred - target| */
+export function l1Loss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  checkSame('l1Loss', pred, target);
+  return reduce(abs(sub(pred, target)), reduction);
+}
+
+/** mean (pred - target)^2 */
+export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  checkSame('mseLoss', pred, target);
+  const d = sub(pred, target);
+  return reduce(mul(d, d), reduction);
+}
+
+/**
+ * Smooth L1 (Huber divided by beta), the official MoFME training loss:
+ * 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere. Quadratic near 0 (smooth gradient),
+ * linear far away (robust to outliers).
+ */
+export function smoothL1Loss(pred: Tensor, target: Tensor, beta = 1, reduction: Reduction = 'mean'): Tensor {
+  checkSame('smoothL1Loss', pred, target);
+  const d = sub(pred, target);
+  const ad = abs(d);
+  if (beta === 0) return reduce(ad, reduction);
+  return reduce(where(lt(ad, beta), div(mul(mul(d, d), 0.5), beta), sub(ad, 0.5 * beta)), reduction);
+}
+
+/** Cross-entropy of logits [N, C] against integer class labels [N]. */
+export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
+  if (logits.ndim !== 2 || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0]) {
+    throw new Error(`crossEntropy: expected logits [N, C] and labels [N], got ${shapeToString(logits.shape)} and ${shapeToString(labels.shape)}`);
+  }
+  const logp = logSoftmax(logits, 1);
+  const picked = gather(logp, 1, reshape(labels, [labels.shape[0]!, 1]));
+  return reduce(mul(reshape(picked, [labels.shape[0]!]), -1), reduction);
+}
