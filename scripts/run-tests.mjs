@@ -2,8 +2,8 @@
 // aggregate line "N passed, N failed" at the end, and fails when any package ran zero tests
 // (uvu itself exits 0 when it finds nothing to run).
 //
-// Packages are tested from their TypeScript sources: NODE_OPTIONS adds the "source" export
-// condition, so `@mofme/tensor` resolves to packages/tensor/src without a build step.
+// Packages are tested from their TypeScript sources: the "source" export condition makes
+// `@mofme/tensor` resolve to packages/tensor/src, so no build step is needed first.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,14 +18,16 @@ const problems = [];
 for (const dir of order) {
   if (only.length && !only.some((o) => dir.endsWith(o))) continue;
   const cwd = join(root, dir);
-  const uvu = join(cwd, 'node_modules', '.bin', 'uvu');
+  const uvu = join(cwd, 'node_modules', 'uvu', 'bin.js');
   if (!existsSync(uvu)) { problems.push(`${dir}: uvu is not installed (run pnpm install)`); continue; }
   console.log(`\n=== ${dir}`);
   const t0 = Date.now();
-  const run = spawnSync(uvu, ['-r', 'tsx', 'test', '--ignore', 'fixtures'], {
+  // ESM all the way (`--import tsx`): the packages are "type": "module", and ES modules resolve
+  // import cycles (Tensor <-> ops) with live bindings.
+  const run = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', uvu, 'test', '--ignore', 'fixtures'], {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=source`.trim() },
+    env: process.env,
     maxBuffer: 256 * 1024 * 1024,
   });
   const out = (run.stdout ?? '') + (run.stderr ?? '');

@@ -1,1 +1,27 @@
-export const placeholder = 1;
+/**
+ * @mofme/data — multi-weather image-restoration data for MoFME.ts.
+ *
+ *   image I/O      readImage / decodeImage / writeImage / encodePng / encodeJpeg (sharp, pure-JS fallback)
+ *   datasets       openDataset(path | spec)  — list files, MoFME, Snow100K, Raindrop, Outdoor-Rain, CSD, paired
+ *   built-in data  builtinDataset('train' | 'val' | 'test') — committed photos + on-the-fly weather
+ *   synthesis      synthesize(image, 'rain' | 'rain_fog' | 'snow' | 'raindrop' | 'haze', params, seed)
+ *   loader         createLoader(dataset, { batchSize, crop, ... }) — async batches, workers, resumable
+ */
+export type { Image, RawImage } from './image';
+export { createImage, cloneImage, cropImage, resizeImage, dihedral, rawToImage, imageToRaw, clamp01 } from './image';
+export {
+  readImage, decodeImage, decodeRaw, writeImage, encodePng, encodeJpeg, imageSize, sniffFormat, codecBackend, setCodecBackend,
+  type DecodeOptions, type PngOptions, type JpegOptions, type ImageFormat,
+} from './codec';
+export {
+  openDataset, detectLayout, inferTask, gtNameCandidates, describeSkipped, TASKS, LAYOUTS,
+  type Task, type Layout, type Policy, type PairEntry, type SkippedPair, type FileDataset, type OpenOptions, type DatasetSpec,
+} from './dataset';
+export { builtinDataset, builtinPhotos, photosDir, type BuiltinDataset, type BuiltinItem, type BuiltinOptions, type Split, type PhotoInfo } from './builtin';
+export {
+  synthesize, WEATHERS, darkChannel, luminance,
+  type Weather, type WeatherParams, type SynthResult, type HazeParams, type RainParams, type RainFogParams, type SnowParams, type RaindropParams, type Frame,
+} from './synth/index';
+export { createLoader, type Loader, type LoaderOptions, type LoaderPosition, type Batch } from './loader';
+export { getPair, loadSample, type AnyDataset, type Sample, type SampleRequest, type SourceSpec } from './pipeline';
+export { Rng, mixSeed, hashString, type RngState } from './rng';

@@ -1,0 +1,53 @@
+/**
+ * Built-in dataset tests: the committed photos decode, every photo has an attribution with an
+ * allowed licence, splits are disjoint by source photo, and the data is deterministic per seed.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { builtinDataset, builtinPhotos, photosDir, getPair, readImage, WEATHERS } from '../src/index';
+
+test('photos: all listed, decodable, attributed, openly licensed, small', async () => {
+  const dir = photosDir();
+  const photos = builtinPhotos();
+  const files = readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort();
+  assert.equal(photos.map((p) => p.file).sort(), files);
+  assert.ok(files.length >= 24);
+  const attribution = readFileSync(join(dir, 'ATTRIBUTION.md'), 'utf8');
+  for (const p of photos) {
+    assert.ok(['CC0-1.0', 'Public domain', 'CC-BY-4.0'].includes(p.licence), `${p.file}: ${p.licence}`);
+    assert.ok(attribution.includes(p.file) && attribution.includes(p.author), `ATTRIBUTION.md lists ${p.file}`);
+  }
+  const img = await readImage(join(dir, files[0]!));
+  assert.is(img.width, 480); assert.is(img.height, 320);
+});
+
+test('splits are disjoint by source photo; test scenes never in training', () => {
+  const bySplit = (s: string) => new Set(builtinPhotos().filter((p) => p.split === s).map((p) => p.source));
+  const tr = bySplit('train'), va = bySplit('val'), te = bySplit('test');
+  for (const s of te) assert.ok(!tr.has(s) && !va.has(s), s);
+  for (const s of va) assert.ok(!tr.has(s), s);
+  const train = builtinDataset('train'), test_ = builtinDataset('test');
+  const trainPhotos = new Set(train.items.map((i) => i.photo));
+  assert.ok(test_.items.every((i) => !trainPhotos.has(i.photo)));
+  assert.is(train.length, 23 * 5 * 2);
+  assert.is(test_.length, 4 * 5);
+  assert.equal([...new Set(train.items.map((i) => i.weather))].sort(), [...WEATHERS].sort());
+  assert.is(builtinDataset('val', { weathers: ['rain_fog', 'raindrop', 'snow'] }).length, 4 * 3);
+});
+
+test('val/test pairs are fixed; train pairs change per epoch but not per call', async () => {
+  const te = builtinDataset('test');
+  const a = await getPair(te, 3), b = await getPair(te, 3, { epoch: 5 });
+  assert.equal(Array.from(a.input.data.subarray(0, 500)), Array.from(b.input.data.subarray(0, 500)));
+  assert.is(a.task, te.items[3]!.weather);
+  assert.equal([a.input.height, a.input.width], [320, 480]);
+  const tr = builtinDataset('train');
+  const e0 = await getPair(tr, 0, { epoch: 0 }), e0b = await getPair(tr, 0, { epoch: 0 }), e1 = await getPair(tr, 0, { epoch: 1 });
+  assert.equal(Array.from(e0.input.data.subarray(0, 2000)), Array.from(e0b.input.data.subarray(0, 2000)));
+  assert.not.equal(Array.from(e0.input.data), Array.from(e1.input.data));
+  assert.equal(Array.from(e0.target.data.subarray(0, 100)), Array.from(e1.target.data.subarray(0, 100)), 'same clean photo');
+});
+
+test.run();
