@@ -86,6 +86,9 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   }
   const order = topologicalOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  // an op may hand the same gradient tensor to several inputs (add returns [g, g]); a leaf must
+  // own its .grad, or updating one parameter's gradient in place would change another's
+  const handedOut = new Set<Tensor>();
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
@@ -95,7 +98,8 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
       const node = t.node;
       if (node === null) {
         // a leaf: accumulate into .grad
-        t.grad = keep(t.grad ? ops.add(t.grad, g) : g);
+        t.grad = keep(t.grad ? ops.add(t.grad, g) : handedOut.has(g) ? ops.clone(g) : g);
+        handedOut.add(t.grad);
         continue;
       }
       if (node.backward === null) throw new Error(`backward: the graph through '${node.op}' was already freed by an earlier backward(); pass {retainGraph: true} to the first call`);

@@ -173,7 +173,7 @@ test('creation: arange, eye, full, randn statistics, nested arrays', () => {
   assertAllClose(T.arange(2, 8, 2).data(), [2, 4, 6], { label: 'arange' });
   assertAllClose(T.eye(2, 3).data(), [1, 0, 0, 0, 1, 0], { label: 'eye' });
   assertAllClose(T.full([2], 3.5).data(), [3.5, 3.5], { label: 'full' });
-  const r = T.randn([20000], { generator: new T.Generator(1) }).data();
+  const r = Array.from(T.randn([20000], { generator: new T.Generator(1) }).data());
   const m = r.reduce((a, b) => a + b, 0) / r.length, v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length;
   if (Math.abs(m) > 0.03 || Math.abs(v - 1) > 0.05) throw new Error(`randn mean ${m} var ${v}`);
   const u = T.uniform([20000], -1, 3, { generator: new T.Generator(2) }).data();

@@ -16,21 +16,17 @@ import {
   type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
 } from './backend';
 import { matmulBlocked, matmulNaive } from './cpu-matmul';
+import { FAST_MATMUL_MIN_WORK, sharedFastKernels, type FastKernels } from './wasm';
 
-/** Optional accelerated float32 kernels (e.g. WebAssembly SIMD + threads) the CPU backend can use. */
-export interface FastKernels {
-  readonly name: string;
-  readonly threads: number;
-  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec): Float32Array;
-  im2col?(x: Float32Array, spec: WindowSpec): Float32Array;
-  col2im?(cols: Float32Array, spec: WindowSpec): Float32Array;
-  dispose(): void;
-}
+export type { FastKernels };
 
 export interface CpuBackendOptions {
   /** 'reference' uses only the naive loops (slow; for teaching and for testing the fast paths) */
   kernels?: 'fast' | 'reference';
-  /** accelerated float32 kernels to dispatch matmul (and im2col/col2im) to */
+  /**
+   * accelerated float32 kernels for matmul, im2col and col2im. Default: the process-wide
+   * WebAssembly SIMD kernels (wasm/), unless MOFME_KERNELS=ts or SIMD is unavailable; null: none.
+   */
   fastKernels?: FastKernels | null;
 }
 
@@ -120,23 +116,64 @@ function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
 }
 
 /**
- * Walk every index of `shape` in row-major order, calling `visit(outIndex, offsets)` where
- * offsets[t] = sum_d index_d * strides[t][d] is the flat position in the t-th input.
- * An "odometer": the last axis turns fastest and carries into the one before.
+ * Walk every index of `shape` in row-major order, one row (the last axis) at a time:
+ * `visit(outOffset, offsets, length, rowStrides)` where offsets[t] is the flat position in the t-th
+ * input of the row's first element and rowStrides[t] its stride along the last axis. The outer
+ * axes advance like an odometer (the last of them turns fastest and carries into the one before);
+ * the kernels then run a tight loop along the row, so the bookkeeping costs once per row, not
+ * once per element.
  */
-function walk(shape: Shape, strides: number[][], visit: (i: number, offsets: number[]) => void): void {
-  const size = sizeOf(shape);
+function walkRows(shape: Shape, strides: readonly (readonly number[])[], visit: (outOffset: number, offsets: number[], length: number, rowStrides: number[]) => void): void {
   const rank = shape.length;
-  const index = new Array<number>(rank).fill(0);
+  if (rank === 0) { visit(0, strides.map(() => 0), 1, strides.map(() => 0)); return; }
+  const n = shape[rank - 1]!;
+  const rows = n === 0 ? 0 : sizeOf(shape) / n;
+  const index = new Array<number>(rank - 1).fill(0);
   const offsets = strides.map(() => 0);
-  for (let i = 0; i < size; i++) {
-    visit(i, offsets);
-    for (let d = rank - 1; d >= 0; d--) {
+  const rowStrides = strides.map((s) => s[rank - 1]!);
+  for (let r = 0; r < rows; r++) {
+    visit(r * n, offsets, n, rowStrides);
+    for (let d = rank - 2; d >= 0; d--) {
       index[d]!++;
       for (let t = 0; t < strides.length; t++) offsets[t]! += strides[t]![d]!;
       if (index[d]! < shape[d]!) break;
       for (let t = 0; t < strides.length; t++) offsets[t]! -= strides[t]![d]! * shape[d]!;
       index[d] = 0;
+    }
+  }
+}
+
+/**
+ * out[o + t] = op(x[ia + t*sa], y[ib + t*sb]) for t < n: one row of a binary kernel.
+ * Each op gets its own loop (rather than calling BINARY[op] per element) so the JIT compiles a
+ * tight loop with the arithmetic inlined: about 10x faster than an indirect call per element.
+ * The BINARY table above stays the definition; the conformance suite checks both agree.
+ */
+function binaryRow(op: BinaryOp, out: TypedArray, o: number, x: TypedArray, ia: number, sa: number, y: TypedArray, ib: number, sb: number, n: number): void {
+  switch (op) {
+    case 'add': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! + y[ib + t * sb]!; return;
+    case 'sub': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! - y[ib + t * sb]!; return;
+    case 'mul': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! * y[ib + t * sb]!; return;
+    case 'div': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! / y[ib + t * sb]!; return;
+    default: {
+      const f = BINARY[op];
+      for (let t = 0; t < n; t++) out[o + t] = f(x[ia + t * sa]!, y[ib + t * sb]!);
+    }
+  }
+}
+
+/** out[i] = op(x[i]) with the common ops as tight loops (see binaryRow). */
+function unaryLoop(op: UnaryOp, out: TypedArray, x: TypedArray): void {
+  const n = x.length;
+  switch (op) {
+    case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; return;
+    case 'exp': for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]!); return;
+    case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); return;
+    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v > 0 ? v : 0; } return;
+    case 'step': for (let i = 0; i < n; i++) out[i] = x[i]! > 0 ? 1 : 0; return;
+    default: {
+      const f = UNARY[op];
+      for (let i = 0; i < n; i++) out[i] = f(x[i]!);
     }
   }
 }
@@ -155,7 +192,7 @@ export class CpuBackend implements Backend {
 
   constructor(options: CpuBackendOptions = {}) {
     this.reference = options.kernels === 'reference';
-    this.fastKernels = options.fastKernels ?? null;
+    this.fastKernels = options.fastKernels !== undefined ? options.fastKernels : this.reference ? null : sharedFastKernels() ?? null;
   }
 
   describe(): string {
@@ -198,8 +235,7 @@ export class CpuBackend implements Backend {
   unary(op: UnaryOp, x: Storage): Storage {
     const src = this.data(x);
     const out = alloc(x.dtype, src.length);
-    const f = UNARY[op];
-    for (let i = 0; i < src.length; i++) out[i] = f(src[i]!);
+    unaryLoop(op, out, src);
     return this.wrap(out);
   }
 
@@ -207,18 +243,12 @@ export class CpuBackend implements Backend {
     const x = this.data(a), y = this.data(b);
     const size = sizeOf(outShape);
     const out = alloc(a.dtype, size);
-    const f = BINARY[op];
-    if (x.length === size && y.length === size) {
-      for (let i = 0; i < size; i++) out[i] = f(x[i]!, y[i]!);
-    } else if (y.length === 1 && x.length === size) {
-      const v = y[0]!;
-      for (let i = 0; i < size; i++) out[i] = f(x[i]!, v);
-    } else if (x.length === 1 && y.length === size) {
-      const v = x[0]!;
-      for (let i = 0; i < size; i++) out[i] = f(v, y[i]!);
-    } else {
-      walk(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (i, [ia, ib]) => {
-        out[i] = f(x[ia!]!, y[ib!]!);
+    if (x.length === size && y.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 1, size);
+    else if (y.length === 1 && x.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 0, size);
+    else if (x.length === 1 && y.length === size) binaryRow(op, out, 0, x, 0, 0, y, 0, 1, size);
+    else {
+      walkRows(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (o, [ia, ib], n, [sa, sb]) => {
+        binaryRow(op, out, o, x, ia!, sa!, y, ib!, sb!, n);
       });
     }
     return this.wrap(out);
@@ -228,8 +258,8 @@ export class CpuBackend implements Backend {
     const c = this.data(cond), x = this.data(a), y = this.data(b);
     const out = alloc(a.dtype, sizeOf(outShape));
     const strides = [condShape, aShape, bShape].map((s) => broadcastStrides(s, outShape));
-    walk(outShape, strides, (i, [ic, ia, ib]) => {
-      out[i] = c[ic!] !== 0 ? x[ia!]! : y[ib!]!;
+    walkRows(outShape, strides, (o, [ic, ia, ib], n, [sc, sa, sb]) => {
+      for (let t = 0; t < n; t++) out[o + t] = c[ic! + t * sc!] !== 0 ? x[ia! + t * sa!]! : y[ib! + t * sb!]!;
     });
     return this.wrap(out);
   }
@@ -241,12 +271,46 @@ export class CpuBackend implements Backend {
     const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
     const out = alloc(x.dtype, sizeOf(outShape)).fill(init);
     // walk the input; each element lands in the output cell with the reduced axes zeroed
+    // common case: the reduced axes are one contiguous block, so x is [outer, n, inner] and the
+    // reduction runs over the middle axis with unit-stride inner loops
+    const first = axes[0] ?? 0, last = axes[axes.length - 1] ?? -1;
+    if (axes.length > 0 && last - first + 1 === axes.length) {
+      const outer = sizeOf(shape.slice(0, first)), n = sizeOf(shape.slice(first, last + 1)), inner = sizeOf(shape.slice(last + 1));
+      if (inner === 1) {
+        // reducing trailing axes: one running accumulator per output element
+        for (let o = 0; o < outer; o++) {
+          let acc = out[o]!;
+          const xb = o * n;
+          if (op === 'sum') for (let j = 0; j < n; j++) acc += src[xb + j]!;
+          else if (op === 'max') for (let j = 0; j < n; j++) { const v = src[xb + j]!; if (v > acc || Number.isNaN(v)) acc = v; }
+          else for (let j = 0; j < n; j++) { const v = src[xb + j]!; if (v < acc || Number.isNaN(v)) acc = v; }
+          out[o] = acc;
+        }
+        return this.wrap(out);
+      }
+      for (let o = 0; o < outer; o++) {
+        const ob = o * inner;
+        for (let j = 0; j < n; j++) {
+          const xb = (o * n + j) * inner;
+          if (op === 'sum') for (let i = 0; i < inner; i++) out[ob + i] += src[xb + i]!;
+          else if (op === 'max') for (let i = 0; i < inner; i++) { const v = src[xb + i]!; if (v > out[ob + i]! || Number.isNaN(v)) out[ob + i] = v; }
+          else for (let i = 0; i < inner; i++) { const v = src[xb + i]!; if (v < out[ob + i]! || Number.isNaN(v)) out[ob + i] = v; }
+        }
+      }
+      return this.wrap(out);
+    }
     const outStrides = broadcastStrides(outShape, shape);
+    // general case: walk the input row by row; along a row the output position moves by `so` (0 if the last axis is reduced)
     if (op === 'sum') {
-      walk(shape, [outStrides], (i, [o]) => { out[o!] += src[i]!; });
+      walkRows(shape, [outStrides], (i, [o], n, [so]) => { for (let t = 0; t < n; t++) out[o! + t * so!] += src[i + t]!; });
+    } else if (op === 'max') {
+      walkRows(shape, [outStrides], (i, [o], n, [so]) => {
+        for (let t = 0; t < n; t++) { const v = src[i + t]!, j = o! + t * so!; if (v > out[j]! || Number.isNaN(v)) out[j] = v; }
+      });
     } else {
-      const pick = op === 'max' ? Math.max : Math.min;
-      walk(shape, [outStrides], (i, [o]) => { out[o!] = pick(out[o!]!, src[i]!); });
+      walkRows(shape, [outStrides], (i, [o], n, [so]) => {
+        for (let t = 0; t < n; t++) { const v = src[i + t]!, j = o! + t * so!; if (v < out[j]! || Number.isNaN(v)) out[j] = v; }
+      });
     }
     return this.wrap(out);
   }
@@ -290,12 +354,13 @@ export class CpuBackend implements Backend {
   matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
     const x = this.data(a), y = this.data(b);
     const size = spec.batch * spec.m * spec.n;
-    if (this.fastKernels && !this.reference && x instanceof Float32Array && y instanceof Float32Array) {
+    const work = spec.batch * spec.m * spec.n * spec.k;
+    if (this.fastKernels && !this.reference && x instanceof Float32Array && y instanceof Float32Array && work >= FAST_MATMUL_MIN_WORK) {
       return this.wrap(this.fastKernels.matmul(x, y, spec));
     }
     const out = alloc(a.dtype, size);
     // the blocked kernel pays for its packing only when there is enough work to amortise it
-    const big = spec.m * spec.n * spec.k >= 4096;
+    const big = spec.m * spec.n * spec.k >= FAST_MATMUL_MIN_WORK;
     (this.reference || !big ? matmulNaive : matmulBlocked)(x, y, out, spec);
     return this.wrap(out);
   }
@@ -304,7 +369,10 @@ export class CpuBackend implements Backend {
   strided(x: Storage, outShape: Shape, strides: readonly number[], offset: number): Storage {
     const src = this.data(x);
     const out = alloc(x.dtype, sizeOf(outShape));
-    walk(outShape, [[...strides]], (i, [o]) => { out[i] = src[offset + o!]!; });
+    walkRows(outShape, [strides], (i, [o], n, [so]) => {
+      const base = offset + o!;
+      for (let t = 0; t < n; t++) out[i + t] = src[base + t * so!]!;
+    });
     return this.wrap(out);
   }
 
@@ -315,7 +383,7 @@ export class CpuBackend implements Backend {
     // each input element moves to the output cell shifted by the "before" padding of every axis
     const outStrides = stridesOf(outShape);
     const shift = pads.reduce((acc, [before], d) => acc + before * outStrides[d]!, 0);
-    walk(shape, [outStrides], (i, [o]) => { out[shift + o!] = src[i]!; });
+    walkRows(shape, [outStrides], (i, [o], n) => { out.set(src.subarray(i, i + n), shift + o!); });
     return this.wrap(out);
   }
 
@@ -327,10 +395,12 @@ export class CpuBackend implements Backend {
     const along = xStrides[axis]!;
     const base = xStrides.map((s, d) => (d === axis ? 0 : s));
     const n = xShape[axis]!;
-    walk(indexShape, [base], (i, [o]) => {
-      const j = idx[i]!;
-      if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`gather: index ${j} is out of range for axis ${axis} of size ${n}`);
-      out[i] = src[o! + j * along]!;
+    walkRows(indexShape, [base], (i, [o], len, [so]) => {
+      for (let t = 0; t < len; t++) {
+        const j = idx[i + t]!;
+        if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`gather: index ${j} is out of range for axis ${axis} of size ${n}`);
+        out[i + t] = src[o! + t * so! + j * along]!;
+      }
     });
     return this.wrap(out);
   }
@@ -342,10 +412,12 @@ export class CpuBackend implements Backend {
     const along = outStrides[axis]!;
     const base = outStrides.map((st, d) => (d === axis ? 0 : st));
     const n = outShape[axis]!;
-    walk(indexShape, [base], (i, [o]) => {
-      const j = idx[i]!;
-      if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`scatterAdd: index ${j} is out of range for axis ${axis} of size ${n}`);
-      out[o! + j * along] += s[i]!;
+    walkRows(indexShape, [base], (i, [o], len, [so]) => {
+      for (let t = 0; t < len; t++) {
+        const j = idx[i + t]!;
+        if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`scatterAdd: index ${j} is out of range for axis ${axis} of size ${n}`);
+        out[o! + t * so! + j * along] += s[i + t]!;
+      }
     });
     return this.wrap(out);
   }

@@ -1,0 +1,211 @@
+/**
+ * Engine benchmark: our tensor engine against its peers, in one run on one machine.
+ *
+ * Rows: matmul (float32, N = 256/512/1024), conv2d forward+backward at (1,64,64,64)x64 3x3 and
+ * (1,32,240,240)x32 3x3, and a softmax + layerNorm forward+backward. Columns: our CPU backend on
+ * each kernel path (plain TypeScript, WebAssembly SIMD on 1 and 2 threads when available),
+ * @tensorflow/tfjs with its cpu and wasm backends, and Debian's PyTorch (1 and 2 threads) when
+ * /usr/bin/python3 can import torch. Figures are medians over repeated runs after a warm-up;
+ * "x peer" is how many times faster we are than that peer (>1 = faster).
+ *
+ * Run: pnpm bench (from the repository root). Not part of the tests: timings depend on the machine.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, cpus } from 'node:os';
+import * as T from '@mofme/tensor';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+type Row = { case: string; engine: string; path: string; threads: number; ms: number | null; gflops: number | null; note?: string };
+const rows: Row[] = [];
+const quick = process.argv.includes('--quick');
+
+/** median wall time in ms of fn() over `reps` runs after `warm` warm-up runs, stopping early past `budgetMs` */
+function time(fn: () => void, reps = 5, warm = 1, budgetMs = 8000): number {
+  for (let i = 0; i < warm; i++) fn();
+  const ts: number[] = [];
+  const start = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+    if (performance.now() - start > budgetMs) break;
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
+}
+async function timeAsync(fn: () => Promise<void>, reps = 5, warm = 1, budgetMs = 8000): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const ts: number[] = [];
+  const start = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+    if (performance.now() - start > budgetMs) break;
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
+}
+
+const sizes = quick ? [256] : [256, 512, 1024];
+const convCases = [
+  { name: 'conv2d fwd+bwd (1,64,64,64) x64 3x3', B: 1, C: 64, H: 64, W: 64, O: 64 },
+  { name: 'conv2d fwd+bwd (1,32,240,240) x32 3x3', B: 1, C: 32, H: 240, W: 240, O: 32 },
+].slice(0, quick ? 1 : 2);
+const convFlops = (c: (typeof convCases)[number]) => 2 * c.B * c.O * c.H * c.W * c.C * 9; // one pass; fwd+bwd = 3 passes
+const smCase = { name: 'softmax+layerNorm fwd+bwd (8,256,384)', shape: [8, 256, 384] };
+
+// ---------------------------------------------------------------------------------------------
+// ours: one CPU backend per kernel path
+// ---------------------------------------------------------------------------------------------
+async function oursPaths(): Promise<{ path: string; threads: number; backend: T.CpuBackend }[]> {
+  const paths: { path: string; threads: number; backend: T.CpuBackend }[] = [{ path: 'ts-blocked', threads: 1, backend: new T.CpuBackend({ fastKernels: null }) }];
+  const wasm = (await import('@mofme/tensor').catch(() => null)) as unknown as { createWasmKernels?: (o: { threads: number }) => T.FastKernels; wasmSimdAvailable?: () => boolean } | null;
+  if (wasm?.createWasmKernels && wasm.wasmSimdAvailable?.()) {
+    for (const threads of [1, Math.min(2, availableParallelism())]) {
+      paths.push({ path: 'wasm-simd', threads, backend: new T.CpuBackend({ fastKernels: wasm.createWasmKernels({ threads }) }) });
+    }
+  }
+  return paths;
+}
+
+function oursMatmul(backend: T.Backend, n: number): number {
+  const g = new T.Generator(1);
+  const a = T.randn([n, n], { backend, generator: g }), b = T.randn([n, n], { backend, generator: g });
+  return time(() => { T.tidy(() => { T.matmul(a, b); }); }, n >= 1024 ? 3 : 7);
+}
+
+function oursConv(backend: T.Backend, c: (typeof convCases)[number]): number {
+  const g = new T.Generator(2);
+  const x = T.randn([c.B, c.C, c.H, c.W], { backend, generator: g, requiresGrad: true });
+  const w = T.randn([c.O, c.C, 3, 3], { backend, generator: g, std: 0.05, requiresGrad: true });
+  return time(() => T.tidy(() => { T.conv2d(x, w, null, { padding: 1 }).sum().backward(); x.grad = null; w.grad = null; }), 3);
+}
+
+function oursSoftmaxLn(backend: T.Backend): number {
+  const x = T.randn(smCase.shape, { backend, generator: new T.Generator(3), requiresGrad: true });
+  const w = T.ones([384], { backend, requiresGrad: true }), b = T.zeros([384], { backend, requiresGrad: true });
+  return time(() => T.tidy(() => { T.layerNorm(T.softmax(x, -1), 1, w, b).sum().backward(); x.grad = w.grad = b.grad = null; }), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tfjs peers
+// ---------------------------------------------------------------------------------------------
+async function tfjsCase(backendName: 'cpu' | 'wasm'): Promise<void> {
+  await tf.setBackend(backendName);
+  await tf.ready();
+  for (const n of sizes) {
+    const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+    const ms = await timeAsync(async () => { const c = tf.matMul(a, b); await c.data(); c.dispose(); }, n >= 1024 ? 3 : 7);
+    rows.push({ case: `matmul ${n}`, engine: 'tfjs', path: backendName, threads: 1, ms, gflops: (2 * n ** 3) / ms / 1e6 });
+    a.dispose(); b.dispose();
+  }
+  for (const c of convCases) {
+    const x = tf.randomNormal([c.B, c.H, c.W, c.C]), w = tf.randomNormal([3, 3, c.C, c.O]); // tfjs is NHWC
+    const fwd = await timeAsync(async () => { const y = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'); await y.data(); y.dispose(); }, 3);
+    let ms: number | null = null, note: string | undefined;
+    if (backendName === 'wasm') {
+      note = `forward only (${fwd.toFixed(1)} ms): tfjs-wasm has no Conv2DBackpropFilter kernel`;
+    } else if (c.H > 64) {
+      note = `skipped: tfjs-cpu's filter gradient takes ~20 s already on the 64x64 case`;
+    } else {
+      const grads = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, 'same').sum());
+      ms = await timeAsync(async () => { const gs = grads([x, w]); await Promise.all(gs.map((t) => t.data())); gs.forEach((t) => t.dispose()); }, 1, 0, 1);
+    }
+    rows.push({ case: c.name, engine: 'tfjs', path: backendName, threads: 1, ms, gflops: ms ? (3 * convFlops(c)) / ms / 1e6 : null, note });
+    x.dispose(); w.dispose();
+  }
+  const x = tf.randomNormal(smCase.shape);
+  const lnGrad = tf.grad((xx: tf.Tensor) => {
+    const s = tf.softmax(xx);
+    const { mean, variance } = tf.moments(s, -1, true);
+    return s.sub(mean).div(variance.add(1e-5).sqrt()).sum();
+  });
+  const ms = await timeAsync(async () => { const g = lnGrad(x); await g.data(); g.dispose(); }, 3);
+  rows.push({ case: smCase.name, engine: 'tfjs', path: backendName, threads: 1, ms, gflops: null });
+  x.dispose();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch (Debian's python3-torch), as a subprocess
+// ---------------------------------------------------------------------------------------------
+const torchScript = String.raw`
+import json, sys, time, torch
+cfg = json.loads(sys.argv[1])
+out = []
+def med(fn, reps):
+    fn(); ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); fn(); ts.append((time.perf_counter() - t0) * 1000)
+    ts.sort(); return ts[len(ts) // 2]
+for threads in cfg["threads"]:
+    torch.set_num_threads(threads)
+    for n in cfg["sizes"]:
+        a = torch.randn(n, n); b = torch.randn(n, n)
+        out.append(dict(case=f"matmul {n}", threads=threads, ms=med(lambda: a @ b, 7)))
+    for c in cfg["conv"]:
+        x = torch.randn(c["B"], c["C"], c["H"], c["W"], requires_grad=True)
+        w = (torch.randn(c["O"], c["C"], 3, 3) * 0.05).requires_grad_()
+        def step():
+            torch.nn.functional.conv2d(x, w, padding=1).sum().backward(); x.grad = None; w.grad = None
+        out.append(dict(case=c["name"], threads=threads, ms=med(step, 3)))
+    x = torch.randn(*cfg["sm"], requires_grad=True)
+    ln = torch.nn.LayerNorm(cfg["sm"][-1])
+    def sm():
+        ln(torch.softmax(x, -1)).sum().backward(); x.grad = None
+    out.append(dict(case=cfg["smName"], threads=threads, ms=med(sm, 3)))
+print(json.dumps(dict(version=torch.__version__, rows=out)))
+`;
+
+function torchRows(): string {
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return 'PyTorch column skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch to add it)';
+  const cfg = { threads: [1, 2], sizes, conv: convCases, sm: smCase.shape, smName: smCase.name };
+  const run = spawnSync('/usr/bin/python3', ['-c', torchScript, JSON.stringify(cfg)], { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }, maxBuffer: 1 << 24 });
+  if (run.status !== 0) return `PyTorch column failed: ${run.stderr.trim().split('\n').pop()}`;
+  const res = JSON.parse(run.stdout) as { version: string; rows: { case: string; threads: number; ms: number }[] };
+  for (const r of res.rows) {
+    const n = /matmul (\d+)/.exec(r.case)?.[1];
+    const conv = convCases.find((c) => c.name === r.case);
+    const gflops = n ? (2 * Number(n) ** 3) / r.ms / 1e6 : conv ? (3 * convFlops(conv)) / r.ms / 1e6 : null;
+    rows.push({ case: r.case, engine: `torch ${res.version}`, path: 'native', threads: r.threads, ms: r.ms, gflops });
+  }
+  return `PyTorch ${res.version} (Debian) via /usr/bin/python3`;
+}
+
+// ---------------------------------------------------------------------------------------------
+async function main(): Promise<void> {
+  console.log(`engine bench on ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, node ${process.version}${quick ? ' (quick)' : ''}\n`);
+  for (const { path, threads, backend } of await oursPaths()) {
+    for (const n of sizes) {
+      const ms = oursMatmul(backend, n);
+      rows.push({ case: `matmul ${n}`, engine: 'ours', path, threads, ms, gflops: (2 * n ** 3) / ms / 1e6 });
+    }
+    for (const c of convCases) {
+      const ms = oursConv(backend, c);
+      rows.push({ case: c.name, engine: 'ours', path, threads, ms, gflops: (3 * convFlops(c)) / ms / 1e6 });
+    }
+    rows.push({ case: smCase.name, engine: 'ours', path, threads, ms: oursSoftmaxLn(backend), gflops: null });
+  }
+  for (const b of ['cpu', 'wasm'] as const) await tfjsCase(b);
+  const torchNote = torchRows();
+
+  // print one table per case, with our best path's ratio against each peer
+  const cases = [...new Set(rows.map((r) => r.case))];
+  for (const c of cases) {
+    const rs = rows.filter((r) => r.case === c);
+    const best = rs.filter((r) => r.engine === 'ours' && r.ms !== null).sort((a, b) => a.ms! - b.ms!)[0];
+    console.log(`\n${c}`);
+    console.log(`  ${'engine'.padEnd(14)} ${'path'.padEnd(11)} ${'thr'.padStart(3)} ${'ms'.padStart(10)} ${'GFLOP/s'.padStart(8)}   ours(best)/peer`);
+    for (const r of rs) {
+      const ratio = r.engine !== 'ours' && r.ms && best?.ms ? `${(r.ms / best.ms).toFixed(2)}x faster` : '';
+      console.log(`  ${r.engine.padEnd(14)} ${r.path.padEnd(11)} ${String(r.threads).padStart(3)} ${r.ms === null ? '       n/a' : r.ms.toFixed(1).padStart(10)} ${r.gflops === null ? '        ' : r.gflops.toFixed(2).padStart(8)}   ${ratio}${r.note ? ` ${r.note}` : ''}`);
+    }
+  }
+  console.log(`\n${torchNote}`);
+  console.log('ratio = peer time / our best time (above 1: we are faster). FLOPs count a multiply-add as 2.');
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,246 @@
+/**
+ * Worker threads over one shared WebAssembly memory, driven synchronously from the main thread.
+ *
+ * Every thread (the main thread plus threads-1 workers) instantiates the same compiled module
+ * over the same shared `WebAssembly.Memory`, so a pointer means the same bytes everywhere and no
+ * data is ever posted between threads. A job is a list of independent tasks (pack these panels,
+ * compute that block of C). The main thread describes the job in a small control block (an
+ * Int32Array over a SharedArrayBuffer), wakes the workers, and then works on the job itself;
+ * every thread claims the next task with `Atomics.add(ctrl, NEXT, 1)` until none are left
+ * (dynamic scheduling: a thread that is slowed by the OS simply claims fewer tasks).
+ *
+ * Synchronisation, with no busy-waiting when idle:
+ * - Idle workers sleep in `Atomics.wait(ctrl, GEN, seenGeneration)` (a futex: no CPU used).
+ * - To post a job the main thread closes the task counter (NEXT = CLOSED, so a straggler from the
+ *   previous job cannot claim anything while the description is half-written), writes the job,
+ *   sets DONE = 0 and NEXT = 0, then bumps GEN and `Atomics.notify`s. Seq-cst atomics order the
+ *   plain writes of the description before NEXT = 0, so whoever claims a task sees the whole job.
+ * - After each task a thread increments DONE; the one that completes the job notifies. The main
+ *   thread, once it finds no task left, sleeps in `Atomics.wait(ctrl, DONE, ...)` (allowed on
+ *   Node's main thread) until DONE = nTasks. It waits for tasks, never for threads: a worker the
+ *   OS has not scheduled yet simply takes no part (on a loaded machine that is the difference
+ *   between 1x and a stall of milliseconds), and when it does wake up it finds the job closed or
+ *   helps with whatever job is current.
+ * - Right after a job, threads watch for the next one for a few tens of microseconds before going
+ *   to sleep (jobs come in bursts: pack then gemm, forward then backward).
+ *
+ * The worker's code is a plain-JavaScript string run with `new Worker(source, { eval: true })`:
+ * no file to locate, so it behaves the same from the TypeScript sources (tsx) and from the
+ * bundled dist, and no TypeScript loader has to start in the worker. The task loop (`RUNNER`) is
+ * one string used by both sides: the main thread builds it with `new Function`, the worker
+ * includes it in its source, so the two can never disagree on the job layout.
+ *
+ * Workers are `unref()`ed (they never keep the process alive) and stop on `dispose()`.
+ */
+
+import type { KernelExports } from './kernels';
+
+/** Indices in the Int32 control block. Job parameters start at P. */
+export const C = {
+  GEN: 0,
+  DONE: 1,
+  NEXT: 2,
+  STOP: 3,
+  READY: 4,
+  OP: 5,
+  NTASKS: 6,
+  ERROR: 7,
+  P: 8,
+} as const;
+export const CONTROL_INTS = 64;
+
+/**
+ * Bounded spin before sleeping: ~20k atomic loads, a few tens of microseconds. Waking a sleeping
+ * thread through the OS takes about as long, so a thread that just finished a job watches for
+ * the next one briefly (the next job usually follows at once) and then sleeps in Atomics.wait:
+ * an idle pool uses no CPU.
+ */
+const SPIN = 20_000;
+
+/** NEXT while no job is open: far above any task count, and adding to it cannot overflow soon. */
+const CLOSED = 0x3fffffff;
+
+/** Job kinds. */
+export const OP = { PACK: 1, GEMM: 2 } as const;
+
+/**
+ * The task loop, `runTasks(ex, c)`, as JavaScript source shared by the main thread and workers.
+ * PACK parameters (from P): aSrc aDst m k aRowMajor mp mpPad aSrcStride aDstStride chunk
+ *   aTasksPerItem aTasks | bSrc bDst n bRowMajor np npPad bSrcStride bDstStride bTasksPerItem
+ *   (a task packs `chunk` panels of one stored batch item of A, or of B)
+ * GEMM parameters (from P): pa pb c mp np mpPad npPad k aStride bStride cStride mcp ncp
+ *   rowBlocks colBlocks
+ *   (a task computes mcp row panels x ncp column panels of one output batch item)
+ * Pointers are unsigned byte addresses, read back with `>>> 0`.
+ */
+export const RUNNER = /* js */ `
+function runTasks(ex, c) {
+  const P = ${C.P};
+  for (;;) {
+    const t = Atomics.add(c, ${C.NEXT}, 1);
+    // read the job only after claiming: the claim is ordered after the main thread's writes
+    const nTasks = c[${C.NTASKS}];
+    if (t >= nTasks) return;
+    try {
+      if (c[${C.OP}] === ${OP.PACK}) {
+        const aTasks = c[P + 11];
+        if (t < aTasks) {
+          const per = c[P + 10], item = Math.floor(t / per), p0 = (t % per) * c[P + 9];
+          const p1 = Math.min(c[P + 5], p0 + c[P + 9]);
+          ex.pack_a((c[P] >>> 0) + item * c[P + 7], (c[P + 1] >>> 0) + item * c[P + 8],
+            c[P + 2], c[P + 3], c[P + 4], p0, p1, c[P + 6]);
+        } else {
+          const u = t - aTasks, per = c[P + 20], item = Math.floor(u / per), p0 = (u % per) * c[P + 9];
+          const p1 = Math.min(c[P + 16], p0 + c[P + 9]);
+          ex.pack_b((c[P + 12] >>> 0) + item * c[P + 18], (c[P + 13] >>> 0) + item * c[P + 19],
+            c[P + 14], c[P + 3], c[P + 15], p0, p1, c[P + 17]);
+        }
+      } else {
+        const rowBlocks = c[P + 13], colBlocks = c[P + 14], perItem = rowBlocks * colBlocks;
+        const bi = Math.floor(t / perItem), rem = t % perItem;
+        const ib = Math.floor(rem / colBlocks), jb = rem % colBlocks;
+        const i0 = ib * c[P + 11], i1 = Math.min(c[P + 3], i0 + c[P + 11]);
+        const j0 = jb * c[P + 12], j1 = Math.min(c[P + 4], j0 + c[P + 12]);
+        ex.gemm((c[P] >>> 0) + bi * c[P + 8], (c[P + 1] >>> 0) + bi * c[P + 9], (c[P + 2] >>> 0) + bi * c[P + 10],
+          c[P + 5], c[P + 6], c[P + 7], i0, i1, j0, j1);
+      }
+    } catch (e) {
+      // count the task anyway, or the main thread would wait forever; it reports ERROR
+      Atomics.store(c, ${C.ERROR}, 1);
+      try { console.error('mofme wasm kernels, task ' + t + ':', e); } catch {}
+    }
+    if (Atomics.add(c, ${C.DONE}, 1) === nTasks - 1) Atomics.notify(c, ${C.DONE});
+  }
+}
+`;
+
+/** The worker's whole program (CommonJS, evaluated from this string). */
+const WORKER_SOURCE = /* js */ `
+const { workerData } = require('node:worker_threads');
+const { module, memory, control, generation } = workerData;
+const c = new Int32Array(control);
+const ex = new WebAssembly.Instance(module, { env: { memory } }).exports;
+${RUNNER}
+Atomics.add(c, ${C.READY}, 1);
+Atomics.notify(c, ${C.READY});
+let seen = generation;
+for (;;) {
+  for (let i = 0; i < ${SPIN} && Atomics.load(c, ${C.GEN}) === seen; i++);   // brief watch
+  Atomics.wait(c, ${C.GEN}, seen);                                             // then sleep
+  seen = Atomics.load(c, ${C.GEN});
+  if (Atomics.load(c, ${C.STOP}) !== 0) break;
+  runTasks(ex, c);
+}
+`;
+
+type RunTasks = (ex: KernelExports, c: Int32Array) => void;
+const runTasks = new Function(`${RUNNER}; return runTasks;`)() as RunTasks;
+
+interface WorkerLike {
+  unref(): void;
+  terminate(): unknown;
+}
+type WorkerCtor = new (src: string, opts: object) => WorkerLike;
+
+/** node:worker_threads without a static import, so browsers can load this file (and run 1 thread). */
+function workerConstructor(): WorkerCtor | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const wt = proc?.getBuiltinModule?.('node:worker_threads') as { Worker?: WorkerCtor } | undefined;
+  return wt?.Worker;
+}
+
+/** Cores the OS lets us use (Node: os.availableParallelism; browsers: navigator.hardwareConcurrency). */
+export function defaultThreads(): number {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const os = proc?.getBuiltinModule?.('node:os') as { availableParallelism?: () => number; cpus?: () => unknown[] } | undefined;
+  const n = os?.availableParallelism?.() ?? os?.cpus?.().length
+    ?? (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return Math.max(1, n | 0);
+}
+
+export function workersAvailable(): boolean {
+  return typeof SharedArrayBuffer === 'function' && typeof Atomics.wait === 'function' && workerConstructor() !== undefined;
+}
+
+/** The main thread's side: the control block, the workers, and `run` to execute one job. */
+export class Pool {
+  readonly ctrl: Int32Array;
+  private workers: WorkerLike[] = [];
+  /** participating threads, main included */
+  readonly threads: number;
+
+  constructor(
+    readonly ex: KernelExports,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    threads: number,
+    readyTimeoutMs = 10_000,
+  ) {
+    // (a plain ArrayBuffer where SharedArrayBuffer is missing: one thread, no waiting needed)
+    this.ctrl = new Int32Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(CONTROL_INTS * 4) : new ArrayBuffer(CONTROL_INTS * 4));
+    const Worker = threads > 1 ? workerConstructor() : undefined;
+    if (Worker) {
+      for (let w = 0; w < threads - 1; w++) {
+        const worker = new Worker(WORKER_SOURCE, {
+          eval: true,
+          // the worker is plain JS: don't start tsx (or any other --import) inside it
+          execArgv: [],
+          workerData: { module, memory, control: this.ctrl.buffer, generation: 0 },
+        });
+        worker.unref();
+        this.workers.push(worker);
+      }
+      // Wait (sleeping, bounded) until every worker has instantiated the module, so the first
+      // job is not timed with thread start-up, and so a platform where workers cannot start
+      // falls back to one thread instead of hanging.
+      const deadline = Date.now() + readyTimeoutMs;
+      for (;;) {
+        const ready = Atomics.load(this.ctrl, C.READY);
+        if (ready >= this.workers.length) break;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          this.dispose();
+          break;
+        }
+        Atomics.wait(this.ctrl, C.READY, ready, left);
+      }
+    }
+    this.threads = this.workers.length + 1;
+  }
+
+  /**
+   * Runs one job to completion: `params` go to ctrl[P..], `nTasks` tasks are shared by the main
+   * thread and (if `parallel`) the workers. Returns when every task is done.
+   */
+  run(op: number, params: readonly number[], nTasks: number, parallel: boolean): void {
+    const c = this.ctrl;
+    Atomics.store(c, C.NEXT, CLOSED);
+    c[C.OP] = op;
+    c[C.NTASKS] = nTasks;
+    for (let i = 0; i < params.length; i++) c[C.P + i] = params[i]! | 0;
+    Atomics.store(c, C.ERROR, 0);
+    Atomics.store(c, C.DONE, 0);
+    Atomics.store(c, C.NEXT, 0);
+    if (parallel && nTasks > 1 && this.workers.length > 0) {
+      Atomics.add(c, C.GEN, 1);
+      Atomics.notify(c, C.GEN);
+    }
+    runTasks(this.ex, c);
+    // every task is claimed; sleep until the ones still running elsewhere are done
+    for (let i = 0; i < SPIN && Atomics.load(c, C.DONE) < nTasks; i++);
+    for (let done = Atomics.load(c, C.DONE); done < nTasks; done = Atomics.load(c, C.DONE)) {
+      Atomics.wait(c, C.DONE, done);
+    }
+    Atomics.store(c, C.NEXT, CLOSED);
+    if (Atomics.load(c, C.ERROR) !== 0) throw new Error('mofme wasm kernels: a task failed (see stderr)');
+  }
+
+  dispose(): void {
+    if (this.workers.length === 0) return;
+    Atomics.store(this.ctrl, C.STOP, 1);
+    Atomics.add(this.ctrl, C.GEN, 1);
+    Atomics.notify(this.ctrl, C.GEN);
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
+  }
+}

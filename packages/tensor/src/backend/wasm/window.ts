@@ -1,0 +1,95 @@
+/**
+ * im2col / col2im as tight TypeScript loops (no WebAssembly needed).
+ *
+ * Both are pure data movement (about one load and one store per column entry, no arithmetic
+ * worth vectorising), so they are bound by memory bandwidth, not by instructions; moving them to
+ * WebAssembly would add a copy of the image into wasm memory and of the columns back out, which
+ * costs as much as the loop itself. What makes them fast in plain TypeScript is the loop order:
+ * for each (channel, kernel row i, kernel column j, output row oh) the output row is one
+ * contiguous run of `outW` columns, and the input positions it reads are an arithmetic sequence
+ * on one input row. So the bounds test for the padding is done once per run (the valid range
+ * [owLo, owHi) is computed, the two ends are filled with `padValue`), and the inner loop is a
+ * branch-free strided copy (or add, for col2im) that V8 compiles to a few instructions.
+ *
+ * Layout (see WindowSpec in ../backend): x [batch, channels, height, width] -> cols
+ * [batch, channels*kh*kw, outH*outW], row index c*kh*kw + i*kw + j.
+ */
+
+import type { TypedArray, WindowSpec } from '../backend';
+
+/** The output columns ow in [lo, hi) read inside the image for kernel column offset iw0. */
+function validRange(iw0: number, strideW: number, width: number, outW: number): [number, number] {
+  // need 0 <= iw0 + ow*strideW <= width-1
+  const lo = iw0 >= 0 ? 0 : Math.ceil(-iw0 / strideW);
+  const hi = Math.min(outW, iw0 > width - 1 ? 0 : Math.floor((width - 1 - iw0) / strideW) + 1);
+  return [Math.min(lo, outW), Math.max(hi, Math.min(lo, outW))];
+}
+
+/** Sliding windows to columns. Works for Float32Array and Float64Array (returns the same kind). */
+export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec): A {
+  const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW, padValue } = s;
+  const L = outH * outW;
+  const rows = channels * kh * kw;
+  const cols = new (x.constructor as new (n: number) => A)(batch * rows * L);
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      const plane = (b * channels + c) * height * width;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const row = (c * kh + i) * kw + j;
+          const iw0 = j * dilationW - padW;
+          const [lo, hi] = validRange(iw0, strideW, width, outW);
+          let dst = (b * rows + row) * L;
+          for (let oh = 0; oh < outH; oh++, dst += outW) {
+            const ih = oh * strideH - padH + i * dilationH;
+            if (ih < 0 || ih >= height) {
+              cols.fill(padValue, dst, dst + outW);
+              continue;
+            }
+            if (lo > 0) cols.fill(padValue, dst, dst + lo);
+            if (hi < outW) cols.fill(padValue, dst + hi, dst + outW);
+            const src = plane + ih * width + iw0;
+            if (strideW === 1) {
+              for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow]!;
+            } else {
+              for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow * strideW]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  return cols;
+}
+
+/** The adjoint of im2colFast: every column entry is added to the pixel it was read from. */
+export function col2imFast<A extends TypedArray>(cols: A, s: WindowSpec): A {
+  const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = s;
+  const L = outH * outW;
+  const rows = channels * kh * kw;
+  const x = new (cols.constructor as new (n: number) => A)(batch * channels * height * width);
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      const plane = (b * channels + c) * height * width;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const row = (c * kh + i) * kw + j;
+          const iw0 = j * dilationW - padW;
+          const [lo, hi] = validRange(iw0, strideW, width, outW);
+          let srcCol = (b * rows + row) * L;
+          for (let oh = 0; oh < outH; oh++, srcCol += outW) {
+            const ih = oh * strideH - padH + i * dilationH;
+            if (ih < 0 || ih >= height) continue;
+            const dst = plane + ih * width + iw0;
+            if (strideW === 1) {
+              for (let ow = lo; ow < hi; ow++) x[dst + ow] += cols[srcCol + ow]!;
+            } else {
+              for (let ow = lo; ow < hi; ow++) x[dst + ow * strideW] += cols[srcCol + ow]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  return x;
+}

@@ -1,0 +1,349 @@
+/**
+ * The fast float32 kernels (src/backend/wasm) against plain loops written here.
+ *
+ * Every WebAssembly result is compared with a naive triple loop accumulated in float64, so the
+ * tolerance only has to cover float32 rounding of a k-term sum: |err| <= 1e-6 * k * max|a||b|
+ * plus a little. Shapes include the awkward ones for a packed 4x8 kernel (1, 3, 17, 33, 65: not
+ * multiples of the panel sizes) and depths past one k block (KC = 256), in all four
+ * transA/transB variants, with and without batch broadcasting, on one and two threads, with the
+ * worker path forced even for tiny products (parallelMinFlops: 0).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fc from 'fast-check';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MatmulSpec, WindowSpec } from '../src/backend/backend';
+import {
+  createWasmKernels,
+  fastKernelsEnabled,
+  setFastKernelsEnabled,
+  sharedFastKernels,
+  wasmSimdAvailable,
+  WASM_GEOMETRY,
+  type FastKernels,
+} from '../src/backend/wasm/index';
+import { sleb, uleb } from '../src/backend/wasm/emit';
+
+// ---------- references ----------
+
+function refMatmul(a: Float32Array, b: Float32Array, s: MatmulSpec): Float32Array {
+  const { batch, m, k, n, batchA, batchB, transA, transB } = s;
+  const out = new Float32Array(batch * m * n);
+  for (let bi = 0; bi < batch; bi++) {
+    const ao = batchA === 1 ? 0 : bi * m * k;
+    const bo = batchB === 1 ? 0 : bi * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const av = a[ao + (transA ? p * m + i : i * k + p)]!;
+          const bv = b[bo + (transB ? j * k + p : p * n + j)]!;
+          acc += av * bv;
+        }
+        out[bi * m * n + i * n + j] = acc;
+      }
+    }
+  }
+  return out;
+}
+
+function refIm2col(x: Float32Array, s: WindowSpec): Float32Array {
+  const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = s;
+  const cols = new Float32Array(batch * C * kh * kw * outH * outW);
+  let q = 0;
+  for (let b = 0; b < batch; b++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < kh; i++)
+        for (let j = 0; j < kw; j++)
+          for (let oh = 0; oh < outH; oh++)
+            for (let ow = 0; ow < outW; ow++) {
+              const ih = oh * s.strideH - s.padH + i * s.dilationH;
+              const iw = ow * s.strideW - s.padW + j * s.dilationW;
+              cols[q++] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((b * C + c) * H + ih) * W + iw]! : s.padValue;
+            }
+  return cols;
+}
+
+/** seeded uniform [-1, 1) so failures reproduce */
+function rand(n: number, seed: number): Float32Array {
+  let st = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    st ^= st << 13; st >>>= 0;
+    st ^= st >>> 17;
+    st ^= st << 5; st >>>= 0;
+    out[i] = (st / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+function close(got: Float32Array, want: Float32Array, k: number, what: string): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  const tol = 1e-6 * (k + 8);
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i]! - want[i]!);
+    if (!(d <= tol)) assert.unreachable(`${what}: element ${i} is ${got[i]}, want ${want[i]} (tol ${tol})`);
+  }
+}
+
+function spec(batch: number, m: number, k: number, n: number, batchA: number, batchB: number, transA: boolean, transB: boolean): MatmulSpec {
+  return { batch, m, k, n, batchA, batchB, transA, transB };
+}
+
+function check(K: FastKernels, s: MatmulSpec, seed: number, tag = ''): void {
+  const a = rand(s.batchA * s.m * s.k, seed);
+  const b = rand(s.batchB * s.k * s.n, seed + 7);
+  const a0 = a.slice(), b0 = b.slice();
+  const got = K.matmul(a, b, s);
+  close(got, refMatmul(a, b, s), s.k, `${K.name} ${tag} ${JSON.stringify(s)}`);
+  assert.equal(a, a0, 'A unchanged');
+  assert.equal(b, b0, 'B unchanged');
+}
+
+// ---------- the emitter ----------
+
+test('LEB128 encodings match the spec examples', () => {
+  assert.equal(uleb(0), [0]);
+  assert.equal(uleb(127), [127]);
+  assert.equal(uleb(128), [0x80, 0x01]);
+  assert.equal(uleb(624485), [0xe5, 0x8e, 0x26]);
+  assert.equal(sleb(-1), [0x7f]);
+  assert.equal(sleb(63), [63]);
+  assert.equal(sleb(64), [0xc0, 0x00]);
+  assert.equal(sleb(-64), [0x40]);
+  assert.equal(sleb(-123456), [0xc0, 0xbb, 0x78]);
+});
+
+test('WebAssembly SIMD is available on Node 20', () => {
+  assert.ok(wasmSimdAvailable());
+});
+
+// ---------- matmul ----------
+
+const pools: [string, FastKernels][] = [];
+test.before(() => {
+  pools.push(['1 thread', createWasmKernels({ threads: 1 })]);
+  pools.push(['2 threads forced', createWasmKernels({ threads: 2, parallelMinFlops: 0 })]);
+  pools.push(['2 threads', createWasmKernels({ threads: 2 })]);
+});
+test.after(() => {
+  for (const [, K] of pools) K.dispose();
+});
+
+test('thread counts and names', () => {
+  assert.is(pools[0]![1].threads, 1);
+  assert.is(pools[0]![1].name, 'wasm-simd x1 thread');
+  assert.is(pools[1]![1].threads, 2);
+  assert.is(pools[1]![1].name, 'wasm-simd x2 threads');
+});
+
+const odd = [1, 3, 17, 33, 65];
+test('odd sizes, all trans variants, 1 and 2 threads', () => {
+  let seed = 1;
+  for (const [tag, K] of pools.slice(0, 2)) {
+    for (const m of odd) for (const k of [1, 3, 33]) for (const n of odd) {
+      for (const transA of [false, true]) for (const transB of [false, true]) {
+        check(K, spec(1, m, k, n, 1, 1, transA, transB), seed++, tag);
+      }
+    }
+  }
+});
+
+test('depth past one k block, several C blocks per item, re-split small outputs (multi-task), all trans variants', () => {
+  const { KC, MC, NC } = WASM_GEOMETRY;
+  for (const [tag, K] of pools) {
+    for (const [m, k, n] of [[MC * 2 + 3, KC + 1, NC + 9], [5, 2 * KC + 17, 9], [130, KC, 66], [1, 600, NC * 2 + 1], [32, 1000, 288]] as const) {
+      for (const transA of [false, true]) for (const transB of [false, true]) {
+        check(K, spec(1, m, k, n, 1, 1, transA, transB), m * 31 + k + n, tag);
+      }
+    }
+  }
+});
+
+test('batches and broadcasting (batchA or batchB of 1), all trans variants', () => {
+  for (const [tag, K] of pools) {
+    for (const [bA, bB] of [[3, 3], [1, 3], [3, 1], [1, 1]] as const) {
+      for (const transA of [false, true]) for (const transB of [false, true]) {
+        check(K, spec(3, 17, 33, 9, bA, bB, transA, transB), bA * 10 + bB, tag);
+        check(K, spec(3, 65, 300, 70, bA, bB, transA, transB), bA * 10 + bB + 1, tag);
+      }
+    }
+  }
+});
+
+test('empty products: k = 0 gives zeros, m or n = 0 gives an empty array', () => {
+  const K = pools[1]![1];
+  assert.equal(K.matmul(new Float32Array(0), new Float32Array(0), spec(2, 3, 0, 4, 2, 2, false, false)), new Float32Array(24));
+  assert.is(K.matmul(new Float32Array(0), new Float32Array(12), spec(1, 0, 3, 4, 1, 1, false, false)).length, 0);
+  assert.is(K.matmul(new Float32Array(6), new Float32Array(0), spec(1, 2, 3, 0, 1, 1, false, false)).length, 0);
+});
+
+test('operands longer than the spec are read only up to their size; results are fresh arrays', () => {
+  const K = pools[0]![1];
+  const s = spec(1, 5, 6, 7, 1, 1, false, true);
+  const a = rand(5 * 6 + 10, 3), b = rand(6 * 7 + 3, 4);
+  const got = K.matmul(a, b, s);
+  close(got, refMatmul(a.subarray(0, 30), b.subarray(0, 42), s), 6, 'long operands');
+  assert.ok(!(got.buffer instanceof SharedArrayBuffer), 'result must not alias the shared wasm memory');
+  const again = K.matmul(a, b, s);
+  assert.ok(got !== again && got.buffer !== again.buffer);
+  assert.equal(got, again);
+});
+
+test('property: random shapes, batches, broadcasting and transposes (fast-check)', () => {
+  for (const [tag, K] of pools.slice(0, 2)) {
+    fc.assert(
+      fc.property(
+        fc.record({
+          batch: fc.integer({ min: 1, max: 3 }),
+          m: fc.integer({ min: 1, max: 70 }),
+          k: fc.integer({ min: 1, max: 70 }),
+          n: fc.integer({ min: 1, max: 70 }),
+          broadcastA: fc.boolean(),
+          broadcastB: fc.boolean(),
+          transA: fc.boolean(),
+          transB: fc.boolean(),
+          seed: fc.integer({ min: 1, max: 1e9 }),
+        }),
+        (r) => {
+          const s = spec(r.batch, r.m, r.k, r.n, r.broadcastA ? 1 : r.batch, r.broadcastB ? 1 : r.batch, r.transA, r.transB);
+          check(K, s, r.seed, tag);
+        },
+      ),
+      { numRuns: 60, seed: 20261125 },
+    );
+  }
+});
+
+test('a 256 product is identical on 1 and 2 threads (same kernel, same summation order)', () => {
+  const s = spec(1, 256, 256, 256, 1, 1, false, false);
+  const a = rand(256 * 256, 11), b = rand(256 * 256, 12);
+  assert.equal(pools[0]![1].matmul(a, b, s), pools[2]![1].matmul(a, b, s));
+});
+
+test('unshared memory (browser without cross-origin isolation): one thread, same results', () => {
+  const K = createWasmKernels({ threads: 2, sharedMemory: false });
+  try {
+    assert.is(K.threads, 1);
+    for (const transA of [false, true]) for (const transB of [false, true]) check(K, spec(2, 33, 65, 17, 1, 2, transA, transB), 9, 'unshared');
+  } finally {
+    K.dispose();
+  }
+});
+
+test('dispose: the kernels refuse further work', () => {
+  const K = createWasmKernels({ threads: 2 });
+  K.dispose();
+  assert.throws(() => K.matmul(new Float32Array(1), new Float32Array(1), spec(1, 1, 1, 1, 1, 1, false, false)));
+});
+
+// ---------- im2col / col2im ----------
+
+const windows: WindowSpec[] = [];
+function win(batch: number, channels: number, height: number, width: number, kh: number, kw: number, stride: [number, number], pad: [number, number], dil: [number, number], padValue = 0): WindowSpec {
+  const outH = Math.floor((height + 2 * pad[0] - dil[0] * (kh - 1) - 1) / stride[0]) + 1;
+  const outW = Math.floor((width + 2 * pad[1] - dil[1] * (kw - 1) - 1) / stride[1]) + 1;
+  return { batch, channels, height, width, kh, kw, strideH: stride[0], strideW: stride[1], padH: pad[0], padW: pad[1], dilationH: dil[0], dilationW: dil[1], outH, outW, padValue };
+}
+windows.push(
+  win(2, 3, 7, 9, 3, 3, [1, 1], [1, 1], [1, 1]),
+  win(1, 2, 8, 5, 3, 2, [2, 3], [1, 2], [1, 1]),
+  win(1, 1, 9, 9, 3, 3, [1, 2], [2, 2], [2, 2]),
+  win(2, 2, 6, 6, 2, 2, [2, 2], [0, 0], [1, 1], -Infinity),
+  win(1, 2, 5, 4, 5, 4, [1, 1], [4, 3], [1, 1], -Infinity),
+  win(1, 1, 1, 1, 1, 1, [1, 1], [0, 0], [1, 1]),
+  win(1, 3, 4, 3, 3, 3, [3, 3], [3, 3], [1, 1]),
+);
+
+test('im2col matches the per-element reference (padding, stride, dilation, -Infinity pad)', () => {
+  const K = pools[0]![1];
+  for (const s of windows) {
+    const x = rand(s.batch * s.channels * s.height * s.width, s.height * 13 + s.kw);
+    assert.equal(K.im2col(x, s), refIm2col(x, s), JSON.stringify(s));
+  }
+});
+
+test('col2im is the adjoint of im2col: <im2col(x), y> = <x, col2im(y)>', () => {
+  const K = pools[0]![1];
+  for (const s of windows) {
+    if (s.padValue !== 0) continue;
+    const x = rand(s.batch * s.channels * s.height * s.width, 5);
+    const y = rand(s.batch * s.channels * s.kh * s.kw * s.outH * s.outW, 6);
+    const cx = K.im2col(x, s), xy = K.col2im(y, s);
+    assert.is(xy.length, x.length);
+    let l = 0, r = 0;
+    for (let i = 0; i < y.length; i++) l += cx[i]! * y[i]!;
+    for (let i = 0; i < x.length; i++) r += x[i]! * xy[i]!;
+    assert.ok(Math.abs(l - r) <= 1e-4 * (1 + Math.abs(l)), `${l} vs ${r} for ${JSON.stringify(s)}`);
+  }
+});
+
+// ---------- selection and process behaviour ----------
+
+test('MOFME_KERNELS=ts and setFastKernelsEnabled(false) turn the fast path off', () => {
+  const before = process.env.MOFME_KERNELS;
+  try {
+    process.env.MOFME_KERNELS = 'ts';
+    assert.is(fastKernelsEnabled(), false);
+    assert.is(sharedFastKernels(), undefined);
+    setFastKernelsEnabled(true);
+    assert.is(fastKernelsEnabled(), true, 'the API flag wins over the environment');
+    setFastKernelsEnabled(undefined);
+    delete process.env.MOFME_KERNELS;
+    assert.is(fastKernelsEnabled(), true);
+    const shared = sharedFastKernels();
+    assert.ok(shared && shared.threads >= 1);
+    assert.is(sharedFastKernels(), shared, 'one process-wide instance');
+    setFastKernelsEnabled(false);
+    assert.is(fastKernelsEnabled(), false);
+    assert.is(sharedFastKernels(), undefined);
+  } finally {
+    setFastKernelsEnabled(undefined);
+    if (before === undefined) delete process.env.MOFME_KERNELS;
+    else process.env.MOFME_KERNELS = before;
+  }
+});
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const pkg = join(here, '..');
+
+/** A script that multiplies on 2 threads, checks one entry, and never calls dispose(). */
+const childScript = (from: string) => `
+import { createWasmKernels } from ${JSON.stringify(from)};
+const K = createWasmKernels({ threads: 2, parallelMinFlops: 0 });
+const n = 40, a = new Float32Array(n * n).fill(1), b = new Float32Array(n * n).fill(2);
+const c = K.matmul(a, b, { batch: 1, m: n, k: n, n, batchA: 1, batchB: 1, transA: false, transB: true });
+if (c[n * n - 1] !== 80 || K.threads !== 2) throw new Error('wrong: ' + c[0] + ' threads ' + K.threads);
+console.log('ok', K.name);
+`;
+
+test('from the TypeScript sources: workers start and never keep the process alive', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childScript(join(pkg, 'src/backend/wasm/index.ts'))], {
+    cwd: pkg, encoding: 'utf8', timeout: 30_000,
+  });
+  assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
+  assert.match(r.stdout, 'ok wasm-simd x2 threads');
+});
+
+test('from a tsup bundle (plain node, no tsx): workers start and the process exits', () => {
+  const out = mkdtempSync(join(tmpdir(), 'mofme-wasm-'));
+  try {
+    const build = spawnSync(join(pkg, 'node_modules/.bin/tsup'),
+      ['src/backend/wasm/index.ts', '--format', 'esm', '--target', 'node20', '--out-dir', out, '--no-config', '--silent'],
+      { cwd: pkg, encoding: 'utf8', timeout: 60_000 });
+    assert.is(build.status, 0, build.stderr);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', childScript(join(out, 'index.js'))], {
+      cwd: out, encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
+    assert.match(r.stdout, 'ok wasm-simd x2 threads');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test.run();
