@@ -18,7 +18,12 @@
 import type { Tensor } from './tensor';
 import { sameShape, shapeToString } from './shape';
 import { keep } from './memory';
-import * as ops from './ops';
+// ops are imported module by module (not through ops/index) so that the Tensor <-> ops import
+// cycle resolves under CommonJS loaders too, where a re-exporting index is seen half-built
+import * as creation from './ops/creation';
+import * as elementwise from './ops/elementwise';
+import * as movement from './ops/movement';
+import * as reduction from './ops/reduce';
 import { checkFinite, isAnomalyDetectionEnabled } from './anomaly';
 
 let gradEnabled = true;
@@ -68,7 +73,7 @@ export function sumToShape(grad: Tensor, shape: readonly number[]): Tensor {
   for (let d = 0; d < grad.ndim; d++) {
     if (d < lead || (shape[d - lead] === 1 && grad.shape[d] !== 1)) axes.push(d);
   }
-  return ops.sum(grad, axes, true).reshape([...shape]);
+  return reduction.sum(grad, axes, true).reshape([...shape]);
 }
 
 export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
@@ -80,7 +85,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   }
   if (grad === undefined) {
     if (root.size !== 1) throw new Error(`backward: called on a tensor of shape ${shapeToString(root.shape)}; pass the upstream gradient for non-scalar outputs`);
-    grad = ops.onesLike(root);
+    grad = creation.onesLike(root);
   } else if (!sameShape(grad.shape, root.shape)) {
     throw new Error(`backward: upstream gradient of shape ${shapeToString(grad.shape)} does not match the tensor's shape ${shapeToString(root.shape)}`);
   }
@@ -98,7 +103,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
       const node = t.node;
       if (node === null) {
         // a leaf: accumulate into .grad
-        t.grad = keep(t.grad ? ops.add(t.grad, g) : handedOut.has(g) ? ops.clone(g) : g);
+        t.grad = keep(t.grad ? elementwise.add(t.grad, g) : handedOut.has(g) ? movement.clone(g) : g);
         handedOut.add(t.grad);
         continue;
       }
@@ -110,7 +115,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         const reduced = sumToShape(gi, input.shape);
         if (isAnomalyDetectionEnabled()) checkFinite(`the backward of '${node.op}' (gradient for input ${k})`, reduced);
         const previous = grads.get(input);
-        grads.set(input, previous ? ops.add(previous, reduced) : reduced);
+        grads.set(input, previous ? elementwise.add(previous, reduced) : reduced);
       });
     }
   });

@@ -11,7 +11,14 @@
  */
 import type { Backend, DType, Shape, Storage, TypedArray } from './backend/backend';
 import { sizeOf, shapeToString } from './shape';
-import * as ops from './ops';
+// ops are imported module by module (not through ops/index) so that the Tensor <-> ops import
+// cycle resolves under CommonJS loaders too, where a re-exporting index is seen half-built
+import * as elementwise from './ops/elementwise';
+import * as format from './ops/format';
+import * as linalg from './ops/linalg';
+import * as movement from './ops/movement';
+import * as nnOps from './ops/nn';
+import * as reduction from './ops/reduce';
 import { backward as runBackward, type BackwardOptions } from './autograd';
 import { getDefaultBackend } from './device';
 import { trackInScope, retainStorage, releaseStorage } from './memory';
@@ -76,13 +83,13 @@ export class Tensor {
     if (this.size !== 1) throw new Error(`item: tensor of shape ${shapeToString(this.shape)} has ${this.size} elements, not 1`);
     return this.data()[0]!;
   }
-  toString(): string { return ops.formatTensor(this); }
+  toString(): string { return format.formatTensor(this); }
 
   // ---- autograd ----
   /** Backpropagate from this tensor: a scalar, or any shape with an explicit upstream gradient. */
   backward(grad?: Tensor, options?: BackwardOptions): void { runBackward(this, grad, options); }
   /** The same data, cut off from the graph: no gradient flows through it. */
-  detach(): Tensor { return ops.detach(this); }
+  detach(): Tensor { return movement.detach(this); }
   /** Mark a leaf as needing gradients (in place); returns this. */
   requiresGrad_(flag = true): this {
     if (!this.isLeaf) throw new Error('requiresGrad_: only leaf tensors can be marked; use detach() first');
@@ -109,67 +116,67 @@ export class Tensor {
     return this;
   }
   /** A copy on another backend (or with another dtype). */
-  to(backend: Backend, dtype: DType = this.dtype): Tensor { return ops.toBackend(this, backend, dtype); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-  clone(): Tensor { return ops.clone(this); }
+  to(backend: Backend, dtype: DType = this.dtype): Tensor { return movement.toBackend(this, backend, dtype); }
+  cast(dtype: DType): Tensor { return movement.cast(this, dtype); }
+  clone(): Tensor { return movement.clone(this); }
 
   // ---- elementwise ----
-  add(other: Tensor | number): Tensor { return ops.add(this, other); }
-  sub(other: Tensor | number): Tensor { return ops.sub(this, other); }
-  mul(other: Tensor | number): Tensor { return ops.mul(this, other); }
-  div(other: Tensor | number): Tensor { return ops.div(this, other); }
-  pow(other: Tensor | number): Tensor { return ops.pow(this, other); }
-  maximum(other: Tensor | number): Tensor { return ops.maximum(this, other); }
-  minimum(other: Tensor | number): Tensor { return ops.minimum(this, other); }
-  eq(other: Tensor | number): Tensor { return ops.compare('eq', this, other); }
-  ne(other: Tensor | number): Tensor { return ops.compare('ne', this, other); }
-  lt(other: Tensor | number): Tensor { return ops.compare('lt', this, other); }
-  le(other: Tensor | number): Tensor { return ops.compare('le', this, other); }
-  gt(other: Tensor | number): Tensor { return ops.compare('gt', this, other); }
-  ge(other: Tensor | number): Tensor { return ops.compare('ge', this, other); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  abs(): Tensor { return ops.abs(this); }
-  relu(): Tensor { return ops.relu(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return ops.gelu(this, approximate); }
-  square(): Tensor { return ops.mul(this, this); }
-  clamp(min?: number, max?: number): Tensor { return ops.clamp(this, min, max); }
+  add(other: Tensor | number): Tensor { return elementwise.add(this, other); }
+  sub(other: Tensor | number): Tensor { return elementwise.sub(this, other); }
+  mul(other: Tensor | number): Tensor { return elementwise.mul(this, other); }
+  div(other: Tensor | number): Tensor { return elementwise.div(this, other); }
+  pow(other: Tensor | number): Tensor { return elementwise.pow(this, other); }
+  maximum(other: Tensor | number): Tensor { return elementwise.maximum(this, other); }
+  minimum(other: Tensor | number): Tensor { return elementwise.minimum(this, other); }
+  eq(other: Tensor | number): Tensor { return elementwise.compare('eq', this, other); }
+  ne(other: Tensor | number): Tensor { return elementwise.compare('ne', this, other); }
+  lt(other: Tensor | number): Tensor { return elementwise.compare('lt', this, other); }
+  le(other: Tensor | number): Tensor { return elementwise.compare('le', this, other); }
+  gt(other: Tensor | number): Tensor { return elementwise.compare('gt', this, other); }
+  ge(other: Tensor | number): Tensor { return elementwise.compare('ge', this, other); }
+  neg(): Tensor { return elementwise.neg(this); }
+  exp(): Tensor { return elementwise.exp(this); }
+  log(): Tensor { return elementwise.log(this); }
+  sqrt(): Tensor { return elementwise.sqrt(this); }
+  abs(): Tensor { return elementwise.abs(this); }
+  relu(): Tensor { return elementwise.relu(this); }
+  sigmoid(): Tensor { return elementwise.sigmoid(this); }
+  tanh(): Tensor { return elementwise.tanh(this); }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return elementwise.gelu(this, approximate); }
+  square(): Tensor { return elementwise.mul(this, this); }
+  clamp(min?: number, max?: number): Tensor { return elementwise.clamp(this, min, max); }
 
   // ---- reductions ----
-  sum(axes?: number | number[], keepdim = false): Tensor { return ops.sum(this, axes, keepdim); }
-  mean(axes?: number | number[], keepdim = false): Tensor { return ops.mean(this, axes, keepdim); }
-  max(axes?: number | number[], keepdim = false): Tensor { return ops.max(this, axes, keepdim); }
-  min(axes?: number | number[], keepdim = false): Tensor { return ops.min(this, axes, keepdim); }
-  var(axes?: number | number[], options?: { correction?: number; keepdim?: boolean }): Tensor { return ops.variance(this, axes, options); }
-  argmax(axis: number, keepdim = false): Tensor { return ops.argmax(this, axis, keepdim); }
-  argmin(axis: number, keepdim = false): Tensor { return ops.argmin(this, axis, keepdim); }
+  sum(axes?: number | number[], keepdim = false): Tensor { return reduction.sum(this, axes, keepdim); }
+  mean(axes?: number | number[], keepdim = false): Tensor { return reduction.mean(this, axes, keepdim); }
+  max(axes?: number | number[], keepdim = false): Tensor { return reduction.max(this, axes, keepdim); }
+  min(axes?: number | number[], keepdim = false): Tensor { return reduction.min(this, axes, keepdim); }
+  var(axes?: number | number[], options?: { correction?: number; keepdim?: boolean }): Tensor { return reduction.variance(this, axes, options); }
+  argmax(axis: number, keepdim = false): Tensor { return reduction.argmax(this, axis, keepdim); }
+  argmin(axis: number, keepdim = false): Tensor { return reduction.argmin(this, axis, keepdim); }
 
   // ---- linear algebra and NN ----
-  matmul(other: Tensor): Tensor { return ops.matmul(this, other); }
-  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
+  matmul(other: Tensor): Tensor { return linalg.matmul(this, other); }
+  softmax(axis = -1): Tensor { return nnOps.softmax(this, axis); }
+  logSoftmax(axis = -1): Tensor { return nnOps.logSoftmax(this, axis); }
 
   // ---- movement ----
-  reshape(...shape: number[] | [number[]]): Tensor { return ops.reshape(this, flatArgs(shape)); }
-  view(...shape: number[] | [number[]]): Tensor { return ops.reshape(this, flatArgs(shape)); }
-  flatten(startAxis = 0, endAxis = -1): Tensor { return ops.flatten(this, startAxis, endAxis); }
-  permute(...order: number[] | [number[]]): Tensor { return ops.permute(this, flatArgs(order)); }
-  transpose(axis0 = -2, axis1 = -1): Tensor { return ops.transpose(this, axis0, axis1); }
-  get T(): Tensor { return ops.transpose(this, -2, -1); }
-  expand(...shape: number[] | [number[]]): Tensor { return ops.expand(this, flatArgs(shape)); }
-  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
-  squeeze(axis?: number): Tensor { return ops.squeeze(this, axis); }
-  narrow(axis: number, start: number, length: number): Tensor { return ops.narrow(this, axis, start, length); }
-  slice(ranges: ([number, number] | null)[]): Tensor { return ops.slice(this, ranges); }
-  pad(pads: [number, number][], value = 0): Tensor { return ops.pad(this, pads, value); }
-  flip(axes: number | number[]): Tensor { return ops.flip(this, axes); }
-  split(sizes: number | number[], axis = 0): Tensor[] { return ops.split(this, sizes, axis); }
-  gather(axis: number, index: Tensor): Tensor { return ops.gather(this, axis, index); }
-  indexSelect(axis: number, index: Tensor): Tensor { return ops.indexSelect(this, axis, index); }
+  reshape(...shape: number[] | [number[]]): Tensor { return movement.reshape(this, flatArgs(shape)); }
+  view(...shape: number[] | [number[]]): Tensor { return movement.reshape(this, flatArgs(shape)); }
+  flatten(startAxis = 0, endAxis = -1): Tensor { return movement.flatten(this, startAxis, endAxis); }
+  permute(...order: number[] | [number[]]): Tensor { return movement.permute(this, flatArgs(order)); }
+  transpose(axis0 = -2, axis1 = -1): Tensor { return movement.transpose(this, axis0, axis1); }
+  get T(): Tensor { return movement.transpose(this, -2, -1); }
+  expand(...shape: number[] | [number[]]): Tensor { return movement.expand(this, flatArgs(shape)); }
+  unsqueeze(axis: number): Tensor { return movement.unsqueeze(this, axis); }
+  squeeze(axis?: number): Tensor { return movement.squeeze(this, axis); }
+  narrow(axis: number, start: number, length: number): Tensor { return movement.narrow(this, axis, start, length); }
+  slice(ranges: ([number, number] | null)[]): Tensor { return movement.slice(this, ranges); }
+  pad(pads: [number, number][], value = 0): Tensor { return movement.pad(this, pads, value); }
+  flip(axes: number | number[]): Tensor { return movement.flip(this, axes); }
+  split(sizes: number | number[], axis = 0): Tensor[] { return movement.split(this, sizes, axis); }
+  gather(axis: number, index: Tensor): Tensor { return movement.gather(this, axis, index); }
+  indexSelect(axis: number, index: Tensor): Tensor { return movement.indexSelect(this, axis, index); }
 }
 
 function flatArgs(args: number[] | [number[]]): number[] {

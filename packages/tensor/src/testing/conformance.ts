@@ -153,6 +153,7 @@ export function backendConformanceCases(backend: Backend, options: ConformanceOp
   const samples = options.samples ?? 3;
   OP_CASES.forEach((opCase, index) => {
     const skip = options.skip?.[opCase.name];
+    if (skip) console.log(`conformance on ${backend.name}: op ${opCase.name} skipped: ${skip}`);
     add(`op ${opCase.name}: forward and gradients${skip ? ` (skipped: ${skip})` : ''}`, () => {
       if (skip) return;
       const inputsList = fc.sample(opCase.inputs, { seed: (options.seed ?? 1234) + index, numRuns: samples });

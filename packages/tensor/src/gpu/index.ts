@@ -1,0 +1,75 @@
+/**
+ * `@mofme/tensor/gpu`: the gpu.js backend, in its own entry point so that the core package never
+ * loads gpu.js (or its native `gl` module) unless you ask for it.
+ *
+ *   import { createGpuBackend } from '@mofme/tensor/gpu';
+ *   import { setDefaultBackend } from '@mofme/tensor';
+ *   const gpu = createGpuBackend({ mode: 'auto' });   // throws, with the fix, if no GPU path works
+ *   console.log(gpu.describe());                        // mode, renderer, precision, limits
+ *   setDefaultBackend(gpu);
+ *
+ * Modes:
+ * - 'headlessgl': Node with the native `gl` module and an X display (`xvfb-run -a` on servers).
+ * - 'webgl2', 'webgl': browsers (bundle this package; gpu.js uses a canvas).
+ * - 'gpu' / 'auto': the first of headlessgl, webgl2, webgl that really works here.
+ * - 'webgpu': gpu.js's WebGPU kernels return Promises, and the Backend interface is synchronous
+ *   (`download` returns an array), so this mode is refused with that explanation.
+ * - 'cpu': gpu.js runs the same kernels as JavaScript. Only when named: it exists to debug
+ *   kernels without a GPU, and says `isAccelerated: false`.
+ * Never a silent fallback: if the requested GPU path is not available, createGpuBackend throws
+ * an error naming what is missing (the `gl` build, the apt packages, the X display) and the fix.
+ */
+import { GPU } from 'gpu.js';
+import { GpuBackend } from './backend';
+import { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX } from './detect';
+
+export { GpuBackend, type GpuBackendInfo } from './backend';
+export { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX, type Detection } from './detect';
+
+export type GpuMode = 'auto' | 'gpu' | 'headlessgl' | 'webgl' | 'webgl2' | 'webgpu' | 'cpu';
+
+export interface GpuBackendOptions {
+  /** which gpu.js path to use; default 'auto' (see the module comment) */
+  mode?: GpuMode;
+}
+
+/** Can this gpu.js mode run here? The reason says what is missing when it cannot. */
+function available(mode: 'headlessgl' | 'webgl2' | 'webgl'): { ok: boolean; reason: string } {
+  if (mode === 'headlessgl') {
+    const d = detectHeadlessGL();
+    // gpu.js asks the same question its own way; both must agree
+    if (d.ok && !GPU.isHeadlessGLSupported) return { ok: false, reason: 'gpu.js reports headless-gl as unsupported although gl works (float textures missing?)' };
+    return d;
+  }
+  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  if (!inBrowser) return { ok: false, reason: `${mode} needs a browser (no DOM here); in Node use mode "headlessgl"` };
+  const ok = mode === 'webgl2' ? GPU.isWebGL2Supported : GPU.isWebGLSupported;
+  return ok ? { ok, reason: `${mode} is supported` } : { ok, reason: `this browser has no ${mode === 'webgl2' ? 'WebGL2' : 'WebGL'} context (GPU blocklisted or disabled?)` };
+}
+
+/**
+ * Create a gpu.js backend. Throws (never falls back) when the requested GPU path is unavailable.
+ */
+export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
+  const mode = options.mode ?? 'auto';
+  if (mode === 'webgpu') {
+    throw new Error(
+      'gpu backend: mode "webgpu" is not supported yet: gpu.js runs WebGPU kernels asynchronously (every call returns a Promise), ' +
+      'but the Backend interface is synchronous (download() returns an array). Use "headlessgl" in Node or "webgl2" in a browser.',
+    );
+  }
+  if (mode === 'cpu') return new GpuBackend(new GPU({ mode: 'cpu' }), { software: true, text: 'gpu.js cpu mode: JavaScript, no GPU' });
+  const candidates: ('headlessgl' | 'webgl2' | 'webgl')[] = mode === 'auto' || mode === 'gpu' ? ['headlessgl', 'webgl2', 'webgl'] : [mode];
+  const reasons: string[] = [];
+  for (const m of candidates) {
+    const a = available(m);
+    if (!a.ok) { reasons.push(`${m}: ${a.reason}`); continue; }
+    const gpu = new GPU({ mode: m });
+    // belt and braces: gpu.js must not have picked anything else
+    if (gpu.mode !== m) throw new Error(`gpu backend: asked gpu.js for "${m}" and got "${String(gpu.mode)}"`);
+    const driver = m === 'headlessgl' ? headlessGLDriver() : { software: null, text: 'browser WebGL' };
+    return new GpuBackend(gpu, driver);
+  }
+  const nodeHint = candidates.includes('headlessgl') ? '' : ` (in Node: ${HEADLESS_GL_FIX})`;
+  throw new Error(`gpu backend: no GPU path is available for mode "${mode}", and it does not fall back to the CPU:\n  - ${reasons.join('\n  - ')}${nodeHint}`);
+}
