@@ -1,1 +1,205 @@
-console.log('mofme');
+/**
+ * The `mofme` command: parses the command line (commander) and dispatches to the commands.
+ *
+ *   mofme train      train a model (checkpoints, resume, validation, progress)
+ *   mofme eval       PSNR/SSIM per task against the identity baseline, as the official code computes them
+ *   mofme restore    restore photos of any size (tiled); the bundled pretrained model by default
+ *   mofme info       parameters and FLOPs of a checkpoint or a preset
+ *   mofme metrics    PSNR/SSIM between two images or two folders
+ *   mofme data       check a dataset folder, or synthesise weather on photos
+ *   mofme report     a Markdown report of a run (curves, per-task table, routing, pictures)
+ *   mofme demo       all of the above on the built-in data in a few minutes
+ *
+ * Errors. A bad flag or value is reported by commander as one line naming the flag (and the valid
+ * choices); every error a command throws is printed as `mofme: error: <one line>` with a non-zero
+ * exit code and no stack trace, unless MOFME_DEBUG=1.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { presetNames } from '@mofme/mofme';
+import { LAYOUTS, WEATHERS } from '@mofme/data';
+import { CliError, oneLine } from './errors';
+import { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, mergeConfig, readConfigFile, type TrainConfig } from './config';
+import { train } from './train';
+import { dataCheckCommand, dataSynthCommand, evalCommand, infoCommand, metricsCommand, restoreCommand } from './commands';
+import { reportCommand } from './report';
+import { demoCommand } from './demo';
+
+// ---- value parsers: a bad value names the flag (commander adds it) and what was expected ----
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+};
+const nonNegInt = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return n;
+};
+const positiveNumber = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+};
+const nonNegNumber = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0.');
+  return n;
+};
+
+const program = new Command('mofme')
+  .description('MoFME.ts: all-weather image restoration (AAAI 2024) in TypeScript: train, evaluate, restore.')
+  .version('0.1.0')
+  .showSuggestionAfterError(true)
+  .configureOutput({ outputError: (str, write) => write(`mofme: ${str.trim()}\n`) })
+  .addHelpText('after', '\nStart with:  mofme demo     (trains, evaluates and writes a report on the built-in data)\nDocs:        apps/cli/README.md');
+
+/** Options shared by the commands that build a network from flags (train, info). */
+function modelOptions(cmd: Command, withPresetDefault: boolean): Command {
+  return cmd
+    .addOption(new Option('--model <kind>', 'feed-forward of every block').choices(MODEL_KINDS).default(withPresetDefault ? TRAIN_DEFAULTS.model : undefined))
+    .addOption(new Option('--preset <name>', 'network size preset').choices(presetNames).default(withPresetDefault ? TRAIN_DEFAULTS.preset : undefined))
+    .addOption(new Option('--experts <n>', 'number of experts E (default: the preset\'s, 4)').argParser(positiveInt))
+    .addOption(new Option('--topk <n>', 'experts per token k (default: the preset\'s, 2)').argParser(positiveInt))
+    .addOption(new Option('--router <kind>', 'router: linear (official code) or uar (the paper\'s Uncertainty-aware Router)').choices(ROUTERS))
+    .addOption(new Option('--width <n>', 'token width D (default: the preset\'s)').argParser(positiveInt))
+    .addOption(new Option('--depth <n>', 'transformer blocks (default: the preset\'s)').argParser(positiveInt));
+}
+
+// ---- train ----
+const trainCmd = modelOptions(program.command('train').description('train a model; checkpoints, validation and metrics.jsonl go to --out'), true)
+  .option('--config <file>', 'JSON file of training options (keys as the flags in camelCase); flags override it')
+  .addOption(new Option('--data <path>', '"builtin" (synthetic weather on the bundled photos) or a dataset folder / list file').default(TRAIN_DEFAULTS.data))
+  .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
+  .addOption(new Option('--val <path>', 'validation data: "builtin", a path, or "none" (default: builtin val split with --data builtin)'))
+  .addOption(new Option('--crop <n>', 'square training crop, a multiple of the patch size').argParser(positiveInt).default(TRAIN_DEFAULTS.crop))
+  .addOption(new Option('--batch-size <n>', 'images per step').argParser(positiveInt).default(TRAIN_DEFAULTS.batchSize))
+  .addOption(new Option('--steps <n>', 'optimiser steps').argParser(positiveInt).default(TRAIN_DEFAULTS.steps))
+  .addOption(new Option('--epochs <n>', 'passes over the training data (instead of --steps)').argParser(positiveInt))
+  .addOption(new Option('--lr <x>', 'peak learning rate (AdamW)').argParser(positiveNumber).default(TRAIN_DEFAULTS.lr))
+  .addOption(new Option('--weight-decay <x>', 'AdamW decoupled weight decay').argParser(nonNegNumber).default(TRAIN_DEFAULTS.weightDecay))
+  .addOption(new Option('--schedule <kind>', 'learning-rate schedule after the warm-up').choices(SCHEDULES).default(TRAIN_DEFAULTS.schedule))
+  .addOption(new Option('--warmup <n>', 'linear warm-up steps').argParser(nonNegInt).default(TRAIN_DEFAULTS.warmup))
+  .addOption(new Option('--min-lr <x>', 'learning rate at the end of the cosine').argParser(positiveNumber).default(TRAIN_DEFAULTS.minLr))
+  .addOption(new Option('--seed <n>', 'seed of the weights, the data order and augmentations').argParser(nonNegInt).default(TRAIN_DEFAULTS.seed))
+  .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default(TRAIN_DEFAULTS.backend))
+  .addOption(new Option('--workers <n>', 'data loader threads (0: main thread; default min(2, cores-1))').argParser(nonNegInt))
+  .addOption(new Option('--out <dir>', 'run folder').default(TRAIN_DEFAULTS.out))
+  .addOption(new Option('--ckpt-every <n>', 'checkpoint every N steps (and at the end)').argParser(positiveInt).default(TRAIN_DEFAULTS.ckptEvery))
+  .addOption(new Option('--keep-last <n>', 'checkpoints kept (plus best/)').argParser(positiveInt).default(TRAIN_DEFAULTS.keepLast))
+  .addOption(new Option('--val-every <n>', 'validate every N steps (0: at each checkpoint)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valEvery))
+  .addOption(new Option('--val-crop <n>', 'validate on a center crop of N pixels per image (0: whole images, tiled)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valCrop))
+  .addOption(new Option('--val-limit <n>', 'validate on at most N images (0: all)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valLimit))
+  .addOption(new Option('--log-every <n>', 'plain log line every N steps (when not on a terminal)').argParser(positiveInt).default(TRAIN_DEFAULTS.logEvery))
+  .option('--resume <dir>', 'continue a run (its folder or one checkpoint folder) exactly where it stopped; uses the saved config')
+  .addHelpText('after', '\nExamples:\n  mofme train --steps 300 --out runs/tiny\n  mofme train --model moe --experts 4 --topk 2 --data data/allweather --crop 128 --epochs 20\n  mofme train --resume runs/tiny')
+  .action(async (opts: Record<string, unknown>, cmd: Command) => {
+    const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
+    const keys = Object.keys(TRAIN_DEFAULTS).concat(['experts', 'topk', 'router', 'width', 'depth', 'layout', 'val', 'epochs', 'workers']);
+    const flags: Partial<TrainConfig> = {};
+    for (const k of keys) if (explicit(k)) (flags as Record<string, unknown>)[k] = opts[k];
+    if (opts.resume) {
+      const extra = Object.keys(flags);
+      if (extra.length || opts.config) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...extra.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())), ...(opts.config ? ['--config'] : [])].join(', ')}`);
+    }
+    const file = opts.config ? readConfigFile(String(opts.config)) : {};
+    const cfg = mergeConfig(file, flags);
+    const r = await train(cfg, opts.resume ? { resume: String(opts.resume) } : {});
+    process.exitCode = r.exitCode;
+  });
+void trainCmd;
+
+// ---- eval ----
+program.command('eval')
+  .description('PSNR/SSIM per task and on average (official protocol), next to the identity baseline')
+  .option('--checkpoint <path>', 'model file, checkpoint folder or run folder (default: the bundled pretrained model)')
+  .addOption(new Option('--data <path>', '"builtin" or a dataset folder / list file').default('builtin'))
+  .addOption(new Option('--split <name>', 'built-in split (checkpoints are chosen on val; report test)').choices(['val', 'test']).default('test'))
+  .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
+  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .option('--resize <WxH>', 'resize pairs first (default: 720x480 for datasets on disk as the official code, none for builtin; "none" to disable)')
+  .addOption(new Option('--limit <n>', 'at most N images, spread over the dataset (0: all)').argParser(nonNegInt).default(0))
+  .option('--json', 'print JSON instead of a table')
+  .option('--csv <file>', 'write per-image scores')
+  .option('--gallery <file.png>', 'write the worst and best 3 images (input | restored | ground truth)')
+  .option('--overwrite', 'replace existing --csv/--gallery files')
+  .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
+  .addHelpText('after', '\nExamples:\n  mofme eval                                   # the pretrained model on the built-in test split\n  mofme eval --checkpoint runs/tiny --split val --csv val.csv --gallery val.png\n  mofme eval --checkpoint runs/tiny/best --data data/allweather/test_snow --json')
+  .action(async (o) => { process.exitCode = await evalCommand(o); });
+
+// ---- restore ----
+program.command('restore')
+  .description('restore photos of any size with tiled inference')
+  .argument('<images...>', 'image files (PNG, JPEG, BMP, WebP, TIFF)')
+  .requiredOption('-o, --out <dir>', 'output folder (PNG files named after the inputs)')
+  .option('--checkpoint <path>', 'model file, checkpoint folder or run folder (default: the bundled pretrained model)')
+  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .option('--overwrite', 'replace existing output files')
+  .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
+  .addHelpText('after', '\nExample:\n  mofme restore photo1.jpg photo2.png -o restored/')
+  .action(async (files: string[], o) => { process.exitCode = await restoreCommand(files, o); });
+
+// ---- info ----
+modelOptions(program.command('info'), false)
+  .description('configuration, parameters and FLOPs of a checkpoint, or of a preset with overrides')
+  .argument('[checkpoint]', 'model file, checkpoint folder or run folder')
+  .option('--size <WxH>', 'image size for the FLOP count', '240x240')
+  .option('--json', 'print JSON')
+  .addHelpText('after', '\nExamples:\n  mofme info runs/tiny/best\n  mofme info --preset paper --model moe --experts 16 --topk 4 --json')
+  .action(async (ckpt: string | undefined, o) => { process.exitCode = await infoCommand(ckpt, o); });
+
+// ---- metrics ----
+program.command('metrics')
+  .description('PSNR and SSIM between two images, or two folders of same-named images (as eval computes them)')
+  .argument('<a>', 'image or folder')
+  .argument('<b>', 'image or folder')
+  .option('--json', 'print JSON')
+  .action(async (a: string, b: string, o) => { process.exitCode = await metricsCommand(a, b, o); });
+
+// ---- data ----
+const data = program.command('data').description('dataset tools');
+data.command('check')
+  .description('count pairs per task and list every problem (exit 1 if there is one)')
+  .argument('<path>', 'dataset folder or list file')
+  .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
+  .option('--json', 'print JSON')
+  .action(async (path: string, o) => { process.exitCode = await dataCheckCommand(path, o); });
+data.command('synth')
+  .description('synthesise weather on photos: input/ + gt/ pairs, or a contact sheet')
+  .requiredOption('--out <dir>', 'output folder')
+  .option('--photos <path>', 'an image or a folder of photos (default: the built-in test photos)')
+  .option('--weathers <list>', `comma-separated, from ${WEATHERS.join(', ')}`, WEATHERS.join(','))
+  .addOption(new Option('--per <n>', 'variants per photo and weather').argParser(positiveInt).default(1))
+  .addOption(new Option('--seed <n>', 'seed').argParser(nonNegInt).default(0))
+  .option('--sheet', 'write one contact sheet (clean | weathers...) instead of pairs')
+  .option('--overwrite', 'replace existing files')
+  .action(async (o) => { process.exitCode = await dataSynthCommand(o); });
+
+// ---- report ----
+program.command('report')
+  .description('write report.md with curves, the per-task table, routing statistics and pictures for a run')
+  .argument('<run>', 'run folder (of mofme train)')
+  .option('--checkpoint <path>', 'checkpoint to evaluate (default: the run\'s best/, else its last)')
+  .addOption(new Option('--split <name>', 'built-in split for the table').choices(['val', 'test']).default('val'))
+  .addOption(new Option('--limit <n>', 'at most N images (0: all)').argParser(nonNegInt).default(0))
+  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .action(async (run: string, o) => { process.exitCode = await reportCommand(run, o); });
+
+// ---- demo ----
+program.command('demo')
+  .description('train on the built-in data for a few minutes, evaluate against the identity baseline, restore sample photos, write a report')
+  .addOption(new Option('--steps <n>', 'training steps').argParser(positiveInt).default(200))
+  .option('--out <dir>', 'output folder (default: runs/demo-<date>)')
+  .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
+  .action(async (o) => { process.exitCode = await demoCommand(o); });
+
+// ---- top-level error handler: one line, no stack (MOFME_DEBUG=1 shows it) ----
+function fail(e: unknown): void {
+  if (process.env.MOFME_DEBUG) console.error(e);
+  console.error(`mofme: error: ${oneLine(e)}`);
+  process.exit(e instanceof CliError ? e.exitCode : 1);
+}
+process.on('unhandledRejection', fail);
+program.parseAsync(process.argv).catch(fail);

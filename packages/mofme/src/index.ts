@@ -35,3 +35,14 @@ export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParameterC
 export { numel, parameterShapes } from './params';
 export type { ParamSpec } from './params';
 export { detectOfficialKind, officialToOurs, oursToOfficial, stripDdpPrefix } from './official-names';
+export {
+  Attention, Block, DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoFME, MoeFfn, Mlp, createFfn, createModel, mixExperts,
+} from './model';
+export type { CreateModelOptions, MofmeOutput } from './model';
+export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute } from './router';
+export type { McDropout, Routing } from './router';
+export { RouterStats } from './stats';
+export type { RoutingSummary } from './stats';
+export { restore, tileStarts } from './restore';
+export type { RestoreOptions } from './restore';
+export { fromOfficialStateDict, loadOfficialStateDict, toOfficialStateDict } from './official';

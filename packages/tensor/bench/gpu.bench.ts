@@ -9,7 +9,7 @@
  *
  * Run (Node, headless GL): xvfb-run -a node --conditions=source --import tsx bench/gpu.bench.ts [mode]
  * where mode is headlessgl (default) or cpu (gpu.js's JavaScript mode, for comparison).
- * On llvmpipe (software GL) the numbers measure the CPU, not a GPU: see README-gpu.md.
+ * On llvmpipe (software GL) the numbers measure the CPU, not a GPU: see GPU.md.
  */
 import { createGpuBackend, type GpuBackend } from '../src/gpu/index';
 import type { MatmulSpec, Storage, WindowSpec } from '../src/backend/backend';
