@@ -1,0 +1,174 @@
+// The network (src/model.ts): shapes for several input sizes, the parameter inventory against
+// parameterShapes and the official counts, sparse vs dense execution, the official-bug switches,
+// and the router statistics hook.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Generator, noGrad, randn, type Tensor } from '@mofme/tensor';
+import {
+  FmeFfn,
+  RouterStats,
+  countParameters,
+  createModel,
+  parameterShapes,
+  resolveConfig,
+  type ConfigOverrides,
+  type MoFME,
+} from '../src/index';
+
+const img = (B: number, H: number, W: number, seed = 1): Tensor => randn([B, 3, H, W], { generator: new Generator(seed) }).clamp(-1, 1);
+const maxDiff = (a: Tensor, b: Tensor): number => {
+  const x = a.data(), y = b.data();
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  return m;
+};
+// 16-pixel crops of the tiny preset keep every test here fast; dim 48, depth 2, E = 4, top-2
+const tiny = (o: ConfigOverrides = {}) => resolveConfig('tiny', o);
+
+test('output [B, 3, H, W] in (0, 1) for several sizes, and a clear error for sides not multiple of p', () => {
+  const m = createModel(tiny(), { seed: 1 }).eval();
+  for (const [B, H, W] of [[1, 16, 16], [2, 16, 32], [1, 40, 24]] as const) {
+    const { image, routing } = noGrad(() => m.forward(img(B, H, W)));
+    assert.equal(image.shape, [B, 3, H, W]);
+    assert.ok([...image.data()].every((v) => v > 0 && v < 1));
+    assert.is(routing.length, 2);
+    assert.equal(routing[0]!.weights.shape, [B, (H / 8) * (W / 8), 4]);
+  }
+  assert.throws(() => m.forward(img(1, 20, 16)), /20x16 is not a multiple of the patch size 8/);
+});
+
+test('registered parameters equal parameterShapes (names, order, shapes) for every FFN and preset', () => {
+  for (const preset of ['tiny', 'small'] as const) {
+    for (const ffn of ['dense', 'moe', 'mofme'] as const) {
+      for (const extra of [{}, { officialUnusedParams: true }] as ConfigOverrides[]) {
+        const c = resolveConfig(preset, { ffn, ...extra });
+        const m = createModel(c);
+        assert.equal(
+          m.namedParameters().map(([n, p]) => `${n} ${p.shape.join('x')}`),
+          parameterShapes(c).map((s) => `${s.name} ${s.shape.join('x')}`),
+          `${preset} ${ffn} ${JSON.stringify(extra)}`,
+        );
+        assert.is(m.numParameters(), countParameters(c).total);
+      }
+    }
+  }
+});
+
+test('paper preset: built parameter totals equal the official ones to the unit', () => {
+  const expected: [ConfigOverrides, number][] = [
+    [{ ffn: 'dense' }, 8_709_379],
+    [{ ffn: 'moe', experts: 4 }, 15_806_475],
+    [{ ffn: 'mofme', experts: 4 }, 11_675_403],
+  ];
+  for (const [o, total] of expected) {
+    const c = resolveConfig('paper', o);
+    const m = createModel(c);
+    assert.is(m.numParameters(), total, JSON.stringify(o));
+    assert.equal(m.namedParameters().map(([n, p]) => `${n} ${p.shape}`), parameterShapes(c).map((s) => `${s.name} ${s.shape}`));
+  }
+});
+
+function compareExecution(o: ConfigOverrides): number {
+  const sparse = createModel(tiny({ ...o, execution: 'sparse' }), { seed: 3 }).eval();
+  const dense = createModel(tiny({ ...o, execution: 'dense' }), { seed: 3 }).eval();
+  const x = img(2, 16, 24, 4);
+  const a = noGrad(() => sparse.forward(x));
+  const b = noGrad(() => dense.forward(x));
+  assert.equal([...a.routing[1]!.indices], [...b.routing[1]!.indices]);
+  return maxDiff(a.image, b.image);
+}
+
+test('sparse execution (gather / scatter-add) equals dense execution in eval', () => {
+  for (const o of [
+    { ffn: 'moe' },
+    { ffn: 'mofme' },
+    { ffn: 'mofme', officialExpertSlots: true },
+    { ffn: 'mofme', topkMode: 'softmaxThenZero', topk: 1 },
+    { ffn: 'moe', router: 'uar' },
+    { ffn: 'mofme', router: 'uar', topk: 3 },
+  ] as ConfigOverrides[]) {
+    const d = compareExecution(o);
+    assert.ok(d < 1e-5, `${JSON.stringify(o)}: max |sparse − dense| = ${d}`);
+  }
+});
+
+test('router weights from the model: linear rows sum to 1, UaR rows have unit norm', () => {
+  const x = img(1, 16, 16, 5);
+  for (const router of ['linear', 'uar'] as const) {
+    const m = createModel(tiny({ router }), { seed: 2 }).eval();
+    for (const r of noGrad(() => m.forward(x)).routing) {
+      const w = r!.weights.data();
+      for (let t = 0; t < w.length / 4; t++) {
+        const row = [...w.slice(t * 4, t * 4 + 4)];
+        const v = router === 'linear' ? row.reduce((a, b) => a + b, 0) : Math.hypot(...row);
+        assert.ok(Math.abs(v - 1) < 1e-5, `${router} token ${t}: ${row}`);
+        assert.is(row.filter((q) => q !== 0).length, 2);
+      }
+    }
+  }
+});
+
+test('officialExpertSlots: column 0 weights GELU(h); the last FiLM expert never changes the output', () => {
+  const m = createModel(tiny({ officialExpertSlots: true }), { seed: 4 }).eval();
+  const ffn = m.blocks.at(0).ffn as FmeFfn;
+  const h = randn([3, 48], { generator: new Generator(1) });
+  assert.ok(maxDiff(ffn.slot(0, h), h.gelu()) === 0);
+  assert.ok(maxDiff(ffn.slot(2, h), ffn.experts.film.at(1).forward(h)) === 0);
+  const x = img(1, 16, 16, 6);
+  const before = noGrad(() => m.forward(x).image);
+  noGrad(() => {
+    for (const b of m.blocks) {
+      const last = (b.ffn as FmeFfn).experts.film.at(3);
+      last.gamma.weight.assign(last.gamma.weight.add(1));
+      last.beta.bias!.assign(last.beta.bias!.add(1));
+    }
+  });
+  assert.is(maxDiff(before, noGrad(() => m.forward(x).image)), 0);
+  // without the switch the last expert is live
+  const fixed = createModel(tiny(), { seed: 4 }).eval();
+  const h0 = randn([2, 48], { generator: new Generator(2) });
+  assert.ok(maxDiff((fixed.blocks.at(0).ffn as FmeFfn).slot(3, h0), h0.gelu()) > 0);
+});
+
+test('officialSharedInit: deepcopy-identical tensors at init, independent afterwards', () => {
+  const same = (a: Tensor, b: Tensor) => maxDiff(a, b) === 0;
+  const m = createModel(tiny({ officialSharedInit: true }), { seed: 5 });
+  const [f0, f1] = [m.blocks.at(0).ffn as FmeFfn, m.blocks.at(1).ffn as FmeFfn];
+  assert.ok(same(f0.base.gate.weight, f0.base.value.weight) && same(f1.base.gate.bias!, f1.base.value.bias!));
+  assert.ok(same(f0.router.weight, f1.router.weight) && same(f0.shared.fc1.weight, f1.shared.fc1.weight) && same(f0.shared.fc2.bias!, f1.shared.fc2.bias!));
+  assert.ok(!same(f0.experts.film.at(0).gamma.weight, f1.experts.film.at(0).gamma.weight));
+  noGrad(() => f1.router.weight.assign(f1.router.weight.add(1)));
+  assert.ok(!same(f0.router.weight, f1.router.weight));
+  const moe = createModel(tiny({ ffn: 'moe', officialSharedInit: true }), { seed: 5 });
+  const routers = moe.namedParameters().filter(([n]) => n.endsWith('ffn.router.weight')).map(([, p]) => p);
+  assert.ok(same(routers[0]!, routers[1]!));
+  const plain = createModel(tiny(), { seed: 5 });
+  assert.ok(!same((plain.blocks.at(0).ffn as FmeFfn).base.gate.weight, (plain.blocks.at(0).ffn as FmeFfn).base.value.weight));
+});
+
+test('same seed, same model; dropout follows the model generator in training mode', () => {
+  const a = createModel(tiny({ dropout: 0.1 }), { seed: 7 });
+  const b = createModel(tiny({ dropout: 0.1 }), { seed: 7 });
+  const x = img(1, 16, 16, 8);
+  assert.is(maxDiff(noGrad(() => a.forward(x).image), noGrad(() => b.forward(x).image)), 0);
+  // training mode: fresh masks on every call; eval: deterministic
+  assert.ok(maxDiff(noGrad(() => a.forward(x).image), noGrad(() => a.forward(x).image)) > 0);
+  a.eval();
+  assert.is(maxDiff(noGrad(() => a.forward(x).image), noGrad(() => a.forward(x).image)), 0);
+});
+
+test('router statistics: per layer and task, mean weight, top-k share (sums to k), entropy ≤ log k', () => {
+  const m: MoFME = createModel(tiny(), { seed: 9 }).eval();
+  const stats = new RouterStats();
+  stats.update(noGrad(() => m.forward(img(2, 16, 16, 10))).routing, ['rain', 'snow']);
+  stats.update(noGrad(() => m.forward(img(1, 16, 16, 11))).routing, ['rain']);
+  const s = stats.summary();
+  assert.equal(s.map((r) => `${r.layer}/${r.task}/${r.tokens}`), ['0/rain/8', '0/snow/4', '1/rain/8', '1/snow/4']);
+  for (const r of s) {
+    assert.ok(Math.abs(r.topkShare.reduce((a, b) => a + b, 0) - 2) < 1e-12);
+    assert.ok(Math.abs(r.meanWeight.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    assert.ok(r.entropy > 0 && r.entropy <= Math.log(2) + 1e-9);
+  }
+});
+
+test.run();
