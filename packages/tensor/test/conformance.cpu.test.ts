@@ -25,4 +25,21 @@ for (const [label, make, dtype] of paths) {
   test(`[${label}] dispose kernels`, () => { backend.fastKernels?.dispose(); });
 }
 
+test('recycled buffers: kernels that accumulate still start from zero', () => {
+  // fill the pool with garbage-filled arrays of the sizes the accumulating kernels will ask for
+  const backend = new CpuBackend();
+  const big = 1 << 15;
+  for (let i = 0; i < 4; i++) backend.dispose(backend.fill(big, 123, 'float32'));
+  const spec = { batch: 1, channels: 2, height: 128, width: 128, kh: 1, kw: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, dilationH: 1, dilationW: 1, outH: 128, outW: 128, padValue: 0 };
+  const ones = backend.fill(big, 1, 'float32');
+  const back = backend.download(backend.col2im(ones, spec));
+  if (back.some((v) => v !== 1)) throw new Error('col2im on a recycled buffer did not start from zero');
+  const idx = backend.fill(big, 0, 'float32');
+  const sums = backend.download(backend.scatterAdd(ones, idx, [1, big], 0, [1, big]));
+  if (sums.some((v) => v !== 1)) throw new Error('scatterAdd on a recycled buffer did not start from zero');
+  const reduced = backend.download(backend.reduce('sum', ones, [2, big / 2], [0]));
+  if (reduced.some((v) => v !== 2)) throw new Error('reduce on a recycled buffer did not start from its identity');
+  backend.fastKernels?.dispose();
+});
+
 test.run();

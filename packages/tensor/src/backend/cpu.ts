@@ -40,7 +40,10 @@ class CpuStorage implements Storage {
   }
 }
 
-const alloc = (dtype: DType, size: number): TypedArray => (dtype === 'float64' ? new Float64Array(size) : new Float32Array(size));
+const freshArray = (dtype: DType, size: number): TypedArray => (dtype === 'float64' ? new Float64Array(size) : new Float32Array(size));
+
+/** Arrays at least this long are recycled through the pool (smaller ones are cheap to allocate). */
+const POOL_MIN_LENGTH = 1 << 14;
 
 // ---------------------------------------------------------------------------------------------
 // Scalar math used by the elementwise kernels
@@ -187,6 +190,15 @@ export class CpuBackend implements Backend {
   readonly isAccelerated = false;
   private live = 0;
   private liveBytes = 0;
+  /**
+   * Disposed arrays kept for reuse, by dtype and length. A training step allocates the same
+   * large intermediates every step (im2col columns, activations); taking them back from a pool
+   * instead of from the operating system saves the page faults and the zero-filling of fresh
+   * memory, about half the cost of writing a large array once. Bounded by `poolLimitBytes`.
+   */
+  private pool = new Map<string, TypedArray[]>();
+  private pooledBytes = 0;
+  poolLimitBytes = 512 * 2 ** 20;
   private readonly reference: boolean;
   fastKernels: FastKernels | null;
 
@@ -203,6 +215,17 @@ export class CpuBackend implements Backend {
   supports(_dtype: DType): boolean { return true; }
 
   // ---- storage ----
+  /** An array for a kernel's output: recycled if one of this length is pooled. Contents are garbage unless `zero`. */
+  private alloc(dtype: DType, size: number, zero = false): TypedArray {
+    if (size >= POOL_MIN_LENGTH) {
+      const reuse = this.pool.get(`${dtype}:${size}`)?.pop();
+      if (reuse) {
+        this.pooledBytes -= reuse.byteLength;
+        return zero ? reuse.fill(0) : reuse;
+      }
+    }
+    return freshArray(dtype, size);
+  }
   private wrap(data: TypedArray): CpuStorage {
     this.live++;
     this.liveBytes += data.byteLength;
@@ -213,12 +236,16 @@ export class CpuBackend implements Backend {
     if (!(x instanceof CpuStorage) || x.backend !== this) throw new Error(`cpu backend: got a storage from backend '${x.backend.name}'; move the tensor with .to(backend) first`);
     return x.buf;
   }
-  upload(data: TypedArray): Storage { return this.wrap(data.slice()); }
+  upload(data: TypedArray): Storage {
+    const out = this.alloc(data instanceof Float64Array ? 'float64' : 'float32', data.length);
+    out.set(data);
+    return this.wrap(out);
+  }
   download(x: Storage): TypedArray { return this.data(x).slice(); }
-  fill(size: number, value: number, dtype: DType): Storage { return this.wrap(alloc(dtype, size).fill(value)); }
+  fill(size: number, value: number, dtype: DType): Storage { return this.wrap(this.alloc(dtype, size).fill(value)); }
   cast(x: Storage, dtype: DType): Storage {
     const src = this.data(x);
-    const out = alloc(dtype, src.length);
+    const out = this.alloc(dtype, src.length);
     out.set(src);
     return this.wrap(out);
   }
@@ -227,14 +254,22 @@ export class CpuBackend implements Backend {
     if (s.data === null) return;
     this.live--;
     this.liveBytes -= s.data.byteLength;
+    const data = s.data;
     s.data = null;
+    if (data.length >= POOL_MIN_LENGTH && this.pooledBytes + data.byteLength <= this.poolLimitBytes) {
+      const key = `${data instanceof Float64Array ? 'float64' : 'float32'}:${data.length}`;
+      const list = this.pool.get(key) ?? [];
+      list.push(data);
+      this.pool.set(key, list);
+      this.pooledBytes += data.byteLength;
+    }
   }
   memory(): MemoryInfo { return { buffers: this.live, bytes: this.liveBytes }; }
 
   // ---- elementwise ----
   unary(op: UnaryOp, x: Storage): Storage {
     const src = this.data(x);
-    const out = alloc(x.dtype, src.length);
+    const out = this.alloc(x.dtype, src.length);
     unaryLoop(op, out, src);
     return this.wrap(out);
   }
@@ -242,7 +277,7 @@ export class CpuBackend implements Backend {
   binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
     const x = this.data(a), y = this.data(b);
     const size = sizeOf(outShape);
-    const out = alloc(a.dtype, size);
+    const out = this.alloc(a.dtype, size);
     if (x.length === size && y.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 1, size);
     else if (y.length === 1 && x.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 0, size);
     else if (x.length === 1 && y.length === size) binaryRow(op, out, 0, x, 0, 0, y, 0, 1, size);
@@ -256,7 +291,7 @@ export class CpuBackend implements Backend {
 
   where(cond: Storage, condShape: Shape, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
     const c = this.data(cond), x = this.data(a), y = this.data(b);
-    const out = alloc(a.dtype, sizeOf(outShape));
+    const out = this.alloc(a.dtype, sizeOf(outShape));
     const strides = [condShape, aShape, bShape].map((s) => broadcastStrides(s, outShape));
     walkRows(outShape, strides, (o, [ic, ia, ib], n, [sc, sa, sb]) => {
       for (let t = 0; t < n; t++) out[o + t] = c[ic! + t * sc!] !== 0 ? x[ia! + t * sa!]! : y[ib! + t * sb!]!;
@@ -269,7 +304,7 @@ export class CpuBackend implements Backend {
     const src = this.data(x);
     const outShape = shape.map((s, d) => (axes.includes(d) ? 1 : s));
     const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
-    const out = alloc(x.dtype, sizeOf(outShape)).fill(init);
+    const out = this.alloc(x.dtype, sizeOf(outShape)).fill(init);
     // walk the input; each element lands in the output cell with the reduced axes zeroed
     // common case: the reduced axes are one contiguous block, so x is [outer, n, inner] and the
     // reduction runs over the middle axis with unit-stride inner loops
@@ -320,7 +355,7 @@ export class CpuBackend implements Backend {
     const n = shape[axis]!;
     const inner = sizeOf(shape.slice(axis + 1));
     const outer = sizeOf(shape.slice(0, axis));
-    const out = alloc(x.dtype, outer * inner);
+    const out = this.alloc(x.dtype, outer * inner);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
         let best = 0, bestValue = src[o * n * inner + i]!;
@@ -339,7 +374,7 @@ export class CpuBackend implements Backend {
     const src = this.data(x);
     const n = shape[shape.length - 1]!;
     const rows = n === 0 ? 0 : src.length / n;
-    const out = alloc(x.dtype, rows * k);
+    const out = this.alloc(x.dtype, rows * k);
     const order = [...Array(n).keys()];
     for (let r = 0; r < rows; r++) {
       const base = r * n;
@@ -356,9 +391,9 @@ export class CpuBackend implements Backend {
     const size = spec.batch * spec.m * spec.n;
     const work = spec.batch * spec.m * spec.n * spec.k;
     if (this.fastKernels && !this.reference && x instanceof Float32Array && y instanceof Float32Array && work >= FAST_MATMUL_MIN_WORK) {
-      return this.wrap(this.fastKernels.matmul(x, y, spec));
+      return this.wrap(this.fastKernels.matmul(x, y, spec, this.alloc('float32', spec.batch * spec.m * spec.n) as Float32Array));
     }
-    const out = alloc(a.dtype, size);
+    const out = this.alloc(a.dtype, size);
     // the blocked kernel pays for its packing only when there is enough work to amortise it
     const big = spec.m * spec.n * spec.k >= FAST_MATMUL_MIN_WORK;
     (this.reference || !big ? matmulNaive : matmulBlocked)(x, y, out, spec);
@@ -368,7 +403,7 @@ export class CpuBackend implements Backend {
   // ---- movement ----
   strided(x: Storage, outShape: Shape, strides: readonly number[], offset: number): Storage {
     const src = this.data(x);
-    const out = alloc(x.dtype, sizeOf(outShape));
+    const out = this.alloc(x.dtype, sizeOf(outShape));
     walkRows(outShape, [strides], (i, [o], n, [so]) => {
       const base = offset + o!;
       for (let t = 0; t < n; t++) out[i + t] = src[base + t * so!]!;
@@ -379,7 +414,7 @@ export class CpuBackend implements Backend {
   pad(x: Storage, shape: Shape, pads: readonly (readonly [number, number])[], value: number): Storage {
     const src = this.data(x);
     const outShape = shape.map((s, d) => s + pads[d]![0] + pads[d]![1]);
-    const out = alloc(x.dtype, sizeOf(outShape)).fill(value);
+    const out = this.alloc(x.dtype, sizeOf(outShape)).fill(value);
     // each input element moves to the output cell shifted by the "before" padding of every axis
     const outStrides = stridesOf(outShape);
     const shift = pads.reduce((acc, [before], d) => acc + before * outStrides[d]!, 0);
@@ -389,7 +424,7 @@ export class CpuBackend implements Backend {
 
   gather(x: Storage, xShape: Shape, axis: number, index: Storage, indexShape: Shape): Storage {
     const src = this.data(x), idx = this.data(index);
-    const out = alloc(x.dtype, sizeOf(indexShape));
+    const out = this.alloc(x.dtype, sizeOf(indexShape));
     const xStrides = stridesOf(xShape);
     // walk the index tensor; read x at the same position except along `axis`, where the index says
     const along = xStrides[axis]!;
@@ -407,7 +442,7 @@ export class CpuBackend implements Backend {
 
   scatterAdd(src: Storage, index: Storage, indexShape: Shape, axis: number, outShape: Shape): Storage {
     const s = this.data(src), idx = this.data(index);
-    const out = alloc(src.dtype, sizeOf(outShape));
+    const out = this.alloc(src.dtype, sizeOf(outShape), true);
     const outStrides = stridesOf(outShape);
     const along = outStrides[axis]!;
     const base = outStrides.map((st, d) => (d === axis ? 0 : st));
@@ -424,10 +459,10 @@ export class CpuBackend implements Backend {
 
   im2col(x: Storage, spec: WindowSpec): Storage {
     const src = this.data(x);
-    if (this.fastKernels?.im2col && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.im2col(src, spec));
+    if (this.fastKernels?.im2col && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.im2col(src, spec, this.alloc('float32', spec.batch * spec.channels * spec.kh * spec.kw * spec.outH * spec.outW) as Float32Array));
     const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
     const L = outH * outW;
-    const out = alloc(x.dtype, batch * C * kh * kw * L);
+    const out = this.alloc(x.dtype, batch * C * kh * kw * L);
     let o = 0;
     for (let b = 0; b < batch; b++) {
       for (let c = 0; c < C; c++) {
@@ -452,9 +487,9 @@ export class CpuBackend implements Backend {
 
   col2im(cols: Storage, spec: WindowSpec): Storage {
     const src = this.data(cols);
-    if (this.fastKernels?.col2im && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.col2im(src, spec));
+    if (this.fastKernels?.col2im && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.col2im(src, spec, this.alloc('float32', spec.batch * spec.channels * spec.height * spec.width) as Float32Array));
     const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
-    const out = alloc(cols.dtype, batch * C * H * W);
+    const out = this.alloc(cols.dtype, batch * C * H * W, true);
     let o = 0;
     // the exact mirror of im2col: every column entry read from pixel (y, x) is added back there
     for (let b = 0; b < batch; b++) {

@@ -34,12 +34,12 @@ export interface FastKernels {
   readonly name: string;
   /** threads taking part in a large job, the calling thread included */
   readonly threads: number;
-  /** out[batch, m, n] = op(A) @ op(B) in float32; see MatmulSpec. Inputs are not modified. */
-  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec): Float32Array;
-  /** sliding windows to columns (float32), see WindowSpec */
-  im2col(x: Float32Array, spec: WindowSpec): Float32Array;
-  /** adjoint of im2col (float32) */
-  col2im(cols: Float32Array, spec: WindowSpec): Float32Array;
+  /** out[batch, m, n] = op(A) @ op(B) in float32; see MatmulSpec. Inputs are not modified; `out` (any contents) is written if given. */
+  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec, out?: Float32Array): Float32Array;
+  /** sliding windows to columns (float32), see WindowSpec; into `out` if given */
+  im2col(x: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array;
+  /** adjoint of im2col (float32); into `out` (any contents) if given */
+  col2im(cols: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -138,11 +138,11 @@ class WasmKernels implements FastKernels {
     return new Float32Array(this.memory.buffer);
   }
 
-  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec): Float32Array {
+  matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec, out?: Float32Array): Float32Array {
     if (this.disposed) throw new Error('FastKernels used after dispose()');
     const { batch, m, k, n, batchA, batchB, transA, transB } = spec;
     const outSize = batch * m * n;
-    if (outSize === 0 || k === 0) return new Float32Array(outSize);
+    if (outSize === 0 || k === 0) return out ? out.fill(0, 0, outSize) : new Float32Array(outSize);
     const aSize = batchA * m * k, bSize = batchB * k * n;
     if (a.length < aSize || b.length < bSize) throw new RangeError('matmul: operand smaller than its spec');
 
@@ -196,15 +196,18 @@ class WasmKernels implements FastKernels {
 
     if (m !== mpPad || n !== npPad) this.ex.compact(cOut, batch, m, n, npPad, mpPad);
     heap = new Float32Array(this.memory.buffer); // (memory cannot have grown, but views are cheap)
-    return heap.slice(cOut >>> 2, (cOut >>> 2) + outSize);
+    const c = heap.subarray(cOut >>> 2, (cOut >>> 2) + outSize);
+    if (!out) return c.slice();
+    out.set(c);
+    return out;
   }
 
-  im2col(x: Float32Array, spec: WindowSpec): Float32Array {
-    return im2colFast(x, spec);
+  im2col(x: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array {
+    return im2colFast(x, spec, out);
   }
 
-  col2im(cols: Float32Array, spec: WindowSpec): Float32Array {
-    return col2imFast(cols, spec);
+  col2im(cols: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array {
+    return col2imFast(cols, spec, out);
   }
 
   dispose(): void {

@@ -25,12 +25,15 @@ function validRange(iw0: number, strideW: number, width: number, outW: number): 
   return [Math.min(lo, outW), Math.max(hi, Math.min(lo, outW))];
 }
 
-/** Sliding windows to columns. Works for Float32Array and Float64Array (returns the same kind). */
-export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec): A {
+/**
+ * Sliding windows to columns. Works for Float32Array and Float64Array (returns the same kind),
+ * into `out` when given (every entry is written).
+ */
+export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec, out?: A): A {
   const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW, padValue } = s;
   const L = outH * outW;
   const rows = channels * kh * kw;
-  const cols = new (x.constructor as new (n: number) => A)(batch * rows * L);
+  const cols = out ?? new (x.constructor as new (n: number) => A)(batch * rows * L);
   for (let b = 0; b < batch; b++) {
     for (let c = 0; c < channels; c++) {
       const plane = (b * channels + c) * height * width;
@@ -63,11 +66,12 @@ export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec): A {
 }
 
 /** The adjoint of im2colFast: every column entry is added to the pixel it was read from. */
-export function col2imFast<A extends TypedArray>(cols: A, s: WindowSpec): A {
+export function col2imFast<A extends TypedArray>(cols: A, s: WindowSpec, out?: A): A {
   const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = s;
   const L = outH * outW;
   const rows = channels * kh * kw;
-  const x = new (cols.constructor as new (n: number) => A)(batch * channels * height * width);
+  // accumulates, so a recycled `out` is zeroed first
+  const x: A = out ? (out.fill(0) as A) : new (cols.constructor as new (n: number) => A)(batch * channels * height * width);
   for (let b = 0; b < batch; b++) {
     for (let c = 0; c < channels; c++) {
       const plane = (b * channels + c) * height * width;
