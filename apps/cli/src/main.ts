@@ -15,14 +15,12 @@
  * exit code and no stack trace, unless MOFME_DEBUG=1.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { presetNames } from '@mofme/mofme';
-import { LAYOUTS, WEATHERS } from '@mofme/data';
 import { CliError, oneLine } from './errors';
-import { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, mergeConfig, readConfigFile, type TrainConfig } from './config';
-import { train } from './train';
-import { dataCheckCommand, dataSynthCommand, evalCommand, infoCommand, metricsCommand, restoreCommand } from './commands';
-import { reportCommand } from './report';
-import { demoCommand } from './demo';
+import { BACKENDS, LAYOUTS, MODEL_KINDS, PRESETS as presetNames, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, WEATHERS, type TrainConfig } from './options';
+
+// The commands are imported when they run: loading the tensor engine, sharp and vega takes seconds,
+// and `mofme --help` or a bad flag should answer at once.
+const commands = () => import('./commands');
 
 // ---- value parsers: a bad value names the flag (commander adds it) and what was expected ----
 const positiveInt = (v: string): number => {
@@ -101,6 +99,8 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
       const extra = Object.keys(flags);
       if (extra.length || opts.config) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...extra.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())), ...(opts.config ? ['--config'] : [])].join(', ')}`);
     }
+    const { mergeConfig, readConfigFile } = await import('./config');
+    const { train } = await import('./train');
     const file = opts.config ? readConfigFile(String(opts.config)) : {};
     const cfg = mergeConfig(file, flags);
     const r = await train(cfg, opts.resume ? { resume: String(opts.resume) } : {});
@@ -125,7 +125,7 @@ program.command('eval')
   .option('--overwrite', 'replace existing --csv/--gallery files')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .addHelpText('after', '\nExamples:\n  mofme eval                                   # the pretrained model on the built-in test split\n  mofme eval --checkpoint runs/tiny --split val --csv val.csv --gallery val.png\n  mofme eval --checkpoint runs/tiny/best --data data/allweather/test_snow --json')
-  .action(async (o) => { process.exitCode = await evalCommand(o); });
+  .action(async (o) => { process.exitCode = await (await commands()).evalCommand(o); });
 
 // ---- restore ----
 program.command('restore')
@@ -138,7 +138,7 @@ program.command('restore')
   .option('--overwrite', 'replace existing output files')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .addHelpText('after', '\nExample:\n  mofme restore photo1.jpg photo2.png -o restored/')
-  .action(async (files: string[], o) => { process.exitCode = await restoreCommand(files, o); });
+  .action(async (files: string[], o) => { process.exitCode = await (await commands()).restoreCommand(files, o); });
 
 // ---- info ----
 modelOptions(program.command('info'), false)
@@ -147,7 +147,7 @@ modelOptions(program.command('info'), false)
   .option('--size <WxH>', 'image size for the FLOP count', '240x240')
   .option('--json', 'print JSON')
   .addHelpText('after', '\nExamples:\n  mofme info runs/tiny/best\n  mofme info --preset paper --model moe --experts 16 --topk 4 --json')
-  .action(async (ckpt: string | undefined, o) => { process.exitCode = await infoCommand(ckpt, o); });
+  .action(async (ckpt: string | undefined, o) => { process.exitCode = await (await commands()).infoCommand(ckpt, o); });
 
 // ---- metrics ----
 program.command('metrics')
@@ -155,7 +155,7 @@ program.command('metrics')
   .argument('<a>', 'image or folder')
   .argument('<b>', 'image or folder')
   .option('--json', 'print JSON')
-  .action(async (a: string, b: string, o) => { process.exitCode = await metricsCommand(a, b, o); });
+  .action(async (a: string, b: string, o) => { process.exitCode = await (await commands()).metricsCommand(a, b, o); });
 
 // ---- data ----
 const data = program.command('data').description('dataset tools');
@@ -164,7 +164,7 @@ data.command('check')
   .argument('<path>', 'dataset folder or list file')
   .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
   .option('--json', 'print JSON')
-  .action(async (path: string, o) => { process.exitCode = await dataCheckCommand(path, o); });
+  .action(async (path: string, o) => { process.exitCode = await (await commands()).dataCheckCommand(path, o); });
 data.command('synth')
   .description('synthesise weather on photos: input/ + gt/ pairs, or a contact sheet')
   .requiredOption('--out <dir>', 'output folder')
@@ -174,7 +174,7 @@ data.command('synth')
   .addOption(new Option('--seed <n>', 'seed').argParser(nonNegInt).default(0))
   .option('--sheet', 'write one contact sheet (clean | weathers...) instead of pairs')
   .option('--overwrite', 'replace existing files')
-  .action(async (o) => { process.exitCode = await dataSynthCommand(o); });
+  .action(async (o) => { process.exitCode = await (await commands()).dataSynthCommand(o); });
 
 // ---- report ----
 program.command('report')
@@ -185,7 +185,7 @@ program.command('report')
   .addOption(new Option('--limit <n>', 'at most N images (0: all)').argParser(nonNegInt).default(0))
   .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
   .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
-  .action(async (run: string, o) => { process.exitCode = await reportCommand(run, o); });
+  .action(async (run: string, o) => { process.exitCode = await (await import('./report')).reportCommand(run, o); });
 
 // ---- demo ----
 program.command('demo')
@@ -193,7 +193,7 @@ program.command('demo')
   .addOption(new Option('--steps <n>', 'training steps').argParser(positiveInt).default(200))
   .option('--out <dir>', 'output folder (default: runs/demo-<date>)')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
-  .action(async (o) => { process.exitCode = await demoCommand(o); });
+  .action(async (o) => { process.exitCode = await (await import('./demo')).demoCommand(o); });
 
 // ---- top-level error handler: one line, no stack (MOFME_DEBUG=1 shows it) ----
 function fail(e: unknown): void {

@@ -148,6 +148,12 @@ export interface MofmeConfig {
   embedDropout: number;
   /** LayerNorm epsilon. 1e-5 = PyTorch default, which the official code uses. */
   layerNormEps: number;
+  /** Output = clamp(input + tail, 0, 1) instead of the official sigmoid(tail). Off in `paper`
+   *  (the official network has no global residual). On in `tiny` and `small`: a network trained
+   *  for minutes on a CPU must first learn to reproduce its input through a sigmoid, and in a few
+   *  hundred steps it stays below the identity baseline (the degraded input itself); with the
+   *  residual it starts near the identity and only has to learn the correction. */
+  residualOutput: boolean;
 }
 
 /** The options of the UaR as we recommend them (mofme-paper.md §3.4). */
@@ -193,6 +199,7 @@ const paper: MofmeConfig = {
   dropout: 0.1,
   embedDropout: 0,
   layerNormEps: 1e-5,
+  residualOutput: false,
 };
 
 /** A few-hundred-thousand-parameter model that learns something on 64x64 crops on 2 CPU cores in
@@ -214,6 +221,7 @@ const small: MofmeConfig = {
   tailResBlocks: 1,
   officialUnusedParams: false,
   dropout: 0,
+  residualOutput: true,
 };
 
 /** The smallest model that still has every part of the paper's network: depth 2 (so the
@@ -234,6 +242,7 @@ const tiny: MofmeConfig = {
   tailResBlocks: 1,
   officialUnusedParams: false,
   dropout: 0,
+  residualOutput: true,
 };
 
 export const presets = { paper, small, tiny } as const satisfies Record<string, MofmeConfig>;
@@ -355,6 +364,7 @@ export function validateConfig(c: MofmeConfig): void {
   bool('officialExpertSlots', c.officialExpertSlots);
   bool('officialSharedInit', c.officialSharedInit);
   bool('officialUnusedParams', c.officialUnusedParams);
+  bool('residualOutput', c.residualOutput);
   rate('dropout', c.dropout, 0, 1);
   rate('embedDropout', c.embedDropout, 0, 1);
   if (typeof c.layerNormEps !== 'number' || !(c.layerNormEps > 0)) {

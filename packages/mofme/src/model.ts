@@ -14,7 +14,7 @@
 // comments are symbolic; the paper preset at 240x240 has Ch = 32, D = 384, N = 900, I = 512,
 // F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
 
-import { Generator, bmm, dropout, indexSelect, keep, noGrad, scatterAdd, tensor, zeros, type DType, type Tensor } from '@mofme/tensor';
+import { Generator, bmm, clamp, dropout, indexSelect, keep, noGrad, scatterAdd, tensor, zeros, type DType, type Tensor } from '@mofme/tensor';
 import { Conv2d, LayerNorm, Linear, Module, ModuleList, PatchEmbed, PatchUnembed, ResBlock, init, withInitDefaults } from '@mofme/nn';
 import { attnInnerOf, mlpHiddenOf, tokensOf, type MofmeConfig } from './config';
 import { affine, linearRoute, uarRoute, type Routing } from './router';
@@ -329,7 +329,12 @@ export class MoFME extends Module {
       routing.push(out.routing);
     }
     const y = this.unpatchify.forward(t, H, W); // [B, N, p²Ct] -> [B, Ct, H, W]
-    return { image: this.tail.forward(y).sigmoid(), routing }; // [B, 3, H, W], no global residual
+    const out = this.tail.forward(y); // [B, 3, H, W]
+    if (this.config.residualOutput) {
+      // input in [0, 1] plus a learned correction (tiny/small presets; see config.residualOutput)
+      return { image: clamp(x.add(1).mul(0.5).add(out), 0, 1), routing };
+    }
+    return { image: out.sigmoid(), routing }; // official: sigmoid, no global residual
   }
 
   /** Own parameters come first in Module's walk; list posEmbed after the patch embedding instead,

@@ -25,12 +25,12 @@ const maxDiff = (a: Tensor, b: Tensor): number => {
 // 16-pixel crops of the tiny preset keep every test here fast; dim 48, depth 2, E = 4, top-2
 const tiny = (o: ConfigOverrides = {}) => resolveConfig('tiny', o);
 
-test('output [B, 3, H, W] in (0, 1) for several sizes, and a clear error for sides not multiple of p', () => {
+test('output [B, 3, H, W] in [0, 1] for several sizes, and a clear error for sides not multiple of p', () => {
   const m = createModel(tiny(), { seed: 1 }).eval();
   for (const [B, H, W] of [[1, 16, 16], [2, 16, 32], [1, 40, 24]] as const) {
     const { image, routing } = noGrad(() => m.forward(img(B, H, W)));
     assert.equal(image.shape, [B, 3, H, W]);
-    assert.ok([...image.data()].every((v) => v > 0 && v < 1));
+    assert.ok([...image.data()].every((v) => v >= 0 && v <= 1));
     assert.is(routing.length, 2);
     assert.equal(routing[0]!.weights.shape, [B, (H / 8) * (W / 8), 4]);
   }
@@ -169,6 +169,24 @@ test('router statistics: per layer and task, mean weight, top-k share (sums to k
     assert.ok(Math.abs(r.meanWeight.reduce((a, b) => a + b, 0) - 1) < 1e-5);
     assert.ok(r.entropy > 0 && r.entropy <= Math.log(2) + 1e-9);
   }
+});
+
+test('residualOutput: a zero correction returns the input; off, the output is the official sigmoid', () => {
+  const config = resolveConfig('tiny', { imageSize: 16 } as never);
+  assert.is(config.residualOutput, true);
+  assert.is(resolveConfig('paper').residualOutput, false);
+  const model = createModel(config, { seed: 3 });
+  // zero the tail's last convolution: the correction is then exactly 0
+  noGrad(() => { model.tail.out.weight.assign(model.tail.out.weight.mul(0)); model.tail.out.bias!.assign(model.tail.out.bias!.mul(0)); });
+  const x01 = randn([1, 3, 16, 16], { generator: new Generator(1) }).sigmoid(); // an image in (0, 1)
+  const y = noGrad(() => model.forward(x01.mul(2).sub(1)).image);
+  const a = y.data(), b = x01.data();
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6, `pixel ${i}: ${a[i]} vs ${b[i]}`);
+  // the same model with the official output: sigmoid(0) = 0.5 everywhere
+  const official = createModel({ ...config, residualOutput: false }, { seed: 3 });
+  noGrad(() => { official.tail.out.weight.assign(official.tail.out.weight.mul(0)); official.tail.out.bias!.assign(official.tail.out.bias!.mul(0)); });
+  const z = noGrad(() => official.forward(x01.mul(2).sub(1)).image).data();
+  assert.ok(z.every((v) => Math.abs(v - 0.5) < 1e-7));
 });
 
 test.run();

@@ -12,7 +12,7 @@ import { parseSafetensors } from '@mofme/nn';
 import { createModel, loadOfficialStateDict, resolveConfig, toOfficialStateDict } from '../src/index';
 import { officialDenseKeys, officialMofmeE4Keys, officialMoeE4Keys } from './fixtures/official-state-dicts';
 
-const official = { officialUnusedParams: true } as const;
+const official = { officialUnusedParams: true, residualOutput: false } as const;
 
 test('paper-preset exports carry exactly the official keys and shapes', () => {
   for (const [ffn, keys] of [['dense', officialDenseKeys], ['moe', officialMoeE4Keys], ['mofme', officialMofmeE4Keys]] as const) {

@@ -1,0 +1,27 @@
+/**
+ * `--backend cpu|gpu`. The CPU backend is the default (WebAssembly SIMD kernels when available).
+ * The gpu.js backend lives in `@mofme/tensor/gpu`, loaded only when asked for, because it pulls in
+ * gpu.js and the native `gl` module; when it cannot start (no `gl` build, no X display) the user
+ * gets one line saying why, never a silent fall-back to the CPU.
+ */
+import { getDefaultBackend, setDefaultBackend, type Backend } from '@mofme/tensor';
+import { CliError, oneLine } from './errors';
+
+export async function selectBackend(name: string): Promise<Backend> {
+  if (name === 'cpu') return getDefaultBackend();
+  if (name !== 'gpu') throw new CliError(`--backend: invalid value "${name}"; choose one of cpu, gpu`);
+  const specifier = '@mofme/tensor/gpu'; // a variable: typecheck must not depend on the optional entry point
+  let mod: { createGpuBackend: (o: { mode: string }) => Backend };
+  try {
+    mod = (await import(specifier)) as typeof mod;
+  } catch (e) {
+    throw new CliError(`--backend gpu is not available: cannot load ${specifier} (${oneLine(e)})`);
+  }
+  try {
+    const gpu = mod.createGpuBackend({ mode: 'auto' });
+    setDefaultBackend(gpu);
+    return gpu;
+  } catch (e) {
+    throw new CliError(`--backend gpu is not available: ${oneLine(e)}`);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Checkpoints: everything needed to continue a training run exactly, written so that a crash at any
+ * moment leaves either the previous checkpoint or the new one, never half of one.
+ *
+ * A checkpoint is a folder `ckpt-000100/` in the run folder:
+ *   model.safetensors   the weights; metadata: format, the model config (JSON), step
+ *                       (this file alone is what eval/restore/info need)
+ *   optim.safetensors   AdamW's moment tensors (flattenOptimizerState) + its hyper-parameters and the
+ *                       scheduler's clock in the metadata
+ *   state.json          step, loader position, the model's RNG state (dropout, UaR sampling), best
+ *                       validation score so far, elapsed training time, the training config
+ *
+ * Atomicity: the files are written into `ckpt-000100.tmp/` (each one fsync-ed by the nn package's
+ * atomic writer), then the folder is renamed to `ckpt-000100/`. rename(2) of a directory is atomic,
+ * so a folder without `.tmp` is always complete; leftover `.tmp` folders are ignored and cleaned.
+ * `best/` (the checkpoint with the best validation PSNR, never chosen on test data) is replaced by
+ * writing `best.tmp/`, moving the old one to `best.old/`, renaming, then deleting `best.old/`.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, cpSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { GeneratorState, Tensor } from '@mofme/tensor';
+import {
+  flattenOptimizerState, unflattenOptimizerState, loadSafetensors, saveSafetensors, writeFileAtomic, SafetensorsError,
+  type LRScheduler, type Optimizer, type BaseHyper,
+} from '@mofme/nn';
+import { createModel, resolveConfig, type MoFME, type MofmeConfig } from '@mofme/mofme';
+import type { LoaderPosition } from '@mofme/data';
+import { CliError } from './errors';
+import type { TrainConfig } from './config';
+
+export const CKPT_RE = /^ckpt-(\d+)$/;
+export const MODEL_FILE = 'model.safetensors';
+
+export interface TrainingState {
+  step: number;
+  loader: LoaderPosition;
+  rng: GeneratorState;
+  bestPsnr: number | null;
+  bestStep: number | null;
+  elapsedSeconds: number;
+  config: TrainConfig;
+}
+
+export function ckptName(step: number): string {
+  return `ckpt-${String(step).padStart(6, '0')}`;
+}
+
+function fsyncDir(path: string): void {
+  try {
+    const fd = openSync(path, 'r');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  } catch { /* not supported everywhere; rename is still atomic */ }
+}
+
+/** Rename `tmp` onto `dest`, replacing an existing `dest` folder (through `dest.old`). */
+function replaceDir(tmp: string, dest: string): void {
+  const old = dest + '.old';
+  if (existsSync(old)) rmSync(old, { recursive: true, force: true });
+  if (existsSync(dest)) renameSync(dest, old);
+  renameSync(tmp, dest);
+  fsyncDir(dirname(dest));
+  if (existsSync(old)) rmSync(old, { recursive: true, force: true });
+}
+
+/** Write a complete checkpoint folder atomically; returns its path. */
+export async function saveCheckpoint(runDir: string, model: MoFME, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler, state: TrainingState): Promise<string> {
+  const dest = join(runDir, ckptName(state.step));
+  const tmp = dest + '.tmp';
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  await saveSafetensors(join(tmp, MODEL_FILE), model.stateDict(), modelMetadata(model.config, state.step));
+  const flat = flattenOptimizerState(optimizer.stateDict());
+  await saveSafetensors(join(tmp, 'optim.safetensors'), flat.tensors as Record<string, Tensor>, {
+    optimizer: flat.metadata,
+    scheduler: JSON.stringify(scheduler.stateDict()),
+  });
+  await writeFileAtomic(join(tmp, 'state.json'), new TextEncoder().encode(JSON.stringify(state, null, 2) + '\n'));
+  fsyncDir(tmp);
+  replaceDir(tmp, dest);
+  return dest;
+}
+
+export function modelMetadata(config: MofmeConfig, step: number): Record<string, string> {
+  return { format: 'mofme-ts/1', config: JSON.stringify(config), step: String(step) };
+}
+
+/** Complete checkpoints of a run, oldest first. */
+export function listCheckpoints(runDir: string): { step: number; path: string }[] {
+  if (!existsSync(runDir)) return [];
+  return readdirSync(runDir)
+    .map((name) => ({ name, m: CKPT_RE.exec(name) }))
+    .filter((e) => e.m && existsSync(join(runDir, e.name, 'state.json')))
+    .map((e) => ({ step: Number(e.m![1]), path: join(runDir, e.name) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** Keep the newest `keep` checkpoints (and best/, which is a copy); delete older ones and stale temp folders. */
+export function pruneCheckpoints(runDir: string, keep: number): void {
+  const all = listCheckpoints(runDir);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.path, { recursive: true, force: true });
+  for (const name of readdirSync(runDir)) if (/^ckpt-\d+\.(tmp|old)$/.test(name)) rmSync(join(runDir, name), { recursive: true, force: true });
+}
+
+/** Copy a checkpoint to `best/` atomically. */
+export function markBest(runDir: string, ckptDir: string): void {
+  const tmp = join(runDir, 'best.tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  cpSync(ckptDir, tmp, { recursive: true });
+  replaceDir(tmp, join(runDir, 'best'));
+}
+
+/** Where `--resume DIR` continues from: DIR itself if it is a checkpoint, else the newest in the run folder. */
+export function resolveResume(dir: string): { ckpt: string; runDir: string } {
+  if (!existsSync(dir)) throw new CliError(`--resume ${dir}: no such folder`);
+  if (existsSync(join(dir, 'state.json')) && CKPT_RE.test(basename(dir))) return { ckpt: dir, runDir: dirname(dir) };
+  if (existsSync(join(dir, 'state.json')) && basename(dir) === 'best') return { ckpt: dir, runDir: dirname(dir) };
+  const list = listCheckpoints(dir);
+  if (!list.length) throw new CliError(`--resume ${dir}: no complete checkpoint (ckpt-NNNNNN/ with state.json) in it`);
+  return { ckpt: list[list.length - 1]!.path, runDir: dir };
+}
+
+export function readState(ckpt: string): TrainingState {
+  try {
+    return JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as TrainingState;
+  } catch (e) {
+    throw new CliError(`checkpoint ${ckpt}: state.json is unreadable or corrupt (${(e as Error).message})`);
+  }
+}
+
+/** Restore optimiser and scheduler from a checkpoint folder. */
+export async function loadOptimizerState(ckpt: string, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler): Promise<void> {
+  const file = join(ckpt, 'optim.safetensors');
+  try {
+    const { tensors, metadata } = await loadSafetensors(file);
+    optimizer.loadStateDict(unflattenOptimizerState(tensors, metadata.optimizer ?? '{"steps":{},"paramGroups":[]}'));
+    scheduler.loadStateDict(JSON.parse(metadata.scheduler ?? '{"count":0}'));
+  } catch (e) {
+    throw new CliError(`checkpoint ${file} is corrupt or does not match the model: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Find the model file of CHECKPOINT, which may be a .safetensors file, a checkpoint folder, or a run
+ * folder (then best/ if there is one, else the newest checkpoint).
+ */
+export function resolveModelFile(path: string): string {
+  if (!existsSync(path)) throw new CliError(`checkpoint ${path}: no such file or folder`);
+  if (statSync(path).isFile()) return path;
+  if (existsSync(join(path, MODEL_FILE))) return join(path, MODEL_FILE);
+  if (existsSync(join(path, 'best', MODEL_FILE))) return join(path, 'best', MODEL_FILE);
+  const list = listCheckpoints(path);
+  if (list.length) return join(list[list.length - 1]!.path, MODEL_FILE);
+  throw new CliError(`checkpoint ${path}: no ${MODEL_FILE}, best/ or ckpt-NNNNNN/ in this folder`);
+}
+
+/** Build the network described by a model file's metadata and load its weights (strictly). */
+export async function loadModelFile(path: string): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
+  const file = resolveModelFile(path);
+  let parsed;
+  try {
+    parsed = await loadSafetensors(file);
+  } catch (e) {
+    const why = e instanceof SafetensorsError ? e.message : (e as Error).message;
+    throw new CliError(`checkpoint ${file} is not a readable safetensors file: ${why}`);
+  }
+  const raw = parsed.metadata.config;
+  if (!raw) throw new CliError(`checkpoint ${file} has no model config in its metadata (not written by mofme train?)`);
+  let config: Readonly<MofmeConfig>;
+  try {
+    config = resolveConfig(JSON.parse(raw) as MofmeConfig);
+  } catch (e) {
+    throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
+  }
+  const model = createModel(config, { seed: 0 });
+  try {
+    model.loadStateDict(parsed.tensors);
+  } catch (e) {
+    throw new CliError(`checkpoint ${file} does not match its own config: ${(e as Error).message}`);
+  }
+  const step = parsed.metadata.step !== undefined ? Number(parsed.metadata.step) : null;
+  return { model, config, file, step };
+}
