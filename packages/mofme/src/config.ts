@@ -152,7 +152,8 @@ export interface MofmeConfig {
    *  (the official network has no global residual). On in `tiny` and `small`: a network trained
    *  for minutes on a CPU must first learn to reproduce its input through a sigmoid, and in a few
    *  hundred steps it stays below the identity baseline (the degraded input itself); with the
-   *  residual it starts near the identity and only has to learn the correction. */
+   *  residual (and the tail's last convolution initialised to zero) it starts exactly at the
+   *  identity and only has to learn the correction. */
   residualOutput: boolean;
 }
 

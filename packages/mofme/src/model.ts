@@ -392,5 +392,14 @@ export function createModel(config: MofmeConfig, options: CreateModelOptions = {
   const rng = options.generator ?? new Generator(options.seed ?? 0);
   const model = withInitDefaults({ generator: rng, ...(options.dtype ? { dtype: options.dtype } : {}) }, () => new MoFME(config, rng));
   if (config.officialSharedInit) applyOfficialSharedInit(model);
+  if (config.residualOutput) {
+    // zero the last convolution, so the untrained network is exactly the identity and training
+    // only learns the correction (the "zero-init the last layer of a residual branch" trick);
+    // its weights still get gradients at once, because the features feeding it are not zero
+    noGrad(() => {
+      model.tail.out.weight.assign(keep(zeros(model.tail.out.weight.shape, { dtype: model.tail.out.weight.dtype })));
+      if (model.tail.out.bias) model.tail.out.bias.assign(keep(zeros(model.tail.out.bias.shape, { dtype: model.tail.out.bias.dtype })));
+    });
+  }
   return model;
 }
