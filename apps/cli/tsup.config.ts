@@ -1,13 +1,4 @@
-import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base';
 
-// ESM + .d.ts, no minification: gpu.js reads kernel functions' source text, and learners read dist too.
-export default defineConfig({
-  entry: { main: 'src/main.ts' },
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  minify: false,
-  banner: { js: '#!/usr/bin/env node' },
-});
+// the bin: dist/main.js with a shebang
+export default packageConfig({ entry: { main: 'src/main.ts' }, banner: { js: '#!/usr/bin/env node' } });

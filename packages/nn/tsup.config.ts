@@ -1,12 +1,3 @@
-import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base';
 
-// ESM + .d.ts, no minification: gpu.js reads kernel functions' source text, and learners read dist too.
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  minify: false,
-});
+export default packageConfig({ entry: { index: 'src/index.ts' } });

@@ -1,13 +1,7 @@
-import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base';
 
-// ESM + .d.ts, no minification: gpu.js reads kernel functions' source text, and learners read dist too.
-export default defineConfig({
+// gpu is its own entry so that importing the core never loads gpu.js
+export default packageConfig({
   entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', gpu: 'src/gpu/index.ts' },
   external: ['gpu.js'],
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  minify: false,
 });
