@@ -14,6 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import * as T from '@mofme/tensor';
 import * as tf from '@tensorflow/tfjs';
+import { AdamW } from '@mofme/nn';
+import { createModel, resolveConfig } from '@mofme/mofme';
 import '@tensorflow/tfjs-backend-wasm';
 
 type Row = { case: string; engine: string; path: string; threads: number; ms: number | null; gflops: number | null; note?: string };
@@ -59,12 +61,11 @@ const smCase = { name: 'softmax+layerNorm fwd+bwd (8,256,384)', shape: [8, 256, 
 // ---------------------------------------------------------------------------------------------
 // ours: one CPU backend per kernel path
 // ---------------------------------------------------------------------------------------------
-async function oursPaths(): Promise<{ path: string; threads: number; backend: T.CpuBackend }[]> {
+function oursPaths(): { path: string; threads: number; backend: T.CpuBackend }[] {
   const paths: { path: string; threads: number; backend: T.CpuBackend }[] = [{ path: 'ts-blocked', threads: 1, backend: new T.CpuBackend({ fastKernels: null }) }];
-  const wasm = (await import('@mofme/tensor').catch(() => null)) as unknown as { createWasmKernels?: (o: { threads: number }) => T.FastKernels; wasmSimdAvailable?: () => boolean } | null;
-  if (wasm?.createWasmKernels && wasm.wasmSimdAvailable?.()) {
+  if (T.wasmSimdAvailable()) {
     for (const threads of [1, Math.min(2, availableParallelism())]) {
-      paths.push({ path: 'wasm-simd', threads, backend: new T.CpuBackend({ fastKernels: wasm.createWasmKernels({ threads }) }) });
+      paths.push({ path: 'wasm-simd', threads, backend: new T.CpuBackend({ fastKernels: T.createWasmKernels({ threads }) }) });
     }
   }
   return paths;
@@ -89,6 +90,18 @@ function oursSoftmaxLn(backend: T.Backend): number {
   return time(() => T.tidy(() => { T.layerNorm(T.softmax(x, -1), 1, w, b).sum().backward(); x.grad = w.grad = b.grad = null; }), 3);
 }
 
+/** One training step of the tiny MoFME (64x64, batch 8): forward, SmoothL1, backward, AdamW. No peer can run it. */
+function oursTrainStep(backend: T.Backend): number {
+  return T.withBackend(backend, () => {
+    const model = createModel(resolveConfig('tiny'), { seed: 0 });
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const g = new T.Generator(4);
+    const x = T.rand([8, 3, 64, 64], { generator: g }), y = T.rand([8, 3, 64, 64], { generator: g });
+    return time(() => T.tidy(() => { const loss = T.smoothL1Loss(model.forward(x.mul(2).sub(1)).image, y); opt.zeroGrad(); loss.backward(); opt.step(); }), 3);
+  });
+}
+const stepCase = 'tiny MoFME training step, 64x64, batch 8';
+
 // ---------------------------------------------------------------------------------------------
 // tfjs peers
 // ---------------------------------------------------------------------------------------------
@@ -107,8 +120,8 @@ async function tfjsCase(backendName: 'cpu' | 'wasm'): Promise<void> {
     let ms: number | null = null, note: string | undefined;
     if (backendName === 'wasm') {
       note = `forward only (${fwd.toFixed(1)} ms): tfjs-wasm has no Conv2DBackpropFilter kernel`;
-    } else if (c.H > 64) {
-      note = `skipped: tfjs-cpu's filter gradient takes ~20 s already on the 64x64 case`;
+    } else if (c.H > 64 || quick) {
+      note = `skipped: tfjs-cpu's filter gradient takes minutes (about 2 min on the 64x64 case in the full run)`;
     } else {
       const grads = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, 'same').sum());
       ms = await timeAsync(async () => { const gs = grads([x, w]); await Promise.all(gs.map((t) => t.data())); gs.forEach((t) => t.dispose()); }, 1, 0, 1);
@@ -177,7 +190,7 @@ function torchRows(): string {
 // ---------------------------------------------------------------------------------------------
 async function main(): Promise<void> {
   console.log(`engine bench on ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, node ${process.version}${quick ? ' (quick)' : ''}\n`);
-  for (const { path, threads, backend } of await oursPaths()) {
+  for (const { path, threads, backend } of oursPaths()) {
     for (const n of sizes) {
       const ms = oursMatmul(backend, n);
       rows.push({ case: `matmul ${n}`, engine: 'ours', path, threads, ms, gflops: (2 * n ** 3) / ms / 1e6 });
@@ -187,6 +200,7 @@ async function main(): Promise<void> {
       rows.push({ case: c.name, engine: 'ours', path, threads, ms, gflops: (3 * convFlops(c)) / ms / 1e6 });
     }
     rows.push({ case: smCase.name, engine: 'ours', path, threads, ms: oursSoftmaxLn(backend), gflops: null });
+    rows.push({ case: stepCase, engine: 'ours', path, threads, ms: oursTrainStep(backend), gflops: null, note: path === 'ts-blocked' ? 'no JavaScript peer can train this conv + transformer model' : '' });
   }
   for (const b of ['cpu', 'wasm'] as const) await tfjsCase(b);
   const torchNote = torchRows();
@@ -196,10 +210,12 @@ async function main(): Promise<void> {
   for (const c of cases) {
     const rs = rows.filter((r) => r.case === c);
     const best = rs.filter((r) => r.engine === 'ours' && r.ms !== null).sort((a, b) => a.ms! - b.ms!)[0];
+    const plain = rs.find((r) => r.engine === 'ours' && r.path === 'ts-blocked');
     console.log(`\n${c}`);
     console.log(`  ${'engine'.padEnd(14)} ${'path'.padEnd(11)} ${'thr'.padStart(3)} ${'ms'.padStart(10)} ${'GFLOP/s'.padStart(8)}   ours(best)/peer`);
     for (const r of rs) {
-      const ratio = r.engine !== 'ours' && r.ms && best?.ms ? `${(r.ms / best.ms).toFixed(2)}x faster` : '';
+      const ratio = r.engine !== 'ours' && r.ms && best?.ms ? `${(r.ms / best.ms).toFixed(2)}x faster`
+        : r.engine === 'ours' && r.path !== 'ts-blocked' && r.ms && plain?.ms ? `(${(plain.ms / r.ms).toFixed(1)}x the plain TypeScript kernels)` : '';
       console.log(`  ${r.engine.padEnd(14)} ${r.path.padEnd(11)} ${String(r.threads).padStart(3)} ${r.ms === null ? '       n/a' : r.ms.toFixed(1).padStart(10)} ${r.gflops === null ? '        ' : r.gflops.toFixed(2).padStart(8)}   ${ratio}${r.note ? ` ${r.note}` : ''}`);
     }
   }
