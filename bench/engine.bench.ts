@@ -84,6 +84,13 @@ function oursConv(backend: T.Backend, c: (typeof convCases)[number]): number {
   return time(() => T.tidy(() => { T.conv2d(x, w, null, { padding: 1 }).sum().backward(); x.grad = null; w.grad = null; }), 3);
 }
 
+function oursConvForward(backend: T.Backend, c: (typeof convCases)[number]): number {
+  const g = new T.Generator(2);
+  const x = T.randn([c.B, c.C, c.H, c.W], { backend, generator: g });
+  const w = T.randn([c.O, c.C, 3, 3], { backend, generator: g, std: 0.05 });
+  return time(() => T.tidy(() => { T.noGrad(() => T.conv2d(x, w, null, { padding: 1 })); }), 3);
+}
+
 function oursSoftmaxLn(backend: T.Backend): number {
   const x = T.randn(smCase.shape, { backend, generator: new T.Generator(3), requiresGrad: true });
   const w = T.ones([384], { backend, requiresGrad: true }), b = T.zeros([384], { backend, requiresGrad: true });
@@ -117,6 +124,7 @@ async function tfjsCase(backendName: 'cpu' | 'wasm'): Promise<void> {
   for (const c of convCases) {
     const x = tf.randomNormal([c.B, c.H, c.W, c.C]), w = tf.randomNormal([3, 3, c.C, c.O]); // tfjs is NHWC
     const fwd = await timeAsync(async () => { const y = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'); await y.data(); y.dispose(); }, 3);
+    rows.push({ case: c.name.replace('fwd+bwd', 'forward'), engine: 'tfjs', path: backendName, threads: 1, ms: fwd, gflops: convFlops(c) / fwd / 1e6 });
     let ms: number | null = null, note: string | undefined;
     if (backendName === 'wasm') {
       note = `forward only (${fwd.toFixed(1)} ms): tfjs-wasm has no Conv2DBackpropFilter kernel`;
@@ -163,6 +171,8 @@ for threads in cfg["threads"]:
         def step():
             torch.nn.functional.conv2d(x, w, padding=1).sum().backward(); x.grad = None; w.grad = None
         out.append(dict(case=c["name"], threads=threads, ms=med(step, 3)))
+        with torch.no_grad():
+            out.append(dict(case=c["name"].replace("fwd+bwd", "forward"), threads=threads, ms=med(lambda: torch.nn.functional.conv2d(x, w, padding=1), 3)))
     x = torch.randn(*cfg["sm"], requires_grad=True)
     ln = torch.nn.LayerNorm(cfg["sm"][-1])
     def sm():
@@ -181,7 +191,8 @@ function torchRows(): string {
   for (const r of res.rows) {
     const n = /matmul (\d+)/.exec(r.case)?.[1];
     const conv = convCases.find((c) => c.name === r.case);
-    const gflops = n ? (2 * Number(n) ** 3) / r.ms / 1e6 : conv ? (3 * convFlops(conv)) / r.ms / 1e6 : null;
+    const convFwd = convCases.find((c) => c.name.replace('fwd+bwd', 'forward') === r.case);
+    const gflops = n ? (2 * Number(n) ** 3) / r.ms / 1e6 : conv ? (3 * convFlops(conv)) / r.ms / 1e6 : convFwd ? convFlops(convFwd) / r.ms / 1e6 : null;
     rows.push({ case: r.case, engine: `torch ${res.version}`, path: 'native', threads: r.threads, ms: r.ms, gflops });
   }
   return `PyTorch ${res.version} (Debian) via /usr/bin/python3`;
@@ -196,6 +207,8 @@ async function main(): Promise<void> {
       rows.push({ case: `matmul ${n}`, engine: 'ours', path, threads, ms, gflops: (2 * n ** 3) / ms / 1e6 });
     }
     for (const c of convCases) {
+      const fms = oursConvForward(backend, c);
+      rows.push({ case: c.name.replace('fwd+bwd', 'forward'), engine: 'ours', path, threads, ms: fms, gflops: convFlops(c) / fms / 1e6 });
       const ms = oursConv(backend, c);
       rows.push({ case: c.name, engine: 'ours', path, threads, ms, gflops: (3 * convFlops(c)) / ms / 1e6 });
     }
