@@ -26,6 +26,8 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 };
 const smoke = argv.includes('--smoke');
+// --report-only: write the document from the runs that exist, training nothing (e.g. after an interrupted run)
+const reportOnly = argv.includes('--report-only');
 const steps = Number(flag('steps', smoke ? '4' : '300'));
 const seeds = flag('seeds', smoke ? '1' : '1,2').split(',').map(Number);
 const batch = Number(flag('batch-size', smoke ? '2' : '8'));
@@ -65,6 +67,7 @@ for (const variant of variants) {
   for (const seed of seeds) {
     const runDir = join(out, `${variant.name}-s${seed}`);
     const started = Date.now();
+    if (reportOnly && !existsSync(join(runDir, 'eval.json'))) continue;
     if (!existsSync(join(runDir, 'eval.json'))) {
       console.log(`[${((Date.now() - t0) / 60000).toFixed(1)} min] training ${variant.label}, seed ${seed}, ${steps} steps`);
       mofme(['train', '--preset', preset, ...variant.flags, '--steps', String(steps), '--seed', String(seed), '--batch-size', String(batch), '--crop', String(crop),
@@ -116,6 +119,7 @@ const fmt = (xs: number[], digits: number): string => {
   return xs.length > 1 ? `${m.toFixed(digits)} ± ${s.toFixed(digits)}` : m.toFixed(digits);
 };
 const byVariant = (v: Variant) => results.filter((r) => r.variant === v);
+const seedsOf = (v: Variant) => byVariant(v).map((r) => r.seed).join(', ');
 const identity = results[0]!.eval;
 
 const psnrTable = [
@@ -124,7 +128,8 @@ const psnrTable = [
   `| identity (degraded input) | ${tasks.map((t) => identity.tasks[t]!.identityPsnr.toFixed(2)).join(' | ')} | ${identity.average.identityPsnr.toFixed(2)} | ${identity.average.identitySsim.toFixed(4)} |`,
   ...variants.map((v) => {
     const rs = byVariant(v);
-    return `| ${v.label} | ${tasks.map((t) => fmt(rs.map((r) => r.eval.tasks[t]!.psnr), 2)).join(' | ')} | ${fmt(rs.map((r) => r.eval.average.psnr), 2)} | ${fmt(rs.map((r) => r.eval.average.ssim), 4)} |`;
+    if (!rs.length) return `| ${v.label} | ${tasks.map(() => 'not run').join(' | ')} | – | – |`;
+    return `| ${v.label} (seeds ${seedsOf(v)}) | ${tasks.map((t) => fmt(rs.map((r) => r.eval.tasks[t]!.psnr), 2)).join(' | ')} | ${fmt(rs.map((r) => r.eval.average.psnr), 2)} | ${fmt(rs.map((r) => r.eval.average.ssim), 4)} |`;
   }),
 ].join('\n');
 
@@ -141,7 +146,7 @@ const costTable = [
 
 // routing statistics (first seed of each routed variant): top-k share of each expert per task, entropy
 const routingLines: string[] = [];
-for (const v of variants.filter((x) => x.name !== 'dense')) {
+for (const v of variants.filter((x) => x.name !== 'dense' && byVariant(x).length)) {
   const r = byVariant(v)[0]!;
   routingLines.push(`\n**${v.label}** (seed ${r.seed}; top-k share of each expert per task, routing entropy in nats, per layer)\n`);
   const E = r.eval.routing[0]?.topkShare.length ?? 0;
@@ -152,7 +157,7 @@ for (const v of variants.filter((x) => x.name !== 'dense')) {
 
 // ---- 4. charts ----
 mkdirSync(join(docs, 'results'), { recursive: true });
-const barRows = variants.flatMap((v) => tasks.map((t) => ({ model: v.label, task: t, psnr: meanSpread(byVariant(v).map((r) => r.eval.tasks[t]!.psnr))[0] })))
+const barRows = variants.filter((v) => byVariant(v).length).flatMap((v) => tasks.map((t) => ({ model: v.label, task: t, psnr: meanSpread(byVariant(v).map((r) => r.eval.tasks[t]!.psnr))[0] })))
   .concat(tasks.map((t) => ({ model: 'identity', task: t, psnr: identity.tasks[t]!.identityPsnr })));
 await chartPng({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -183,7 +188,7 @@ await chartPng({
 } as never, join(docs, 'results', 'training-loss.png'));
 
 // ---- 5. the document ----
-const best = [...variants].sort((a, b) => meanSpread(byVariant(b).map((r) => r.eval.average.psnr))[0] - meanSpread(byVariant(a).map((r) => r.eval.average.psnr))[0]);
+const best = variants.filter((v) => byVariant(v).length).sort((a, b) => meanSpread(byVariant(b).map((r) => r.eval.average.psnr))[0] - meanSpread(byVariant(a).map((r) => r.eval.average.psnr))[0]);
 const avg = (name: string) => meanSpread(results.filter((r) => r.variant.name === name).map((r) => r.eval.average.psnr))[0];
 const big = resolveConfig('paper', { ffn: 'mofme', experts: 128, topk: 4 } as never), bigMoe = resolveConfig('paper', { ffn: 'moe', experts: 128, topk: 4 } as never);
 const e128Saving = 1 - countParameters(big).total / countParameters(bigMoe).total;
