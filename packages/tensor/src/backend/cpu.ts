@@ -181,6 +181,34 @@ function unaryLoop(op: UnaryOp, out: TypedArray, x: TypedArray): void {
   }
 }
 
+/**
+ * The geometry shared by im2col and its adjoint col2im: for every entry o of the column matrix
+ * [batch, C*kh*kw, outH*outW] (in order), the flat input pixel it reads, or -1 in the padding.
+ * Row c*kh*kw + i*kw + j holds kernel tap (c, i, j) at every output position (oy, ox), which
+ * reads pixel (oy*stride - pad + i*dilation, ox*stride - pad + j*dilation) of channel c.
+ */
+function forEachWindowTap(spec: WindowSpec, visit: (o: number, pixel: number) => void): void {
+  const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
+  let o = 0;
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < C; c++) {
+      const plane = (b * C + c) * H * W;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          for (let oy = 0; oy < outH; oy++) {
+            const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
+            const rowInside = y >= 0 && y < H;
+            for (let ox = 0; ox < outW; ox++, o++) {
+              const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
+              visit(o, rowInside && xx >= 0 && xx < W ? plane + y * W + xx : -1);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The backend
 // ---------------------------------------------------------------------------------------------
@@ -460,55 +488,17 @@ export class CpuBackend implements Backend {
   im2col(x: Storage, spec: WindowSpec): Storage {
     const src = this.data(x);
     if (this.fastKernels?.im2col && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.im2col(src, spec, this.alloc('float32', spec.batch * spec.channels * spec.kh * spec.kw * spec.outH * spec.outW) as Float32Array));
-    const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
-    const L = outH * outW;
-    const out = this.alloc(x.dtype, batch * C * kh * kw * L);
-    let o = 0;
-    for (let b = 0; b < batch; b++) {
-      for (let c = 0; c < C; c++) {
-        const plane = (b * C + c) * H * W;
-        for (let i = 0; i < kh; i++) {
-          for (let j = 0; j < kw; j++) {
-            // one row of the column matrix: this kernel tap (c, i, j) at every output position
-            for (let oy = 0; oy < outH; oy++) {
-              const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
-              const rowInside = y >= 0 && y < H;
-              for (let ox = 0; ox < outW; ox++) {
-                const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
-                out[o++] = rowInside && xx >= 0 && xx < W ? src[plane + y * W + xx]! : spec.padValue;
-              }
-            }
-          }
-        }
-      }
-    }
+    const out = this.alloc(x.dtype, spec.batch * spec.channels * spec.kh * spec.kw * spec.outH * spec.outW);
+    forEachWindowTap(spec, (o, pixel) => { out[o] = pixel >= 0 ? src[pixel]! : spec.padValue; });
     return this.wrap(out);
   }
 
   col2im(cols: Storage, spec: WindowSpec): Storage {
     const src = this.data(cols);
     if (this.fastKernels?.col2im && !this.reference && src instanceof Float32Array) return this.wrap(this.fastKernels.col2im(src, spec, this.alloc('float32', spec.batch * spec.channels * spec.height * spec.width) as Float32Array));
-    const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
-    const out = this.alloc(cols.dtype, batch * C * H * W, true);
-    let o = 0;
-    // the exact mirror of im2col: every column entry read from pixel (y, x) is added back there
-    for (let b = 0; b < batch; b++) {
-      for (let c = 0; c < C; c++) {
-        const plane = (b * C + c) * H * W;
-        for (let i = 0; i < kh; i++) {
-          for (let j = 0; j < kw; j++) {
-            for (let oy = 0; oy < outH; oy++) {
-              const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
-              const rowInside = y >= 0 && y < H;
-              for (let ox = 0; ox < outW; ox++, o++) {
-                const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
-                if (rowInside && xx >= 0 && xx < W) out[plane + y * W + xx] += src[o]!;
-              }
-            }
-          }
-        }
-      }
-    }
+    const out = this.alloc(cols.dtype, spec.batch * spec.channels * spec.height * spec.width, true);
+    // the exact mirror of im2col: every column entry read from a pixel is added back there
+    forEachWindowTap(spec, (o, pixel) => { if (pixel >= 0) out[pixel] += src[o]!; });
     return this.wrap(out);
   }
 }
