@@ -27,8 +27,15 @@ import {
 import * as K from './codegen';
 import type { KernelSource } from './codegen';
 
-/** Cache key: the source holds every shape number; size and argument kinds complete it. */
-const keyOf = (k: KernelSource): string => `${k.size}|${k.args.join(',')}|${k.source}`;
+/**
+ * Cache key: the source holds the output shape and the strides it reads with; the output size,
+ * the argument kinds and the size of every input storage complete it. The input sizes matter
+ * because gpu.js writes each input texture's width and height into the compiled shader as
+ * constants: a kernel compiled for a 15-element input reads a 21-element input through the wrong
+ * texel grid, silently. Sources alone do not pin them (a slice of the first row reads the same
+ * way from a [2, 3] and a [5, 3] tensor), so one kernel is compiled per input-size tuple too.
+ */
+const keyOf = (k: KernelSource, inputSizes: readonly number[] = []): string => `${k.size}|${k.args.join(',')}|${inputSizes.join(',')}|${k.source}`;
 
 /** What a device-resident value is: a texture on GL paths, a Float32Array in gpu.js cpu mode. */
 type DeviceData = Texture | Float32Array;
@@ -132,8 +139,8 @@ export class GpuBackend implements Backend {
    * The compiled kernel for a source. gpu.js compiles on the first *call*, so a new kernel's
    * first call is timed apart (stats.compileMs) from steady calls.
    */
-  private kernel(k: KernelSource): IKernelRunShortcut {
-    const key = keyOf(k);
+  private kernel(k: KernelSource, inputSizes: readonly number[] = []): IKernelRunShortcut {
+    const key = keyOf(k, inputSizes);
     const cached = this.kernels.get(key);
     if (cached) return cached;
     const glArray = this.gpu.mode === 'cpu' ? 'Array' : 'ArrayTexture(1)';
@@ -166,7 +173,7 @@ export class GpuBackend implements Backend {
   private run(k: KernelSource, ...args: (Storage | number)[]): GpuStorage {
     if (k.size === 0) return this.wrap(0, null);
     this.checkSize(k.size);
-    const run = this.kernel(k);
+    const run = this.kernel(k, args.flatMap((a) => (typeof a === 'number' ? [] : [a.size])));
     const values = args.map((a) => (typeof a === 'number' ? a : this.dataOf(a)));
     let out = run(...(values as never[])) as unknown as DeviceData;
     // gpu.js cpu mode ignores `immutable` and returns the same array on every call: copy it
