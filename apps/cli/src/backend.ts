@@ -5,7 +5,20 @@
  * gets one line saying why, never a silent fall-back to the CPU.
  */
 import { getDefaultBackend, setDefaultBackend, type Backend } from '@mofme/tensor';
+import type { MofmeConfig } from '@mofme/mofme';
 import { CliError, oneLine } from './errors';
+
+/**
+ * The expert execution to use on `backend`. Sparse execution gathers a different number of tokens
+ * for each expert at every step, so on a backend that compiles kernels per shape (gpu.js) it would
+ * compile new shaders at every step (measured: ~100 per tiny training step, each step slower than
+ * the last). Dense execution computes the same outputs with fixed shapes, so it is used there.
+ */
+export function executionFor<C extends Readonly<MofmeConfig>>(config: C, backend: Backend): C {
+  if (!backend.compilesPerShape || config.execution !== 'sparse' || config.ffn === 'dense') return config;
+  console.log(`${backend.name}: dense expert execution (same outputs as sparse; fixed shapes, so kernels compile once)`);
+  return { ...config, execution: 'dense' };
+}
 
 export async function selectBackend(name: string): Promise<Backend> {
   if (name === 'cpu') return getDefaultBackend();

@@ -154,7 +154,7 @@ export function resolveModelFile(path: string): string {
 }
 
 /** Build the network described by a model file's metadata and load its weights (strictly). */
-export async function loadModelFile(path: string): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
+export async function loadModelFile(path: string, adapt: (c: Readonly<MofmeConfig>) => Readonly<MofmeConfig> = (c) => c): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
   const file = resolveModelFile(path);
   let parsed;
   try {
@@ -167,7 +167,7 @@ export async function loadModelFile(path: string): Promise<{ model: MoFME; confi
   if (!raw) throw new CliError(`checkpoint ${file} has no model config in its metadata (not written by mofme train?)`);
   let config: Readonly<MofmeConfig>;
   try {
-    config = resolveConfig(JSON.parse(raw) as MofmeConfig);
+    config = adapt(resolveConfig(JSON.parse(raw) as MofmeConfig));
   } catch (e) {
     throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
   }

@@ -16,7 +16,7 @@ import { evaluate, formatTable, restoreImage, type EvalResult, type ImageScore }
 import { openData } from './train';
 import { psnr, ssim } from './metrics';
 import { gridPng } from './images';
-import { selectBackend } from './backend';
+import { executionFor, selectBackend } from './backend';
 
 /** The bundled pretrained model (trained by `mofme train`, see README). */
 export const PRETRAINED = fileURLToPath(new URL('../pretrained/model.safetensors', import.meta.url));
@@ -62,8 +62,8 @@ export async function evalCommand(o: EvalOpts): Promise<number> {
   for (const [flag, path] of [['--csv', o.csv], ['--gallery', o.gallery]] as const) {
     if (path) { ensureWritableDir(resolve(path, '..'), flag); assertFresh(path, Boolean(o.overwrite), '--overwrite'); }
   }
-  await selectBackend(o.backend);
-  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
+  const backend = await selectBackend(o.backend);
+  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint), (c) => executionFor(c, backend));
   const ds = await openData(o.data, o.split, o.layout);
   const resize = o.resize === 'none' ? undefined : o.resize ? parseSize(o.resize, '--resize') : o.data === 'builtin' ? undefined : { width: 720, height: 480 };
   const keep = new Extremes(3);
@@ -134,8 +134,8 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
     if (Math.min(img.height, img.width) < 8) throw new CliError(`${f}: image is ${img.width}x${img.height}; at least 8x8 pixels are needed`);
     images.push(img);
   }
-  await selectBackend(o.backend);
-  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
+  const backend = await selectBackend(o.backend);
+  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint), (c) => executionFor(c, backend));
   console.log(`restoring ${files.length} image(s) with ${file}`);
   for (const [i, img] of images.entries()) {
     const t0 = performance.now();

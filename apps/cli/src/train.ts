@@ -26,7 +26,7 @@ import {
   listCheckpoints, loadOptimizerState, markBest, pruneCheckpoints, readState, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
 } from './checkpoint';
 import { evaluate, type EvalResult } from './evaluate';
-import { selectBackend } from './backend';
+import { executionFor, selectBackend } from './backend';
 import { CliError, oneLine } from './errors';
 import { Progress, formatDuration } from './progress';
 
@@ -75,8 +75,8 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
   } catch (e) {
     throw new CliError(`--out ${runDir}: cannot write there (${(e as NodeJS.ErrnoException).code ?? oneLine(e)})`);
   }
-  const modelConfig = modelConfigOf(cfg);
-  await selectBackend(cfg.backend);
+  const backend = await selectBackend(cfg.backend);
+  const modelConfig = executionFor(modelConfigOf(cfg), backend);
 
   // ---- data ------------------------------------------------------------------------------------
   const trainData = await openData(cfg.data, 'train', cfg.layout);

@@ -6,6 +6,8 @@ import { presetNames, resolveConfig } from '@mofme/mofme';
 import { LAYOUTS as DATA_LAYOUTS, WEATHERS as DATA_WEATHERS } from '@mofme/data';
 import { LAYOUTS, PRESETS, WEATHERS, TRAIN_DEFAULTS } from '../src/options';
 import { mergeConfig, modelConfigOf } from '../src/config';
+import { executionFor } from '../src/backend';
+import { CpuBackend, type Backend } from '@mofme/tensor';
 
 test('option lists equal the packages\' lists', () => {
   assert.equal([...PRESETS].sort(), [...presetNames].sort());
@@ -26,6 +28,19 @@ test('model flags map onto the preset', () => {
   const m = modelConfigOf({ ...TRAIN_DEFAULTS, model: 'moe', experts: 8, topk: 4, width: 64, depth: 3, router: 'uar' });
   const want = resolveConfig('tiny', { ffn: 'moe', experts: 8, topk: 4, dim: 64, depth: 3, router: 'uar', imageSize: 64 });
   assert.equal(m, want);
+});
+
+test('a backend that compiles per shape (gpu.js) gets dense expert execution; the CPU keeps sparse', () => {
+  const sparse = resolveConfig('tiny', { execution: 'sparse' });
+  const cpu = new CpuBackend({});
+  assert.is(executionFor(sparse, cpu), sparse);
+  // a stand-in for the gpu.js backend: only the two fields executionFor reads
+  const gpuLike = { name: 'gpujs-test', compilesPerShape: true } as unknown as Backend;
+  const chosen = executionFor(sparse, gpuLike);
+  assert.is(chosen.execution, 'dense');
+  assert.equal({ ...chosen, execution: 'sparse' }, sparse);
+  const dense = resolveConfig('tiny', { ffn: 'dense' });
+  assert.is(executionFor(dense, gpuLike), dense);
 });
 
 test.run();

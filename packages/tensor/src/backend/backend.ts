@@ -96,6 +96,12 @@ export interface Backend {
   readonly name: string;
   /** true when kernels run on an accelerator; the CPU backend says false */
   readonly isAccelerated: boolean;
+  /**
+   * True when every new tensor shape costs a kernel compilation (the gpu.js backend bakes shapes
+   * into its shaders). Code with a choice between data-dependent shapes and fixed ones, such as
+   * sparse vs dense expert execution, should pick fixed shapes on such a backend.
+   */
+  readonly compilesPerShape?: boolean;
   /** a human-readable description: device, mode, precision, limits */
   describe(): string;
   /** the relative error a float32 kernel of this backend may show against the CPU reference */

@@ -68,6 +68,8 @@ export interface GpuBackendInfo {
 export class GpuBackend implements Backend {
   readonly name: string;
   readonly isAccelerated: boolean;
+  /** every new shape compiles new shaders (see keyOf): callers should prefer fixed shapes */
+  readonly compilesPerShape = true;
   private readonly kernels = new Map<string, IKernelRunShortcut>();
   private live = 0;
   private liveBytes = 0;
