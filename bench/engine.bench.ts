@@ -2,11 +2,18 @@
  * Engine benchmark: our tensor engine against its peers, in one run on one machine.
  *
  * Rows: matmul (float32, N = 256/512/1024), conv2d forward+backward at (1,64,64,64)x64 3x3 and
- * (1,32,240,240)x32 3x3, and a softmax + layerNorm forward+backward. Columns: our CPU backend on
- * each kernel path (plain TypeScript, WebAssembly SIMD on 1 and 2 threads when available),
- * @tensorflow/tfjs with its cpu and wasm backends, and Debian's PyTorch (1 and 2 threads) when
- * /usr/bin/python3 can import torch. Figures are medians over repeated runs after a warm-up;
- * "x peer" is how many times faster we are than that peer (>1 = faster).
+ * (1,32,240,240)x32 3x3, a pre-norm transformer block forward+backward, and a softmax + layerNorm
+ * forward+backward. Columns: our CPU backend on each kernel path (plain TypeScript, WebAssembly
+ * SIMD on 1 and 2 threads when available), our gpu.js backend when a GPU path opens here (in Node:
+ * headless GL, which `pnpm bench` runs under `xvfb-run -a`), @tensorflow/tfjs with its cpu and wasm
+ * backends, and Debian's PyTorch (1 and 2 threads) when /usr/bin/python3 can import torch.
+ * Figures are medians over repeated runs after a warm-up; "x peer" is how many times faster we
+ * are than that peer (>1 = faster).
+ *
+ * The gpu.js rows time the kernels with inputs and outputs staying on the device (a one-element
+ * read at the end waits for the queued GL work) and report the other two costs a GPU user pays
+ * apart: transfer (upload of the inputs, download of the result) and compile (the first call of
+ * each new kernel, gpu.js transpiling to GLSL and the driver compiling it).
  *
  * Run: pnpm bench (from the repository root). Not part of the tests: timings depend on the machine.
  */
@@ -14,7 +21,8 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import * as T from '@mofme/tensor';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW } from '@mofme/nn';
+import { AdamW, FeedForward, LayerNorm, Module, MultiHeadSelfAttention } from '@mofme/nn';
+import { createGpuBackend, type GpuBackend } from '@mofme/tensor/gpu';
 import { createModel, resolveConfig } from '@mofme/mofme';
 import '@tensorflow/tfjs-backend-wasm';
 
@@ -57,6 +65,10 @@ const convCases = [
 ].slice(0, quick ? 1 : 2);
 const convFlops = (c: (typeof convCases)[number]) => 2 * c.B * c.O * c.H * c.W * c.C * 9; // one pass; fwd+bwd = 3 passes
 const smCase = { name: 'softmax+layerNorm fwd+bwd (8,256,384)', shape: [8, 256, 384] };
+/** a pre-norm ViT block: x + attn(ln1(x)), then + mlp(ln2(x)), GELU MLP, no dropout */
+const blockCase = { name: 'transformer block fwd+bwd (1,256,128), 4 heads, MLP 512', B: 1, N: 256, D: 128, heads: 4, hidden: 512 };
+// multiply-adds x2 of qkv, q k^T, attn v, output projection, both MLP layers; fwd+bwd = 3 passes
+const blockFlops = 3 * 2 * (blockCase.N * blockCase.D * 3 * blockCase.D + 2 * blockCase.N * blockCase.N * blockCase.D + blockCase.N * blockCase.D * blockCase.D + 2 * blockCase.N * blockCase.D * blockCase.hidden);
 
 // ---------------------------------------------------------------------------------------------
 // ours: one CPU backend per kernel path
@@ -97,6 +109,45 @@ function oursSoftmaxLn(backend: T.Backend): number {
   return time(() => T.tidy(() => { T.layerNorm(T.softmax(x, -1), 1, w, b).sum().backward(); x.grad = w.grad = b.grad = null; }), 3);
 }
 
+class Block extends Module {
+  readonly ln1: LayerNorm; readonly attn: MultiHeadSelfAttention; readonly ln2: LayerNorm; readonly mlp: FeedForward;
+  constructor(c: typeof blockCase) {
+    super();
+    this.ln1 = this.child('ln1', new LayerNorm(c.D));
+    this.attn = this.child('attn', new MultiHeadSelfAttention(c.D, { heads: c.heads, qkvBias: true }));
+    this.ln2 = this.child('ln2', new LayerNorm(c.D));
+    this.mlp = this.child('mlp', new FeedForward(c.D, c.hidden));
+  }
+  forward(x: T.Tensor): T.Tensor {
+    const h = x.add(this.attn.forward(this.ln1.forward(x)));
+    return h.add(this.mlp.forward(this.ln2.forward(h)));
+  }
+}
+
+/** A transformer block forward + backward (input and weight gradients); `settle` waits for the result. */
+function blockStep(backend: T.Backend): { inputs: T.Tensor[]; step: () => T.Tensor } {
+  return T.withBackend(backend, () => {
+    const block = new Block(blockCase);
+    const x = T.randn([blockCase.B, blockCase.N, blockCase.D], { generator: new T.Generator(5), requiresGrad: true });
+    const params = block.parameters();
+    return {
+      inputs: [x, ...params],
+      step: () => {
+        block.forward(x).sum().backward();
+        const g = x.grad!;
+        x.grad = null;
+        for (const p of params) p.grad = null;
+        return g;
+      },
+    };
+  });
+}
+
+function oursBlock(backend: T.Backend): number {
+  const { step } = blockStep(backend);
+  return time(() => T.tidy(() => { step(); }), 5);
+}
+
 /** One training step of the tiny MoFME (64x64, batch 8): forward, SmoothL1, backward, AdamW. No peer can run it. */
 function oursTrainStep(backend: T.Backend): number {
   return T.withBackend(backend, () => {
@@ -108,6 +159,82 @@ function oursTrainStep(backend: T.Backend): number {
   });
 }
 const stepCase = 'tiny MoFME training step, 64x64, batch 8';
+
+// ---------------------------------------------------------------------------------------------
+// ours on the gpu.js backend
+// ---------------------------------------------------------------------------------------------
+
+/** Wait for the GPU: reading one element of `t` waits for every queued GL command (GL is asynchronous). */
+function settle(t: T.Tensor): void {
+  const b = t.backend;
+  const one = b.strided(t.storage, [1], [1], 0);
+  b.download(one);
+  b.dispose(one);
+}
+
+/**
+ * Time one case on the GPU: upload (create the inputs from host data), the first call (which
+ * compiles its new kernels: gpu.js counts that time), download of the result, then the median of
+ * steady calls with everything on the device.
+ */
+function gpuTimed(gpu: GpuBackend, make: () => { inputs: T.Tensor[]; step: () => T.Tensor }, reps: number): { ms: number; note: string } {
+  let t0 = performance.now();
+  const { inputs, step } = make();
+  for (const t of inputs) settle(t);
+  const uploadMs = performance.now() - t0;
+  const compile0 = gpu.stats.compileMs, compiled0 = gpu.stats.compiled;
+  let downloadMs = 0;
+  T.tidy(() => {
+    const out = step();
+    settle(out);
+    t0 = performance.now();
+    out.toArray();
+    downloadMs = performance.now() - t0;
+  });
+  const compileMs = gpu.stats.compileMs - compile0, kernels = gpu.stats.compiled - compiled0;
+  const ms = time(() => T.tidy(() => { settle(step()); }), reps, 0, 20000);
+  for (const t of inputs) t.dispose();
+  return { ms, note: `upload ${uploadMs.toFixed(1)} ms, download ${downloadMs.toFixed(1)} ms, compile ${compileMs.toFixed(0)} ms (${kernels} kernels, first call)` };
+}
+
+function gpuRows(gpu: GpuBackend): void {
+  const path = `gpujs-${gpu.info().mode}`;
+  const add = (name: string, r: { ms: number; note: string }, flops: number | null): void => {
+    rows.push({ case: name, engine: 'ours', path, threads: 0, ms: r.ms, gflops: flops === null ? null : flops / r.ms / 1e6, note: r.note });
+  };
+  for (const n of sizes) {
+    const r = gpuTimed(gpu, () => T.withBackend(gpu, () => {
+      const g = new T.Generator(1);
+      const a = T.randn([n, n], { generator: g }), b = T.randn([n, n], { generator: g });
+      return { inputs: [a, b], step: () => T.matmul(a, b) };
+    }), n >= 1024 ? 3 : 5);
+    add(`matmul ${n}`, r, 2 * n ** 3);
+  }
+  for (const c of convCases) {
+    const make = (backward: boolean) => () => T.withBackend(gpu, () => {
+      const g = new T.Generator(2);
+      const x = T.randn([c.B, c.C, c.H, c.W], { generator: g, requiresGrad: backward });
+      const w = T.randn([c.O, c.C, 3, 3], { generator: g, std: 0.05, requiresGrad: backward });
+      const step = backward
+        ? () => { T.conv2d(x, w, null, { padding: 1 }).sum().backward(); const gx = x.grad!; x.grad = null; w.grad = null; return gx; }
+        : () => T.noGrad(() => T.conv2d(x, w, null, { padding: 1 }));
+      return { inputs: [x, w], step };
+    });
+    add(c.name.replace('fwd+bwd', 'forward'), gpuTimed(gpu, make(false), 3), convFlops(c));
+    add(c.name, gpuTimed(gpu, make(true), 3), 3 * convFlops(c));
+  }
+  add(blockCase.name, gpuTimed(gpu, () => blockStep(gpu), 3), blockFlops);
+}
+
+/** The gpu.js backend when some GPU path opens here, else the reason it did not. */
+function openGpu(): GpuBackend | string {
+  try {
+    const gpu = createGpuBackend({ mode: 'auto' });
+    return gpu;
+  } catch (e) {
+    return (e as Error).message.split('\n').join(' ');
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // tfjs peers
@@ -136,6 +263,29 @@ async function tfjsCase(backendName: 'cpu' | 'wasm'): Promise<void> {
     }
     rows.push({ case: c.name, engine: 'tfjs', path: backendName, threads: 1, ms, gflops: ms ? (3 * convFlops(c)) / ms / 1e6 : null, note });
     x.dispose(); w.dispose();
+  }
+  {
+    const { N, D, heads, hidden } = blockCase;
+    const dh = D / heads;
+    const v = (shape: number[]) => tf.variable(tf.randomNormal(shape, 0, 0.05));
+    const [wqkv, bqkv, wo, bo, w1, b1, w2, b2] = [v([D, 3 * D]), v([3 * D]), v([D, D]), v([D]), v([D, hidden]), v([hidden]), v([hidden, D]), v([D])] as tf.Variable[];
+    const [g1, be1, g2, be2] = [tf.variable(tf.ones([D])), tf.variable(tf.zeros([D])), tf.variable(tf.ones([D])), tf.variable(tf.zeros([D]))];
+    const x = tf.variable(tf.randomNormal([N, D]));
+    const ln = (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => { const { mean, variance } = tf.moments(t, -1, true); return t.sub(mean).div(variance.add(1e-5).sqrt()).mul(g).add(b); };
+    const heads3 = (t: tf.Tensor) => t.reshape([N, heads, dh]).transpose([1, 0, 2]) as tf.Tensor3D;
+    const f = () => {
+      const qkv = ln(x, g1!, be1!).matMul(wqkv!).add(bqkv!);
+      const [q, k, vv] = tf.split(qkv, 3, -1).map(heads3) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+      const attn = tf.softmax(tf.matMul(q, k, false, true).mul(dh ** -0.5));
+      const o = tf.matMul(attn, vv).transpose([1, 0, 2]).reshape([N, D]);
+      const h = x.add(o.matMul(wo!).add(bo!));
+      const m = ln(h, g2!, be2!).matMul(w1!).add(b1!);
+      const gelu = m.mul(tf.erf(m.mul(Math.SQRT1_2)).add(1)).mul(0.5); // exact GELU, as ours and PyTorch's default
+      return h.add(gelu.matMul(w2!).add(b2!)).sum() as tf.Scalar;
+    };
+    const ms = await timeAsync(async () => { const { value, grads } = tf.variableGrads(f); await Promise.all(Object.values(grads).map((t) => t.data())); value.dispose(); Object.values(grads).forEach((t) => t.dispose()); }, 3);
+    rows.push({ case: blockCase.name, engine: 'tfjs', path: backendName, threads: 1, ms, gflops: blockFlops / ms / 1e6 });
+    [wqkv, bqkv, wo, bo, w1, b1, w2, b2, g1, be1, g2, be2, x].forEach((t) => t!.dispose());
   }
   const x = tf.randomNormal(smCase.shape);
   const lnGrad = tf.grad((xx: tf.Tensor) => {
@@ -173,6 +323,12 @@ for threads in cfg["threads"]:
         out.append(dict(case=c["name"], threads=threads, ms=med(step, 3)))
         with torch.no_grad():
             out.append(dict(case=c["name"].replace("fwd+bwd", "forward"), threads=threads, ms=med(lambda: torch.nn.functional.conv2d(x, w, padding=1), 3)))
+    b = cfg["block"]
+    layer = torch.nn.TransformerEncoderLayer(b["D"], b["heads"], b["hidden"], dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+    xb = torch.randn(b["B"], b["N"], b["D"], requires_grad=True)
+    def blk():
+        layer(xb).sum().backward(); xb.grad = None; layer.zero_grad(set_to_none=True)
+    out.append(dict(case=b["name"], threads=threads, ms=med(blk, 5)))
     x = torch.randn(*cfg["sm"], requires_grad=True)
     ln = torch.nn.LayerNorm(cfg["sm"][-1])
     def sm():
@@ -184,7 +340,7 @@ print(json.dumps(dict(version=torch.__version__, rows=out)))
 function torchRows(): string {
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return 'PyTorch column skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch to add it)';
-  const cfg = { threads: [1, 2], sizes, conv: convCases, sm: smCase.shape, smName: smCase.name };
+  const cfg = { threads: [1, 2], sizes, conv: convCases, sm: smCase.shape, smName: smCase.name, block: blockCase };
   const run = spawnSync('/usr/bin/python3', ['-c', torchScript, JSON.stringify(cfg)], { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '2', OMP_NUM_THREADS: '2' }, maxBuffer: 1 << 24 });
   if (run.status !== 0) return `PyTorch column failed: ${run.stderr.trim().split('\n').pop()}`;
   const res = JSON.parse(run.stdout) as { version: string; rows: { case: string; threads: number; ms: number }[] };
@@ -192,7 +348,8 @@ function torchRows(): string {
     const n = /matmul (\d+)/.exec(r.case)?.[1];
     const conv = convCases.find((c) => c.name === r.case);
     const convFwd = convCases.find((c) => c.name.replace('fwd+bwd', 'forward') === r.case);
-    const gflops = n ? (2 * Number(n) ** 3) / r.ms / 1e6 : conv ? (3 * convFlops(conv)) / r.ms / 1e6 : convFwd ? convFlops(convFwd) / r.ms / 1e6 : null;
+    const gflops = n ? (2 * Number(n) ** 3) / r.ms / 1e6 : conv ? (3 * convFlops(conv)) / r.ms / 1e6 : convFwd ? convFlops(convFwd) / r.ms / 1e6
+      : r.case === blockCase.name ? blockFlops / r.ms / 1e6 : null;
     rows.push({ case: r.case, engine: `torch ${res.version}`, path: 'native', threads: r.threads, ms: r.ms, gflops });
   }
   return `PyTorch ${res.version} (Debian) via /usr/bin/python3`;
@@ -212,8 +369,19 @@ async function main(): Promise<void> {
       const ms = oursConv(backend, c);
       rows.push({ case: c.name, engine: 'ours', path, threads, ms, gflops: (3 * convFlops(c)) / ms / 1e6 });
     }
+    const bms = oursBlock(backend);
+    rows.push({ case: blockCase.name, engine: 'ours', path, threads, ms: bms, gflops: blockFlops / bms / 1e6 });
     rows.push({ case: smCase.name, engine: 'ours', path, threads, ms: oursSoftmaxLn(backend), gflops: null });
     rows.push({ case: stepCase, engine: 'ours', path, threads, ms: oursTrainStep(backend), gflops: null, note: path === 'ts-blocked' ? 'no JavaScript peer can train this conv + transformer model' : '' });
+  }
+  const gpu = openGpu();
+  let gpuNote: string;
+  if (typeof gpu === 'string') {
+    gpuNote = `gpu.js column skipped: ${gpu}`;
+  } else {
+    console.log(`gpu.js column on ${gpu.info().mode} (${gpu.info().renderer})`);
+    gpuRows(gpu);
+    gpuNote = `gpu.js column (thr "gpu"): ${gpu.describe()}`;
   }
   for (const b of ['cpu', 'wasm'] as const) await tfjsCase(b);
   const torchNote = torchRows();
@@ -225,14 +393,15 @@ async function main(): Promise<void> {
     const best = rs.filter((r) => r.engine === 'ours' && r.ms !== null).sort((a, b) => a.ms! - b.ms!)[0];
     const plain = rs.find((r) => r.engine === 'ours' && r.path === 'ts-blocked');
     console.log(`\n${c}`);
-    console.log(`  ${'engine'.padEnd(14)} ${'path'.padEnd(11)} ${'thr'.padStart(3)} ${'ms'.padStart(10)} ${'GFLOP/s'.padStart(8)}   ours(best)/peer`);
+    console.log(`  ${'engine'.padEnd(14)} ${'path'.padEnd(17)} ${'thr'.padStart(3)} ${'ms'.padStart(10)} ${'GFLOP/s'.padStart(8)}   ours(best)/peer`);
     for (const r of rs) {
       const ratio = r.engine !== 'ours' && r.ms && best?.ms ? `${(r.ms / best.ms).toFixed(2)}x faster`
         : r.engine === 'ours' && r.path !== 'ts-blocked' && r.ms && plain?.ms ? `(${(plain.ms / r.ms).toFixed(1)}x the plain TypeScript kernels)` : '';
-      console.log(`  ${r.engine.padEnd(14)} ${r.path.padEnd(11)} ${String(r.threads).padStart(3)} ${r.ms === null ? '       n/a' : r.ms.toFixed(1).padStart(10)} ${r.gflops === null ? '        ' : r.gflops.toFixed(2).padStart(8)}   ${ratio}${r.note ? ` ${r.note}` : ''}`);
+      console.log(`  ${r.engine.padEnd(14)} ${r.path.padEnd(17)} ${(r.threads === 0 ? 'gpu' : String(r.threads)).padStart(3)} ${r.ms === null ? '       n/a' : r.ms.toFixed(1).padStart(10)} ${r.gflops === null ? '        ' : r.gflops.toFixed(2).padStart(8)}   ${ratio}${r.note ? ` ${r.note}` : ''}`);
     }
   }
-  console.log(`\n${torchNote}`);
+  console.log(`\n${gpuNote}`);
+  console.log(torchNote);
   console.log('ratio = peer time / our best time (above 1: we are faster). FLOPs count a multiply-add as 2.');
   process.exit(0);
 }
