@@ -19,7 +19,7 @@ import * as assert from 'uvu/assert';
 // the package entry first, so its modules initialise in their intended order
 import { tensor, randn, mseLoss, conv2d, tidy, noGrad, Generator, CpuBackend, type Tensor, type Backend } from '../src/index';
 import { backendConformanceCases } from '../src/testing/index';
-import { createGpuBackend, detectHeadlessGL, type GpuBackend } from '../src/gpu/index';
+import { createGpuBackend, detectHeadlessGL, WebGpuBackend, type GpuBackend } from '../src/gpu/index';
 
 const requireGpu = process.env.MOFME_REQUIRE_GPU === '1';
 const detection = detectHeadlessGL();
@@ -34,10 +34,21 @@ test('headless-GL detection gives a reason string', () => {
 
 test('asking for a GPU path that is not there throws with the reason, never falls back', () => {
   assert.throws(() => createGpuBackend({ mode: 'webgl2' }), /needs a browser/);
-  assert.throws(() => createGpuBackend({ mode: 'webgpu' }), /asynchronous/);
   if (!detection.ok) {
     assert.throws(() => createGpuBackend({ mode: 'headlessgl' }), (e: Error) => e.message.includes(detection.reason.slice(0, 30)));
-    assert.throws(() => createGpuBackend({ mode: 'auto' }), /does not fall back/);
+  }
+  // auto: WebGPU first, then headless GL; whatever it returns is a real GPU path, else it throws
+  let auto: GpuBackend | null = null;
+  try {
+    auto = createGpuBackend({ mode: 'auto' });
+  } catch (e) {
+    assert.match((e as Error).message, /does not fall back/);
+    assert.match((e as Error).message, /webgpu: .*\n.*headlessgl: /s);
+  }
+  if (auto) {
+    assert.ok(auto.isAccelerated);
+    assert.ok(['webgpu', 'headlessgl'].includes(auto.info().mode), auto.describe());
+    if (auto instanceof WebGpuBackend) void auto.destroy();
   }
 });
 
@@ -48,23 +59,16 @@ test('gpu.js cpu mode says it is not accelerated', () => {
 });
 for (const c of backendConformanceCases(cpuMode, { samples: 2 })) test(`[gpu.js cpu mode] ${c.name}`, c.run);
 
-// ---- 2. on headless GL ------------------------------------------------------------------------
+// ---- 2. on a real gpu.js GPU path: headless GL, and WebGPU ---------------------------------------
 
-if (!detection.ok) {
-  console.log(`GPU suite skipped: ${detection.reason}`);
-} else {
-  const gpu = createGpuBackend({ mode: 'headlessgl' });
+/**
+ * Everything a GPU backend must pass, whichever path launches its kernels: the shared conformance
+ * suite, the gpu.js pitfalls, the size limit, and small models training with the CPU's losses
+ * while a tidy step leaks nothing.
+ */
+function deviceSuite(gpu: GpuBackend, label: string): void {
   const info = gpu.info();
-  console.log(`GPU suite on ${gpu.describe()}`);
   const cpu = new CpuBackend({});
-
-  test('really on HeadlessGL (no silent fallback)', () => {
-    assert.is(info.kernelClass, 'HeadlessGLKernel');
-    assert.is(info.mode, 'headlessgl');
-    assert.ok(gpu.isAccelerated);
-    assert.is(gpu.supports('float64'), false);
-  });
-
   for (const c of backendConformanceCases(gpu)) test(c.name, c.run);
 
   const close = (got: Float32Array, want: ArrayLike<number>, tol: number, label: string): void => {
@@ -81,7 +85,7 @@ if (!detection.ok) {
     return Float32Array.from({ length: n }, () => g.uniform(-1, 1));
   };
 
-  test('loops longer than gpu.js loopMaxIterations (1000) are not cut short', () => {
+  test(`[${label}] loops longer than gpu.js loopMaxIterations (1000) are not cut short`, () => {
     const k = 3000;
     const a = rand(4 * k, 2), b = rand(k * 3, 3);
     const spec = { batch: 1, m: 4, k, n: 3, batchA: 1, batchB: 1, transA: false, transB: false };
@@ -91,7 +95,7 @@ if (!detection.ok) {
     close(gpu.download(gpu.reduce('max', gpu.upload(v), [5000], [0])), cpu.download(cpu.reduce('max', cpu.upload(v), [5000], [0])), 0, 'max of 5000');
   });
 
-  test('two calls of the same kernel return two live tensors (immutable outputs)', () => {
+  test(`[${label}] two calls of the same kernel return two live tensors (immutable outputs)`, () => {
     const x = gpu.upload(Float32Array.from([1, 2, 3])), y = gpu.upload(Float32Array.from([10, 20, 30]));
     const ex = gpu.unary('neg', x), ey = gpu.unary('neg', y);
     assert.equal(Array.from(gpu.download(ex)), [-1, -2, -3]);
@@ -99,7 +103,7 @@ if (!detection.ok) {
     for (const s of [x, y, ex, ey]) gpu.dispose(s);
   });
 
-  test('a kernel fed its own output (relu(relu(x)), x+x chains) stays correct', () => {
+  test(`[${label}] a kernel fed its own output (relu(relu(x)), x+x chains) stays correct`, () => {
     let s = gpu.upload(Float32Array.from([-1, 2, -3, 4]));
     const first = s;
     for (let i = 0; i < 4; i++) {
@@ -114,7 +118,7 @@ if (!detection.ok) {
     gpu.dispose(s); gpu.dispose(first);
   });
 
-  test('one kernel source fed inputs of different sizes reads each through its own texel grid', () => {
+  test(`[${label}] one kernel source fed inputs of different sizes reads each through its own texel grid`, () => {
     // Slicing row 0 of a [2, 37] and of a [60, 37] tensor, and gathering rows of a [3, 50] and a
     // [90, 50] tensor, generate the same kernel source. gpu.js bakes each input texture's width
     // into the compiled shader, so the kernel must not be shared across input sizes (this was the
@@ -135,7 +139,7 @@ if (!detection.ok) {
     }
   });
 
-  test('dispose frees, double dispose is harmless, use after dispose is an error', () => {
+  test(`[${label}] dispose frees, double dispose is harmless, use after dispose is an error`, () => {
     const before = gpu.memory();
     const s = gpu.upload(rand(100));
     assert.equal(gpu.memory(), { buffers: before.buffers + 1, bytes: before.bytes + 400 });
@@ -146,8 +150,8 @@ if (!detection.ok) {
     assert.throws(() => gpu.unary('exp', s), /disposed/);
   });
 
-  test('a tensor larger than the texture limit is refused with a clear error', () => {
-    assert.throws(() => gpu.fill(info.maxElements + 1, 0, 'float32'), /does not fit in one texture/);
+  test(`[${label}] a tensor larger than the texture limit is refused with a clear error`, () => {
+    assert.throws(() => gpu.fill(info.maxElements + 1, 0, 'float32'), /does not fit on this device/);
     assert.throws(() => gpu.upload(new Float64Array(3)), /only float32/);
   });
 
@@ -183,7 +187,7 @@ if (!detection.ok) {
     return { losses, memory };
   }
 
-  test('an MLP trains on the GPU with the CPU losses, and a tidy step leaks nothing', () => {
+  test(`[${label}] an MLP trains on the GPU with the CPU losses, and a tidy step leaks nothing`, () => {
     const start = gpu.memory();
     const g = train(gpu, 5);
     const c = train(new CpuBackend({}), 5);
@@ -225,7 +229,7 @@ if (!detection.ok) {
     return { losses, memory };
   }
 
-  test('a conv block trains on the GPU with the CPU losses, and a tidy step leaks nothing', () => {
+  test(`[${label}] a conv block trains on the GPU with the CPU losses, and a tidy step leaks nothing`, () => {
     const start = gpu.memory();
     const g = trainConv(gpu, 6);
     const c = trainConv(new CpuBackend({}), 6);
@@ -235,11 +239,55 @@ if (!detection.ok) {
     assert.equal(gpu.memory(), start);
   });
 
-  test('tensors created with { backend: gpu } live on the GPU', () => {
+  test(`[${label}] tensors created with { backend: gpu } live on the GPU`, () => {
     const t = tensor([[1, 2], [3, 4]], { backend: gpu });
     assert.is(t.backend, gpu as GpuBackend);
     assert.equal(t.matmul(t).toArray(), [[7, 10], [15, 22]]);
   });
+}
+
+if (!detection.ok) {
+  console.log(`GPU suite on headless GL skipped: ${detection.reason}`);
+} else {
+  const gl = createGpuBackend({ mode: 'headlessgl' });
+  console.log(`GPU suite on ${gl.describe()}`);
+  test('really on HeadlessGL (no silent fallback)', () => {
+    const info = gl.info();
+    assert.is(info.kernelClass, 'HeadlessGLKernel');
+    assert.is(info.mode, 'headlessgl');
+    assert.ok(gl.isAccelerated);
+    assert.is(gl.supports('float64'), false);
+  });
+  deviceSuite(gl, 'headlessgl');
+}
+
+// WebGPU: Dawn (npm `webgpu`) on Vulkan, or on OpenGL ES over EGL (Mesa llvmpipe without a GPU).
+// MOFME_REQUIRE_WEBGPU=1 (set in CI) turns "not available" into a failure.
+const requireWebGpu = process.env.MOFME_REQUIRE_WEBGPU === '1';
+let webgpu: GpuBackend | null = null;
+let webgpuWhy = '';
+try {
+  webgpu = createGpuBackend({ mode: 'webgpu' });
+} catch (e) {
+  webgpuWhy = (e as Error).message.split('\n').join(' ');
+}
+test('WebGPU is available when required', () => {
+  if (requireWebGpu) assert.ok(webgpu, `MOFME_REQUIRE_WEBGPU=1 but: ${webgpuWhy}`);
+  if (!webgpu) assert.match(webgpuWhy, /webgpu/);
+});
+if (!webgpu) {
+  console.log(`GPU suite on WebGPU skipped: ${webgpuWhy}`);
+} else {
+  const wg = webgpu;
+  console.log(`GPU suite on ${wg.describe()}`);
+  test('really on WebGPU (no silent fallback)', () => {
+    const info = wg.info();
+    assert.is(info.kernelClass, 'WebGPUKernel');
+    assert.is(info.mode, 'webgpu');
+    assert.ok(wg.isAccelerated);
+    assert.is(wg.supports('float64'), false);
+  });
+  deviceSuite(wg, 'webgpu');
 }
 
 test.run();

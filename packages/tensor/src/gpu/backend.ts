@@ -1,22 +1,15 @@
 /**
- * The gpu.js backend: every primitive of `Backend` as a gpu.js kernel, with tensors kept on the
+ * The gpu.js backends: every primitive of `Backend` as a gpu.js kernel, with tensors kept on the
  * device between ops.
  *
- * How data lives on the device: a storage owns one gpu.js output texture (float32, one value
- * per texel, laid out as a flat 1-D array). Every kernel is created with `pipeline: true` (return
- * the texture instead of reading it back) and `immutable: true` (return a *new* texture on each
- * call). Without `immutable`, a gpu.js kernel renders every call into the same texture, so a
- * second call silently overwrites the tensor the first call returned; that is the most
- * dangerous gpu.js pitfall for an autodiff engine, which keeps many outputs of the same kernel
- * alive for the backward pass. Textures are not garbage collected: `dispose` deletes them, and
- * `memory()` counts what is still alive so tests can prove a training step frees everything.
+ * `GpuBackend` (this file) holds everything that does not depend on how kernels reach the device:
+ * which kernel each primitive runs (codegen.ts), the memory counter, size checks and disposal.
+ * Two subclasses launch the kernels: `GlBackend` below (gpu.js's WebGL paths: headless GL in Node,
+ * WebGL in browsers, and gpu.js's `cpu` mode), and `WebGpuBackend` (webgpu.ts), which drives
+ * gpu.js's WebGPU compute kernels from a worker thread.
  *
- * Kernels are compiled lazily and cached by their source text, which contains every shape
- * number (see codegen.ts), i.e. one compiled program per (op, shapes). A cached kernel also keeps
- * its last output texture for reuse (gpu.js's design); `releaseKernels()` frees them all.
- *
- * In gpu.js's `cpu` mode (allowed only when asked for by name: it is for debugging kernels, not a
- * fallback) the same kernels run as JavaScript and return Float32Arrays instead of textures.
+ * Both keep every tensor on the device between ops as a gpu.js pipeline output (a texture on GL,
+ * a storage buffer on WebGPU) and free it only on `dispose`; `memory()` counts what is alive.
  */
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import {
@@ -34,92 +27,75 @@ import type { KernelSource } from './codegen';
  * constants: a kernel compiled for a 15-element input reads a 21-element input through the wrong
  * texel grid, silently. Sources alone do not pin them (a slice of the first row reads the same
  * way from a [2, 3] and a [5, 3] tensor), so one kernel is compiled per input-size tuple too.
+ * (gpu.js's WebGPU kernels pass input sizes as uniforms, but one key for both keeps it simple.)
  */
-const keyOf = (k: KernelSource, inputSizes: readonly number[] = []): string => `${k.size}|${k.args.join(',')}|${inputSizes.join(',')}|${k.source}`;
+export const keyOf = (k: KernelSource, inputSizes: readonly number[] = []): string => `${k.size}|${k.args.join(',')}|${inputSizes.join(',')}|${k.source}`;
 
 /** What a device-resident value is: a texture on GL paths, a Float32Array in gpu.js cpu mode. */
 type DeviceData = Texture | Float32Array;
 
-class GpuStorage implements Storage {
+/** A tensor's storage on a gpu.js backend; `D` is the subclass's handle to the device data. */
+class GpuStorage<D = unknown> implements Storage {
   readonly dtype = 'float32' as const;
-  /** set by dispose; the texture is gone and any later use is an error */
+  /** set by dispose; the device data is gone and any later use is an error */
   freed = false;
-  /** `data` is null only for empty (size 0) storages, which need no texture */
-  constructor(readonly backend: GpuBackend, readonly size: number, public data: DeviceData | null) {}
+  /** `data` is null only for empty (size 0) storages, which need nothing on the device */
+  constructor(readonly backend: GpuBackend<D>, readonly size: number, public data: D | null) {}
 }
 
 export interface GpuBackendInfo {
-  /** gpu.js mode actually in use ('headlessgl', 'webgl2', 'webgl', 'cpu') */
+  /** gpu.js mode actually in use ('webgpu', 'headlessgl', 'webgl2', 'webgl', 'cpu') */
   mode: string;
-  /** the gpu.js kernel class, the ground truth of which path runs ('HeadlessGLKernel', ...) */
+  /** the gpu.js kernel class, the ground truth of which path runs ('HeadlessGLKernel', 'WebGPUKernel', ...) */
   kernelClass: string;
-  /** GL RENDERER / VERSION strings, as the context reports them */
+  /** GL RENDERER / VERSION strings, or the WebGPU adapter's description and backend */
   renderer: string;
   version: string;
   /** how it is really rendered, as far as we can tell (e.g. "software: Xvfb ... Mesa llvmpipe") */
   driver: string;
   software: boolean | null;
   precision: 'single';
+  /** GL paths: the largest texture side (Infinity in cpu mode, 0 on WebGPU, which uses buffers) */
   maxTextureSize: number;
-  /** the largest tensor, in elements, one texture can hold */
+  /** the largest tensor, in elements, one texture (GL) or storage buffer binding (WebGPU) can hold */
   maxElements: number;
+  /** the limits in words, for describe() */
+  limits: string;
 }
 
-export class GpuBackend implements Backend {
-  readonly name: string;
-  readonly isAccelerated: boolean;
+/**
+ * The device-independent half of a gpu.js backend: every Backend primitive as "run this generated
+ * kernel on these storages", the live-buffer counter and disposal. Subclasses say how a kernel is
+ * launched (`launch`), how data goes up and down, and how device data is freed.
+ */
+export abstract class GpuBackend<D = unknown> implements Backend {
+  abstract readonly name: string;
+  abstract readonly isAccelerated: boolean;
   /** every new shape compiles new shaders (see keyOf): callers should prefer fixed shapes */
   readonly compilesPerShape = true;
-  private readonly kernels = new Map<string, IKernelRunShortcut>();
-  private live = 0;
-  private liveBytes = 0;
+  protected live = 0;
+  protected liveBytes = 0;
+  /** compile and run counters (kernels compiled, ms spent in their first calls, kernel calls) */
+  protected readonly tally = { compiled: 0, compileMs: 0, calls: 0 };
+
   /** compile and run counters, for the bench and for curiosity */
-  readonly stats = { compiled: 0, compileMs: 0, calls: 0 };
-  private infoCache: GpuBackendInfo | null = null;
-
-  constructor(
-    readonly gpu: GPU,
-    private readonly driver: { software: boolean | null; text: string },
-  ) {
-    this.name = `gpujs-${gpu.mode}`;
-    this.isAccelerated = gpu.mode !== 'cpu';
+  get stats(): { compiled: number; compileMs: number; calls: number } {
+    return this.tally;
   }
 
-  // ---- description -----------------------------------------------------------------------------
-
-  /** Mode, renderer and limits. Compiles one tiny kernel the first time to get at the GL context. */
-  info(): GpuBackendInfo {
-    if (this.infoCache) return this.infoCache;
-    // gpu.js builds a kernel (and its GL context) on the first call: run a 1-element fill
-    const probe = K.fillKernel(1);
-    const out = this.kernel(probe)(0 as never) as unknown as DeviceData;
-    if (!(out instanceof Float32Array)) out.delete();
-    const built = this.kernels.get(keyOf(probe)) as unknown as { kernel: { constructor: { name: string }; context?: WebGLLike } };
-    const kernel = built.kernel;
-    const gl = kernel.context;
-    const cpu = this.gpu.mode === 'cpu';
-    const maxTextureSize = cpu || !gl ? Infinity : Number(gl.getParameter(gl.MAX_TEXTURE_SIZE));
-    this.infoCache = {
-      mode: String(this.gpu.mode),
-      kernelClass: kernel.constructor.name,
-      renderer: cpu || !gl ? 'JavaScript (gpu.js cpu mode, no GPU)' : String(gl.getParameter(gl.RENDERER)),
-      version: cpu || !gl ? '' : String(gl.getParameter(gl.VERSION)),
-      driver: this.driver.text,
-      software: cpu ? true : this.driver.software,
-      precision: 'single',
-      maxTextureSize,
-      maxElements: maxTextureSize * maxTextureSize,
-    };
-    return this.infoCache;
-  }
+  /** Mode, renderer and limits. */
+  abstract info(): GpuBackendInfo;
+  /** Run a kernel on device data and numbers; returns the new output's device data. */
+  protected abstract launch(k: KernelSource, inputSizes: readonly number[], args: readonly (D | number)[]): D;
+  /** Free one output's device data. */
+  protected abstract free(data: D): void;
+  abstract upload(data: TypedArray): Storage;
+  abstract download(x: Storage): Float32Array;
 
   describe(): string {
     const i = this.info();
-    const limits = Number.isFinite(i.maxTextureSize)
-      ? `max texture ${i.maxTextureSize}x${i.maxTextureSize} (at most ${i.maxElements} elements per tensor)`
-      : 'no texture limit';
     return `gpu.js ${i.mode} (${i.kernelClass}), renderer "${i.renderer}"${i.version ? ` ${i.version}` : ''} [${i.driver}], ` +
-      `float32 (precision "single"), ${limits}, ${this.kernels.size} kernels compiled`;
+      `float32 (precision "single"), ${i.limits}, ${this.stats.compiled} kernels compiled`;
   }
 
   /**
@@ -135,114 +111,54 @@ export class GpuBackend implements Backend {
     return dtype === 'float32';
   }
 
-  // ---- kernels ---------------------------------------------------------------------------------
-
-  /**
-   * The compiled kernel for a source. gpu.js compiles on the first *call*, so a new kernel's
-   * first call is timed apart (stats.compileMs) from steady calls.
-   */
-  private kernel(k: KernelSource, inputSizes: readonly number[] = []): IKernelRunShortcut {
-    const key = keyOf(k, inputSizes);
-    const cached = this.kernels.get(key);
-    if (cached) return cached;
-    const glArray = this.gpu.mode === 'cpu' ? 'Array' : 'ArrayTexture(1)';
-    const made = this.gpu.createKernel(k.source, {
-      output: [k.size],
-      pipeline: true,
-      immutable: true,
-      precision: 'single',
-      // highp everywhere: index arithmetic in mediump (fp16) breaks above 2048 elements
-      tactic: 'precision',
-      // declared, not inferred: gpu.js would type a whole-number argument as Integer and then
-      // recompile when a fractional value comes; storages are always float textures
-      argumentTypes: k.args.map((a) => (a === 'number' ? 'Float' : a === 'host' ? 'Array' : glArray)),
-    } as never) as IKernelRunShortcut;
-    const run = ((...args: unknown[]) => {
-      const t0 = performance.now();
-      const out = (made as unknown as (...a: unknown[]) => unknown)(...args);
-      this.stats.compileMs += performance.now() - t0;
-      this.stats.compiled++;
-      // later calls go straight to gpu.js
-      this.kernels.set(key, made);
-      return out;
-    }) as unknown as IKernelRunShortcut;
-    (run as unknown as { destroy(): void }).destroy = () => made.destroy();
-    this.kernels.set(key, run);
-    return run;
-  }
-
-  /** Run a kernel on storages/numbers and wrap its output texture as a new storage. */
-  private run(k: KernelSource, ...args: (Storage | number)[]): GpuStorage {
+  /** Run a kernel on storages/numbers and wrap its output as a new storage. */
+  protected run(k: KernelSource, ...args: (Storage | number)[]): GpuStorage<D> {
     if (k.size === 0) return this.wrap(0, null);
     this.checkSize(k.size);
-    const run = this.kernel(k, args.flatMap((a) => (typeof a === 'number' ? [] : [a.size])));
-    const values = args.map((a) => (typeof a === 'number' ? a : this.dataOf(a)));
-    let out = run(...(values as never[])) as unknown as DeviceData;
-    // gpu.js cpu mode ignores `immutable` and returns the same array on every call: copy it
-    if (out instanceof Float32Array) out = out.slice(0, k.size);
-    this.stats.calls++;
+    const inputSizes = args.flatMap((a) => (typeof a === 'number' ? [] : [a.size]));
+    const out = this.launch(k, inputSizes, args.map((a) => (typeof a === 'number' ? a : this.dataOf(a))));
+    this.tally.calls++;
     return this.wrap(k.size, out);
   }
 
-  private wrap(size: number, data: DeviceData | null): GpuStorage {
+  protected wrap(size: number, data: D | null): GpuStorage<D> {
     this.live++;
     this.liveBytes += size * 4;
-    return new GpuStorage(this, size, data);
+    return new GpuStorage<D>(this, size, data);
   }
 
-  private own(x: Storage): GpuStorage {
+  protected own(x: Storage): GpuStorage<D> {
     if (!(x instanceof GpuStorage) || x.backend !== this) {
       throw new Error(`${this.name}: got a storage from backend '${x.backend.name}'; move the tensor with .to(backend) first`);
     }
-    return x;
+    return x as GpuStorage<D>;
   }
 
-  private dataOf(x: Storage): DeviceData {
+  protected dataOf(x: Storage): D {
     const s = this.own(x);
     if (s.freed) throw new Error(`${this.name}: this storage was disposed and cannot be used any more`);
     if (s.data === null) throw new Error(`${this.name}: internal error: an empty storage reached a kernel`);
     return s.data;
   }
 
-  private checkSize(size: number): void {
-    const { maxElements, maxTextureSize } = this.info();
+  protected checkSize(size: number): void {
+    const { maxElements, limits } = this.info();
     if (size > maxElements) {
       throw new Error(
-        `${this.name}: a tensor of ${size} elements does not fit in one texture (this GPU allows ${maxTextureSize}x${maxTextureSize} = ${maxElements} elements); ` +
+        `${this.name}: a tensor of ${size} elements does not fit on this device (${limits}); ` +
         'split the work into smaller tensors (e.g. tile the image or use a smaller batch), or use the CPU backend for it',
       );
     }
   }
 
-  /** Delete every cached kernel and the output texture each keeps (live storages stay valid). */
-  releaseKernels(): void {
-    for (const k of this.kernels.values()) k.destroy();
-    this.kernels.clear();
-  }
-
-  // ---- storage ---------------------------------------------------------------------------------
-
-  upload(data: TypedArray): Storage {
+  protected checkUpload(data: TypedArray): void {
     if (!(data instanceof Float32Array)) {
       throw new Error(`${this.name}: only float32 is supported on the GPU (got ${data.constructor.name}); create the tensor with dtype 'float32'`);
     }
-    if (data.length === 0) return this.wrap(0, null);
-    this.checkSize(data.length);
-    // a copy kernel whose argument is the host array: gpu.js uploads it as a texture
-    // the copy kernel with a host-array argument (a separate cache entry from the texture copy)
-    const run = this.kernel({ ...K.copyKernel(data.length), args: ['host'] });
-    const out = run(data as never) as unknown as DeviceData;
-    return this.wrap(data.length, out instanceof Float32Array ? out.slice() : out);
+    if (data.length > 0) this.checkSize(data.length);
   }
 
-  download(x: Storage): Float32Array {
-    const s = this.own(x);
-    if (s.size === 0 && !s.freed) return new Float32Array(0);
-    const d = this.dataOf(s);
-    const arr = d instanceof Float32Array ? d : (d.toArray() as Float32Array);
-    // toArray may return a view into a larger readback buffer: copy exactly `size` values
-    return Float32Array.from(arr.subarray(0, s.size));
-  }
+  // ---- storage ---------------------------------------------------------------------------------
 
   fill(size: number, value: number, dtype: DType): Storage {
     this.checkDType(dtype);
@@ -263,7 +179,7 @@ export class GpuBackend implements Backend {
     const s = this.own(x);
     // disposing twice is harmless (tidy scopes and explicit disposes may overlap)
     if (s.freed) return;
-    if (s.data !== null && !(s.data instanceof Float32Array)) s.data.delete();
+    if (s.data !== null) this.free(s.data);
     s.data = null;
     s.freed = true;
     this.live--;
@@ -352,6 +268,140 @@ export class GpuBackend implements Backend {
   col2im(cols: Storage, spec: WindowSpec): Storage {
     if (cols.size === 0) return this.fill(spec.batch * spec.channels * spec.height * spec.width, 0, 'float32');
     return this.run(K.col2imKernel(spec), cols);
+  }
+}
+
+/**
+ * gpu.js's WebGL paths (headless GL in Node, WebGL/WebGL2 in browsers) and its `cpu` mode.
+ *
+ * How data lives on the device: a storage owns one gpu.js output texture (float32, one value
+ * per texel, laid out as a flat 1-D array). Every kernel is created with `pipeline: true` (return
+ * the texture instead of reading it back) and `immutable: true` (return a *new* texture on each
+ * call). Without `immutable`, a gpu.js kernel renders every call into the same texture, so a
+ * second call silently overwrites the tensor the first call returned; that is the most
+ * dangerous gpu.js pitfall for an autodiff engine, which keeps many outputs of the same kernel
+ * alive for the backward pass. Textures are not garbage collected: `dispose` deletes them, and
+ * `memory()` counts what is still alive so tests can prove a training step frees everything.
+ *
+ * Kernels are compiled lazily and cached by keyOf (source, sizes), i.e. one compiled program per
+ * (op, shapes). A cached kernel also keeps its last output texture for reuse (gpu.js's design);
+ * `releaseKernels()` frees them all.
+ *
+ * In gpu.js's `cpu` mode (allowed only when asked for by name: it is for debugging kernels, not a
+ * fallback) the same kernels run as JavaScript and return Float32Arrays instead of textures.
+ */
+export class GlBackend extends GpuBackend<DeviceData> {
+  readonly name: string;
+  readonly isAccelerated: boolean;
+  private readonly kernels = new Map<string, IKernelRunShortcut>();
+  private infoCache: GpuBackendInfo | null = null;
+
+  constructor(
+    readonly gpu: GPU,
+    private readonly driver: { software: boolean | null; text: string },
+  ) {
+    super();
+    this.name = `gpujs-${gpu.mode}`;
+    this.isAccelerated = gpu.mode !== 'cpu';
+  }
+
+  /** Mode, renderer and limits. Compiles one tiny kernel the first time to get at the GL context. */
+  info(): GpuBackendInfo {
+    if (this.infoCache) return this.infoCache;
+    // gpu.js builds a kernel (and its GL context) on the first call: run a 1-element fill
+    const probe = K.fillKernel(1);
+    const out = this.kernel(probe)(0 as never) as unknown as DeviceData;
+    if (!(out instanceof Float32Array)) out.delete();
+    const built = this.kernels.get(keyOf(probe)) as unknown as { kernel: { constructor: { name: string }; context?: WebGLLike } };
+    const kernel = built.kernel;
+    const gl = kernel.context;
+    const cpu = this.gpu.mode === 'cpu';
+    const maxTextureSize = cpu || !gl ? Infinity : Number(gl.getParameter(gl.MAX_TEXTURE_SIZE));
+    const maxElements = maxTextureSize * maxTextureSize;
+    this.infoCache = {
+      mode: String(this.gpu.mode),
+      kernelClass: kernel.constructor.name,
+      renderer: cpu || !gl ? 'JavaScript (gpu.js cpu mode, no GPU)' : String(gl.getParameter(gl.RENDERER)),
+      version: cpu || !gl ? '' : String(gl.getParameter(gl.VERSION)),
+      driver: this.driver.text,
+      software: cpu ? true : this.driver.software,
+      precision: 'single',
+      maxTextureSize,
+      maxElements,
+      limits: Number.isFinite(maxTextureSize)
+        ? `max texture ${maxTextureSize}x${maxTextureSize} (at most ${maxElements} elements per tensor)`
+        : 'no texture limit',
+    };
+    return this.infoCache;
+  }
+
+  /**
+   * The compiled kernel for a source. gpu.js compiles on the first *call*, so a new kernel's
+   * first call is timed apart (stats.compileMs) from steady calls.
+   */
+  private kernel(k: KernelSource, inputSizes: readonly number[] = []): IKernelRunShortcut {
+    const key = keyOf(k, inputSizes);
+    const cached = this.kernels.get(key);
+    if (cached) return cached;
+    const glArray = this.gpu.mode === 'cpu' ? 'Array' : 'ArrayTexture(1)';
+    const made = this.gpu.createKernel(k.source, {
+      output: [k.size],
+      pipeline: true,
+      immutable: true,
+      precision: 'single',
+      // highp everywhere: index arithmetic in mediump (fp16) breaks above 2048 elements
+      tactic: 'precision',
+      // declared, not inferred: gpu.js would type a whole-number argument as Integer and then
+      // recompile when a fractional value comes; storages are always float textures
+      argumentTypes: k.args.map((a) => (a === 'number' ? 'Float' : a === 'host' ? 'Array' : glArray)),
+    } as never) as IKernelRunShortcut;
+    const run = ((...args: unknown[]) => {
+      const t0 = performance.now();
+      const out = (made as unknown as (...a: unknown[]) => unknown)(...args);
+      this.tally.compileMs += performance.now() - t0;
+      this.tally.compiled++;
+      // later calls go straight to gpu.js
+      this.kernels.set(key, made);
+      return out;
+    }) as unknown as IKernelRunShortcut;
+    (run as unknown as { destroy(): void }).destroy = () => made.destroy();
+    this.kernels.set(key, run);
+    return run;
+  }
+
+  protected launch(k: KernelSource, inputSizes: readonly number[], args: readonly (DeviceData | number)[]): DeviceData {
+    const out = this.kernel(k, inputSizes)(...(args as never[])) as unknown as DeviceData;
+    // gpu.js cpu mode ignores `immutable` and returns the same array on every call: copy it
+    return out instanceof Float32Array ? out.slice(0, k.size) : out;
+  }
+
+  protected free(data: DeviceData): void {
+    if (!(data instanceof Float32Array)) data.delete();
+  }
+
+  /** Delete every cached kernel and the output texture each keeps (live storages stay valid). */
+  releaseKernels(): void {
+    for (const k of this.kernels.values()) k.destroy();
+    this.kernels.clear();
+  }
+
+  upload(data: TypedArray): Storage {
+    this.checkUpload(data);
+    if (data.length === 0) return this.wrap(0, null);
+    // the copy kernel with a host-array argument (a separate cache entry from the texture copy):
+    // gpu.js uploads the array as a texture
+    const run = this.kernel({ ...K.copyKernel(data.length), args: ['host'] });
+    const out = run(data as never) as unknown as DeviceData;
+    return this.wrap(data.length, out instanceof Float32Array ? out.slice() : out);
+  }
+
+  download(x: Storage): Float32Array {
+    const s = this.own(x);
+    if (s.size === 0 && !s.freed) return new Float32Array(0);
+    const d = this.dataOf(s);
+    const arr = d instanceof Float32Array ? d : (d.toArray() as Float32Array);
+    // toArray may return a view into a larger readback buffer: copy exactly `size` values
+    return Float32Array.from(arr.subarray(0, s.size));
   }
 }
 

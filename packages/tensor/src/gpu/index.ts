@@ -9,22 +9,26 @@
  *   setDefaultBackend(gpu);
  *
  * Modes:
+ * - 'webgpu': Node, gpu.js's WebGPU compute kernels on Dawn (the npm package `webgpu`), run by a
+ *   worker thread so the Backend stays synchronous (see webgpu.ts). A real GPU through Vulkan,
+ *   Metal or D3D12, else Dawn's OpenGL ES backend over EGL (which Mesa can run on the CPU).
  * - 'headlessgl': Node with the native `gl` module and an X display (`xvfb-run -a` on servers).
  * - 'webgl2', 'webgl': browsers (bundle this package; gpu.js uses a canvas).
- * - 'gpu' / 'auto': the first of headlessgl, webgl2, webgl that really works here.
- * - 'webgpu': gpu.js's WebGPU kernels return Promises, and the Backend interface is synchronous
- *   (`download` returns an array), so this mode is refused with that explanation.
+ * - 'gpu' / 'auto': the first of webgpu, headlessgl (Node) or webgl2, webgl (browsers) that
+ *   really works here; `describe()` says which it got.
  * - 'cpu': gpu.js runs the same kernels as JavaScript. Only when named: it exists to debug
  *   kernels without a GPU, and says `isAccelerated: false`.
  * Never a silent fallback: if the requested GPU path is not available, createGpuBackend throws
  * an error naming what is missing (the `gl` build, the apt packages, the X display) and the fix.
  */
 import { GPU } from 'gpu.js';
-import { GpuBackend } from './backend';
+import { GlBackend, type GpuBackend } from './backend';
+import { WebGpuBackend, WEBGPU_FIX } from './webgpu';
 import { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX } from './detect';
 
-export { GpuBackend, type GpuBackendInfo } from './backend';
+export { GpuBackend, GlBackend, type GpuBackendInfo } from './backend';
 export { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX, type Detection } from './detect';
+export { WebGpuBackend, WEBGPU_FIX, type WebGpuBackendOptions } from './webgpu';
 
 export type GpuMode = 'auto' | 'gpu' | 'headlessgl' | 'webgl' | 'webgl2' | 'webgpu' | 'cpu';
 
@@ -52,24 +56,33 @@ function available(mode: 'headlessgl' | 'webgl2' | 'webgl'): { ok: boolean; reas
  */
 export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
   const mode = options.mode ?? 'auto';
-  if (mode === 'webgpu') {
-    throw new Error(
-      'gpu backend: mode "webgpu" is not supported yet: gpu.js runs WebGPU kernels asynchronously (every call returns a Promise), ' +
-      'but the Backend interface is synchronous (download() returns an array). Use "headlessgl" in Node or "webgl2" in a browser.',
-    );
-  }
-  if (mode === 'cpu') return new GpuBackend(new GPU({ mode: 'cpu' }), { software: true, text: 'gpu.js cpu mode: JavaScript, no GPU' });
-  const candidates: ('headlessgl' | 'webgl2' | 'webgl')[] = mode === 'auto' || mode === 'gpu' ? ['headlessgl', 'webgl2', 'webgl'] : [mode];
+  if (mode === 'cpu') return new GlBackend(new GPU({ mode: 'cpu' }), { software: true, text: 'gpu.js cpu mode: JavaScript, no GPU' });
+  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  const candidates: ('webgpu' | 'headlessgl' | 'webgl2' | 'webgl')[] = mode === 'auto' || mode === 'gpu'
+    ? (inBrowser ? ['webgl2', 'webgl'] : ['webgpu', 'headlessgl'])
+    : [mode];
   const reasons: string[] = [];
   for (const m of candidates) {
+    if (m === 'webgpu') {
+      if (inBrowser) { reasons.push('webgpu: the synchronous Backend cannot await WebGPU in a browser page; use webgl2'); continue; }
+      try {
+        return new WebGpuBackend();
+      } catch (e) {
+        reasons.push(`webgpu: ${(e as Error).message.replace(/^gpu backend: mode "webgpu" is not available: /, '').replace(`. ${WEBGPU_FIX}`, '')}`);
+        continue;
+      }
+    }
     const a = available(m);
     if (!a.ok) { reasons.push(`${m}: ${a.reason}`); continue; }
     const gpu = new GPU({ mode: m });
     // belt and braces: gpu.js must not have picked anything else
     if (gpu.mode !== m) throw new Error(`gpu backend: asked gpu.js for "${m}" and got "${String(gpu.mode)}"`);
     const driver = m === 'headlessgl' ? headlessGLDriver() : { software: null, text: 'browser WebGL' };
-    return new GpuBackend(gpu, driver);
+    return new GlBackend(gpu, driver);
   }
-  const nodeHint = candidates.includes('headlessgl') ? '' : ` (in Node: ${HEADLESS_GL_FIX})`;
-  throw new Error(`gpu backend: no GPU path is available for mode "${mode}", and it does not fall back to the CPU:\n  - ${reasons.join('\n  - ')}${nodeHint}`);
+  const fixes = [
+    candidates.includes('webgpu') ? `for webgpu: ${WEBGPU_FIX}` : '',
+    inBrowser ? '' : `for headlessgl: ${HEADLESS_GL_FIX}`,
+  ].filter(Boolean);
+  throw new Error(`gpu backend: no GPU path is available for mode "${mode}", and it does not fall back to the CPU:\n  - ${reasons.join('\n  - ')}${fixes.length ? `\n  Fix ${fixes.join('; ')}` : ''}`);
 }
