@@ -33,6 +33,8 @@ export async function selectBackend(name: string): Promise<Backend> {
   try {
     const gpu = mod.createGpuBackend({ mode: 'auto' });
     setDefaultBackend(gpu);
+    // say what "gpu" turned out to be (WebGPU or headless GL, a real GPU or a software renderer)
+    console.log(`backend: ${gpu.describe()}`);
     return gpu;
   } catch (e) {
     throw new CliError(`--backend gpu is not available: ${oneLine(e)}`);
