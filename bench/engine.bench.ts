@@ -4,8 +4,8 @@
  * Rows: matmul (float32, N = 256/512/1024), conv2d forward+backward at (1,64,64,64)x64 3x3 and
  * (1,32,240,240)x32 3x3, a pre-norm transformer block forward+backward, and a softmax + layerNorm
  * forward+backward. Columns: our CPU backend on each kernel path (plain TypeScript, WebAssembly
- * SIMD on 1 and 2 threads when available), our gpu.js backend when a GPU path opens here (in Node:
- * headless GL, which `pnpm bench` runs under `xvfb-run -a`), @tensorflow/tfjs with its cpu and wasm
+ * SIMD on 1 and 2 threads when available), our gpu.js backend on each GPU path that opens here (in
+ * Node: WebGPU through Dawn, and headless GL, which `pnpm bench` runs under `xvfb-run -a`), @tensorflow/tfjs with its cpu and wasm
  * backends, and Debian's PyTorch (1 and 2 threads) when /usr/bin/python3 can import torch.
  * Figures are medians over repeated runs after a warm-up; "x peer" is how many times faster we
  * are than that peer (>1 = faster).
@@ -226,14 +226,17 @@ function gpuRows(gpu: GpuBackend): void {
   add(blockCase.name, gpuTimed(gpu, () => blockStep(gpu), 3), blockFlops);
 }
 
-/** The gpu.js backend when some GPU path opens here, else the reason it did not. */
-function openGpu(): GpuBackend | string {
-  try {
-    const gpu = createGpuBackend({ mode: 'auto' });
-    return gpu;
-  } catch (e) {
-    return (e as Error).message.split('\n').join(' ');
+/** Each gpu.js GPU path that opens here (WebGPU, headless GL), and why the others did not. */
+function openGpus(): { backends: GpuBackend[]; reasons: string[] } {
+  const backends: GpuBackend[] = [], reasons: string[] = [];
+  for (const mode of ['webgpu', 'headlessgl'] as const) {
+    try {
+      backends.push(createGpuBackend({ mode }));
+    } catch (e) {
+      reasons.push(`${mode}: ${(e as Error).message.split('\n').slice(1).join(' ').trim() || (e as Error).message}`);
+    }
   }
+  return { backends, reasons };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,14 +377,12 @@ async function main(): Promise<void> {
     rows.push({ case: smCase.name, engine: 'ours', path, threads, ms: oursSoftmaxLn(backend), gflops: null });
     rows.push({ case: stepCase, engine: 'ours', path, threads, ms: oursTrainStep(backend), gflops: null, note: path === 'ts-blocked' ? 'no JavaScript peer can train this conv + transformer model' : '' });
   }
-  const gpu = openGpu();
-  let gpuNote: string;
-  if (typeof gpu === 'string') {
-    gpuNote = `gpu.js column skipped: ${gpu}`;
-  } else {
+  const gpus = openGpus();
+  const gpuNotes: string[] = gpus.reasons.map((r) => `gpu.js column skipped: ${r}`);
+  for (const gpu of gpus.backends) {
     console.log(`gpu.js column on ${gpu.info().mode} (${gpu.info().renderer})`);
     gpuRows(gpu);
-    gpuNote = `gpu.js column (thr "gpu"): ${gpu.describe()}`;
+    gpuNotes.push(`gpu.js column (thr "gpu"): ${gpu.describe()}`);
   }
   for (const b of ['cpu', 'wasm'] as const) await tfjsCase(b);
   const torchNote = torchRows();
@@ -400,7 +401,8 @@ async function main(): Promise<void> {
       console.log(`  ${r.engine.padEnd(14)} ${r.path.padEnd(17)} ${(r.threads === 0 ? 'gpu' : String(r.threads)).padStart(3)} ${r.ms === null ? '       n/a' : r.ms.toFixed(1).padStart(10)} ${r.gflops === null ? '        ' : r.gflops.toFixed(2).padStart(8)}   ${ratio}${r.note ? ` ${r.note}` : ''}`);
     }
   }
-  console.log(`\n${gpuNote}`);
+  console.log('');
+  for (const n of gpuNotes) console.log(n);
   console.log(torchNote);
   console.log('ratio = peer time / our best time (above 1: we are faster). FLOPs count a multiply-add as 2.');
   process.exit(0);
