@@ -86,11 +86,34 @@ const sortNames = (xs: string[]) => xs.sort((a, b) => (a < b ? -1 : a > b ? 1 : 
 const stem = (f: string) => basename(f, extname(f));
 const isDir = (p: string) => { try { return statSync(p).isDirectory(); } catch { return false; } };
 
-/** Infers the task from a file name (All-weather conventions); undefined when nothing matches. */
+/**
+ * Weather words, most specific first ("rain_fog" and "raindrop" before "rain", "fog" alone means
+ * haze). Matched on word boundaries, where "_", "-", "." and digits also separate words.
+ */
+const WEATHER_WORDS: readonly [RegExp, Task][] = [
+  [/(^|[^a-z])(rain[^a-z]*drops?|drops?)([^a-z]|$)/, 'raindrop'],
+  [/(^|[^a-z])(rain[^a-z]*(fog|haze|mist)|(fog|haze|mist)[^a-z]*rain|outdoor[^a-z]*rain)/, 'rain_fog'],
+  [/(^|[^a-z])snow/, 'snow'],
+  [/(^|[^a-z])(haz[ey]|fog(gy)?|mist[a-z]*|dehaz[a-z]*)([^a-z]|$)/, 'haze'],
+  [/(^|[^a-z])(rain[a-z]*|derain[a-z]*|streaks?)([^a-z]|$)/, 'rain'],
+];
+
+/**
+ * Infers the task from a file's name and, failing that, its folders (nearest first): first the
+ * All-weather naming conventions (Outdoor-Rain's im_0001_s80_a04 is rain+fog, RainDrop's 12_rain is
+ * raindrop), then weather words ("snowy_street_03", "haze/input/a.png", "test_raindrop"). Undefined
+ * when nothing matches (the readers then fall back to 'snow', All-weather's unlabelled Snow100K names).
+ */
 export function inferTask(file: string): Task | undefined {
   const s = stem(file);
   if (OUTDOOR_RE.test(s)) return 'rain_fog';
   if (/_rain$/i.test(s)) return 'raindrop';
+  const parts = file.split(/[\\/]/).filter(Boolean);
+  parts[parts.length - 1] = s;
+  for (const part of parts.reverse()) {
+    const words = part.toLowerCase();
+    for (const [re, task] of WEATHER_WORDS) if (re.test(words)) return task;
+  }
   return undefined;
 }
 
@@ -202,7 +225,7 @@ export async function openDataset(pathOrSpec: string | DatasetSpec, opts: OpenOp
         const input = join(d.inputDir, name);
         const target = findGt(name, d.gtDir, gtFiles);
         const mask = d.maskDir && existsSync(join(d.maskDir, name)) ? join(d.maskDir, name) : undefined;
-        const task = spec.task ?? folderTask ?? inferTask(name) ?? 'snow';
+        const task = spec.task ?? folderTask ?? inferTask(relative(root, input)) ?? 'snow';
         candidates.push({ input, target, task, ...(mask ? { mask } : {}), tried: join(d.gtDir, gtNameCandidates(name)[0]!) });
       }
     }
@@ -264,7 +287,7 @@ function readListFile(path: string, task?: Task): { input: string; target: strin
     const name = parts[parts.length - 1]!;
     let target: string | null = null;
     for (const c of gtNameCandidates(name)) if (existsSync(join(gtDir, c))) { target = join(gtDir, c); break; }
-    out.push({ input, target, task: task ?? inferTask(name) ?? 'snow', tried: join(gtDir, name) });
+    out.push({ input, target, task: task ?? inferTask(line) ?? 'snow', tried: join(gtDir, name) });
   }
   return out;
 }

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join, basename } from 'node:path';
-import { openDataset, detectLayout, describeSkipped, gtNameCandidates } from '../src/index';
+import { openDataset, detectLayout, describeSkipped, gtNameCandidates, inferTask } from '../src/index';
 import { tempDir, testImage, writePng, writeJpg, writeText } from './fixtures/helpers';
 
 const img = testImage(8, 12);
@@ -96,11 +96,23 @@ test('Raindrop (data/ + _rain→_clean), Outdoor-Rain (strip _sXX_aYY), CSD (Sno
   const pd = join(dir, 'paired');
   await writePng(join(pd, 'hazy/a.png'), img); await writePng(join(pd, 'clear/a.png'), img);
   assert.is(detectLayout(pd), 'paired');
-  const p = await openDataset(pd, { task: 'haze' });
-  assert.is(p.pairs[0]!.task, 'haze');
+  const p = await openDataset(pd, { task: 'rain' });
+  assert.is(p.pairs[0]!.task, 'rain', 'an explicit task wins');
+  assert.is((await openDataset(pd)).pairs[0]!.task, 'haze', 'the folder name "hazy" says haze');
   // layout override: the raindrop tree read as a generic paired layout still pairs _rain→_clean
   assert.is((await openDataset(rd, { layout: 'paired' })).length, 2);
   cleanup();
+});
+
+test('inferTask: All-weather conventions, then weather words in the name, then in the folders', () => {
+  const cases: [string, string | undefined][] = [
+    ['im_0307_s95_a04.png', 'rain_fog'], ['801_rain.png', 'raindrop'], ['parking_lot_01546.jpg', undefined],
+    ['snowy_street_03.jpg', 'snow'], ['foggy-morning.png', 'haze'], ['city_rain_fog_2.png', 'rain_fog'],
+    ['raindrops_on_glass.jpg', 'raindrop'], ['heavy_rain_12.png', 'rain'], ['training_0001.png', undefined],
+    ['haze/input/a.png', 'haze'], ['test_raindrop/input/1.png', 'raindrop'], ['rainy/x.png', 'rain'],
+    ['train/input/a.png', undefined], ['Snow100K-L/synthetic/b.jpg', 'snow'], ['rain/snowy_1.png', 'snow'],
+  ];
+  for (const [file, want] of cases) assert.is(inferTask(file), want, file);
 });
 
 test('missing GT, size mismatch and corrupt files: fail names both paths; skip counts them', async () => {
