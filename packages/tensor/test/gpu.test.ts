@@ -157,87 +157,60 @@ function deviceSuite(gpu: GpuBackend, label: string): void {
 
   // ---- a small model trains on the GPU like on the CPU ----
 
-  /** A 2-layer MLP regression, plain SGD; returns the loss of each step and the memory after each. */
-  function train(backend: Backend, steps: number): { losses: number[]; memory: number[] } {
-    const gen = new Generator(7);
+  /** A small regression model: its shapes, its forward pass, and its SGD learning rate. */
+  interface TinyModel { seed: number; x: number[]; y: number[]; params: { shape: number[]; std: number }[]; lr: number; forward(x: Tensor, p: Tensor[]): Tensor }
+
+  /** Plain SGD on `model` in tidy steps; returns the loss of each step and the live buffers after each. */
+  function train(backend: Backend, model: TinyModel, steps: number): { losses: number[]; memory: number[] } {
+    const gen = new Generator(model.seed);
     const opts = { backend, generator: gen };
-    const x = randn([32, 8], opts), yTrue = randn([32, 2], opts);
-    const params = [randn([8, 16], { ...opts, std: 0.3 }), randn([16], { ...opts, std: 0.1 }), randn([16, 2], { ...opts, std: 0.3 }), randn([2], { ...opts, std: 0.1 })];
+    const x = randn(model.x, opts), yTrue = randn(model.y, opts);
+    const params = model.params.map(({ shape, std }) => randn(shape, { ...opts, std }));
     for (const p of params) p.requiresGrad = true;
-    const [w1, b1, w2, b2] = params as [Tensor, Tensor, Tensor, Tensor];
     const losses: number[] = [], memory: number[] = [];
     for (let s = 0; s < steps; s++) {
-      const loss = tidy(() => {
-        const h = x.matmul(w1).add(b1).relu();
-        const l = mseLoss(h.matmul(w2).add(b2), yTrue);
+      losses.push(tidy(() => {
+        const l = mseLoss(model.forward(x, params), yTrue);
         l.backward();
         noGrad(() => {
           for (const p of params) {
-            p.assign(p.sub(p.grad!.mul(0.1)));
+            p.assign(p.sub(p.grad!.mul(model.lr)));
             p.grad!.dispose();
             p.grad = null;
           }
         });
         return l.item();
-      });
-      losses.push(loss);
+      }));
       memory.push(backend.memory().buffers);
     }
     for (const t of [x, yTrue, ...params]) t.dispose();
     return { losses, memory };
   }
 
-  test(`[${label}] an MLP trains on the GPU with the CPU losses, and a tidy step leaks nothing`, () => {
-    const start = gpu.memory();
-    const g = train(gpu, 5);
-    const c = train(new CpuBackend({}), 5);
-    for (let i = 0; i < 5; i++) assert.ok(Math.abs(g.losses[i]! - c.losses[i]!) <= 1e-4 * (1 + c.losses[i]!), `step ${i}: gpu ${g.losses[i]} vs cpu ${c.losses[i]}`);
-    assert.ok(g.losses[4]! < g.losses[0]!, `loss should fall: ${g.losses}`);
-    // every step ends with exactly the inputs and parameters alive
-    assert.ok(g.memory.every((m) => m === g.memory[0]), `live buffers after each step: ${g.memory}`);
-    assert.equal(gpu.memory(), start);
-  });
-
-  /** A conv block (3x3 conv, ReLU, 3x3 conv with stride 2, global mean) regressing to a target, plain SGD. */
-  function trainConv(backend: Backend, steps: number): { losses: number[]; memory: number[] } {
-    const gen = new Generator(11);
-    const opts = { backend, generator: gen };
-    const x = randn([2, 3, 12, 12], opts), yTrue = randn([2, 4], opts);
-    const params = [randn([8, 3, 3, 3], { ...opts, std: 0.2 }), randn([8], { ...opts, std: 0.1 }), randn([4, 8, 3, 3], { ...opts, std: 0.2 }), randn([4], { ...opts, std: 0.1 })];
-    for (const p of params) p.requiresGrad = true;
-    const [w1, b1, w2, b2] = params as [Tensor, Tensor, Tensor, Tensor];
-    const losses: number[] = [], memory: number[] = [];
-    for (let s = 0; s < steps; s++) {
-      const loss = tidy(() => {
-        const h = conv2d(x, w1, b1, { padding: 1 }).relu();
-        const y = conv2d(h, w2, b2, { padding: 1, stride: 2 }).mean([2, 3]);
-        const l = mseLoss(y, yTrue);
-        l.backward();
-        noGrad(() => {
-          for (const p of params) {
-            p.assign(p.sub(p.grad!.mul(0.2)));
-            p.grad!.dispose();
-            p.grad = null;
-          }
-        });
-        return l.item();
-      });
-      losses.push(loss);
-      memory.push(backend.memory().buffers);
-    }
-    for (const t of [x, yTrue, ...params]) t.dispose();
-    return { losses, memory };
+  const models: [string, TinyModel, number][] = [
+    ['a 2-layer MLP', {
+      seed: 7, x: [32, 8], y: [32, 2], lr: 0.1,
+      params: [{ shape: [8, 16], std: 0.3 }, { shape: [16], std: 0.1 }, { shape: [16, 2], std: 0.3 }, { shape: [2], std: 0.1 }],
+      forward: (x, [w1, b1, w2, b2]) => x.matmul(w1!).add(b1!).relu().matmul(w2!).add(b2!),
+    }, 5],
+    ['a conv block (3x3 conv, ReLU, strided 3x3 conv, global mean)', {
+      seed: 11, x: [2, 3, 12, 12], y: [2, 4], lr: 0.2,
+      params: [{ shape: [8, 3, 3, 3], std: 0.2 }, { shape: [8], std: 0.1 }, { shape: [4, 8, 3, 3], std: 0.2 }, { shape: [4], std: 0.1 }],
+      forward: (x, [w1, b1, w2, b2]) => conv2d(conv2d(x, w1!, b1!, { padding: 1 }).relu(), w2!, b2!, { padding: 1, stride: 2 }).mean([2, 3]),
+    }, 6],
+  ];
+  for (const [name, model, steps] of models) {
+    test(`[${label}] ${name} trains on the GPU with the CPU losses, and a tidy step leaks nothing`, () => {
+      const start = gpu.memory();
+      const g = train(gpu, model, steps);
+      const c = train(new CpuBackend({}), model, steps);
+      for (let i = 0; i < steps; i++) assert.ok(Math.abs(g.losses[i]! - c.losses[i]!) <= 1e-4 * (1 + c.losses[i]!), `step ${i}: gpu ${g.losses[i]} vs cpu ${c.losses[i]}`);
+      assert.ok(g.losses[steps - 1]! < g.losses[0]!, `loss should fall: ${g.losses}`);
+      // every step ends with exactly the inputs and parameters alive
+      assert.ok(g.memory.every((m) => m === g.memory[0]), `live buffers after each step: ${g.memory}`);
+      assert.equal(gpu.memory(), start);
+    });
   }
-
-  test(`[${label}] a conv block trains on the GPU with the CPU losses, and a tidy step leaks nothing`, () => {
-    const start = gpu.memory();
-    const g = trainConv(gpu, 6);
-    const c = trainConv(new CpuBackend({}), 6);
-    for (let i = 0; i < 6; i++) assert.ok(Math.abs(g.losses[i]! - c.losses[i]!) <= 1e-4 * (1 + c.losses[i]!), `step ${i}: gpu ${g.losses[i]} vs cpu ${c.losses[i]}`);
-    assert.ok(g.losses[5]! < g.losses[0]!, `loss should fall: ${g.losses}`);
-    assert.ok(g.memory.every((m) => m === g.memory[0]), `live buffers after each step: ${g.memory}`);
-    assert.equal(gpu.memory(), start);
-  });
 
   test(`[${label}] tensors created with { backend: gpu } live on the GPU`, () => {
     const t = tensor([[1, 2], [3, 4]], { backend: gpu });
