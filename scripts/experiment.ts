@@ -240,9 +240,9 @@ if (has('moe-e4k2') && has('mofme-e4k2-linear')) {
   const f = costs.get('mofme-e4k2-linear')!, m = moeCost;
   const macGap = (100 * (m.sparseFlops240 - f.sparseFlops240)) / m.sparseFlops240;
   const overlap = !(f.forwardMax < m.forwardMin || m.forwardMax < f.forwardMin);
-  discussion.push(`- **Inference time: see the paper preset.** At the paper preset MoFME E=16 runs 66% faster than an MoE E=16 executed the way the
-  official code executes it (every expert on every token; PyTorch: 43%, the paper: 39%), but only as fast as a sparse MoE that runs just the
-  selected experts (packages/mofme/README.md). At this \`${preset}\` preset the convolutional head and tail dominate: the FFNs, where the
+  discussion.push(`- **Inference time: reproduced at the paper preset** (\`pnpm bench\`, packages/mofme/README.md): a forward of MoFME E=16 takes 48% less
+  time than an MoE E=16 executed the way the official code executes it (every expert on every token; official PyTorch: 43%, the paper: 39%);
+  against a sparse MoE that runs just the selected experts, MoFME's transformer blocks take 25% less time. At this \`${preset}\` preset the convolutional head and tail dominate: the FFNs, where the
   models differ, account for a ${macGap.toFixed(1)}% difference in sparse GMACs between MoE E=4 and MoFME E=4. Measured, MoFME E=4 linear takes
   ${f.forwardMs.toFixed(0)} ms (median; ${f.forwardMin.toFixed(0)}-${f.forwardMax.toFixed(0)}) against the MoE's ${m.forwardMs.toFixed(0)} ms (${m.forwardMin.toFixed(0)}-${m.forwardMax.toFixed(0)}), ${signed((100 * (f.forwardMs - m.forwardMs)) / m.forwardMs, 0)}%${overlap
     ? ': the ranges overlap, so at this preset the forward times do not separate the models'
@@ -277,7 +277,7 @@ const paperTable = [
   '| claim | paper (All-weather, official models) | here |',
   '|---|---|---|',
   `| parameters, MoFME vs MoE at E=128 top-4 | "over 72%" fewer | ${(100 * e128Saving).toFixed(1)}% fewer (exact counts) |`,
-  `| inference time, MoFME vs MoE | 39% less | 66% less vs dense-executed MoE E=16, -1% vs sparse MoE (paper preset, packages/mofme/README.md) |`,
+  `| inference time, MoFME vs MoE | 39% less | 48% less vs dense-executed MoE E=16 (official PyTorch: 43%); blocks 25% less vs a sparse MoE (paper preset, packages/mofme/README.md) |`,
   has('moe-e4k2') && has('mofme-e4k2-linear') ? `| PSNR, MoFME vs MoE | +0.1 to +0.2 dB | ${signed(versus('mofme-e4k2-linear', 'moe-e4k2').gap)} dB at E=4 (${preset}, ${steps} steps; not comparable in absolute terms) |` : '',
   has('mofme-e4k2-uar') && has('mofme-e4k2-linear') ? `| PSNR, UaR vs linear router | UaR better (ablation) | ${signed(versus('mofme-e4k2-uar', 'mofme-e4k2-linear').gap)} dB at E=4 |` : '',
 ].filter(Boolean).join('\n');
