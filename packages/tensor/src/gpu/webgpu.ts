@@ -16,7 +16,9 @@
  *   has copied the values into shared memory and flipped a flag. Blocking the main thread is
  *   fine here because nothing the worker needs runs on it.
  * An error inside the worker (a shader that does not compile, a lost device) is kept and thrown
- * by the next `download`, naming the op, as WebGL reports errors late too.
+ * by the next `download`, naming the kernel, as WebGL reports errors late too. The worker skips all
+ * later work after an error (their inputs may be missing), so from then on every read throws it:
+ * a broken backend never returns a silently wrong tensor; create a new one.
  *
  * Getting an adapter in Node: the npm package `webgpu` (Google's Dawn) provides `navigator.gpu`.
  * We try its default backend first (Vulkan, Metal or D3D12: a real GPU), then Dawn's OpenGL ES
