@@ -82,7 +82,7 @@ export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
   }
   const fixes = [
     candidates.includes('webgpu') ? `for webgpu: ${WEBGPU_FIX}` : '',
-    inBrowser ? '' : `for headlessgl: ${HEADLESS_GL_FIX}`,
+    candidates.includes('headlessgl') ? `for headlessgl: ${HEADLESS_GL_FIX}` : '',
   ].filter(Boolean);
   throw new Error(`gpu backend: no GPU path is available for mode "${mode}", and it does not fall back to the CPU:\n  - ${reasons.join('\n  - ')}${fixes.length ? `\n  Fix ${fixes.join('; ')}` : ''}`);
 }
