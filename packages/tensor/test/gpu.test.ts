@@ -260,17 +260,20 @@ if (!webgpu) {
     assert.ok(wg.isAccelerated);
     assert.is(wg.supports('float64'), false);
   });
-  test('[webgpu] a kernel that fails on the device is reported by the next read, naming it', () => {
-    // (on this backend instance only: the suite below runs on a fresh one)
+  test('[webgpu] a kernel that fails on the device is reported by the next read, naming it', async () => {
+    // on a backend of its own, destroyed at the end: after a device error a backend stays failed
+    const broken = createGpuBackend({ mode: 'webgpu' }) as WebGpuBackend;
     // a source gpu.js cannot translate: the worker records the failure and skips later work
     const bad = { source: 'function(x) {\n  return notDefinedAnywhere(x[this.thread.x]);\n}', size: 4, args: ['storage'] as const };
-    const x = wg.upload(Float32Array.from([1, 2, 3, 4]));
-    const y = (wg as unknown as { run(k: typeof bad, ...a: unknown[]): import('../src/backend/backend').Storage }).run(bad, x);
-    assert.throws(() => wg.download(y), /kernel function\(x\) -> 4 values failed on the WebGPU device/);
+    const x = broken.upload(Float32Array.from([1, 2, 3, 4]));
+    const y = (broken as unknown as { run(k: typeof bad, ...a: unknown[]): import('../src/backend/backend').Storage }).run(bad, x);
+    assert.throws(() => broken.download(y), /kernel function\(x\) -> 4 values failed on the WebGPU device/);
     // sticky: later reads throw too, rather than return results computed after a skipped step
-    assert.throws(() => wg.download(x), /failed on the WebGPU device/);
+    assert.throws(() => broken.download(x), /failed on the WebGPU device/);
+    await broken.destroy();
+    assert.throws(() => broken.upload(Float32Array.from([1])), /destroyed/);
   });
-  deviceSuite(createGpuBackend({ mode: 'webgpu' }), 'webgpu');
+  deviceSuite(wg, 'webgpu');
 }
 
 test.run();

@@ -136,6 +136,20 @@ async function handle(m) {
     try { answer(1, await init()); } catch (e) { answer(2, e.message); }
     return;
   }
+  if (m.op === 'shutdown') {
+    // release every buffer and kernel, then the device, before the thread goes away: a thread
+    // killed while Dawn and the GL driver still hold resources can crash the process at exit
+    try {
+      for (const h of handles.values()) h.delete();
+      handles.clear();
+      if (gpu) await gpu.destroy();
+      gpu = null;
+      answer(1);
+    } catch (e) {
+      answer(2, 'shutdown: ' + e.message);
+    }
+    return;
+  }
   if (m.op === 'free') {
     const h = handles.get(m.id);
     if (h) { h.delete(); handles.delete(m.id); }
@@ -172,6 +186,15 @@ interface WorkerLike {
 
 type NodeRequire = ((id: string) => unknown) & { resolve(id: string): string };
 
+/**
+ * The WebGPU backends not yet destroyed. When the process exits, each is shut down in its worker
+ * first: Node would otherwise kill the worker threads while Dawn and the GL driver still hold the
+ * device, and with headless GL in the same process that crashed the process at exit (seen as exit
+ * code 139 or 134 after every test had passed).
+ */
+const live = new Set<WebGpuBackend>();
+let exitHookInstalled = false;
+
 export interface WebGpuBackendOptions {
   /** milliseconds to wait for one reply of the worker before giving up (default 10 minutes) */
   timeoutMs?: number;
@@ -193,6 +216,7 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   private readonly adapter: AdapterInfo;
   private infoCache: GpuBackendInfo | null = null;
   private readonly timeoutMs: number;
+  private closed = false;
 
   constructor(options: WebGpuBackendOptions = {}) {
     super();
@@ -230,16 +254,22 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
       throw new Error(`gpu backend: mode "webgpu" is not available: ${reply.text}. ${WEBGPU_FIX}`);
     }
     this.adapter = JSON.parse(reply.text) as AdapterInfo;
+    live.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      (proc as { once?(event: string, fn: () => void): void }).once?.('exit', () => WebGpuBackend.shutdownAll());
+    }
   }
 
   /** Post a message that expects a reply, and block until the worker gives it. */
-  private request(message: Record<string, unknown>): { failed: boolean; text: string } {
+  private request(message: Record<string, unknown>, timeoutMs = this.timeoutMs): { failed: boolean; text: string } {
+    if (this.closed && message.op !== 'shutdown') throw new Error(`${this.name}: this backend was destroyed`);
     Atomics.store(this.ctl, 0, 0);
     this.worker.postMessage(message);
-    const deadline = performance.now() + this.timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     while (Atomics.load(this.ctl, 0) === 0) {
       if (performance.now() > deadline) {
-        throw new Error(`${this.name}: the WebGPU worker did not answer "${String(message.op)}" within ${this.timeoutMs} ms`);
+        throw new Error(`${this.name}: the WebGPU worker did not answer "${String(message.op)}" within ${timeoutMs} ms`);
       }
       Atomics.wait(this.ctl, 0, 0, 1000);
     }
@@ -276,6 +306,7 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   }
 
   private post(k: KernelSource, inputSizes: readonly number[], inputs: object[]): WebGpuHandle {
+    if (this.closed) throw new Error(`${this.name}: this backend was destroyed`);
     const out = { id: this.nextId++ };
     const what = k.source.match(/^function\(([^)]*)\)/)?.[0] ?? 'kernel';
     this.worker.postMessage({ op: 'run', what: `kernel ${what} -> ${k.size} values`, key: keyOf(k, inputSizes), source: k.source, size: k.size, kinds: k.args, inputs, out: out.id });
@@ -283,7 +314,7 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   }
 
   protected free(data: WebGpuHandle): void {
-    this.worker.postMessage({ op: 'free', id: data.id });
+    if (!this.closed) this.worker.postMessage({ op: 'free', id: data.id });
   }
 
   upload(data: TypedArray): Storage {
@@ -304,8 +335,29 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
     return new Float32Array(this.readBuffer, 0, s.size).slice();
   }
 
-  /** Stop the worker (and with it the device); the backend cannot be used afterwards. */
+  /**
+   * Release the device and stop the worker; the backend cannot be used afterwards. Also done for
+   * every live WebGPU backend when the process exits (see `live` below), so forgetting it is safe.
+   */
   async destroy(): Promise<void> {
+    this.shutdown();
     await this.worker.terminate();
+  }
+
+  /** Synchronous part of destroy: free everything on the device, in the worker, and wait for it. */
+  private shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    live.delete(this);
+    try {
+      this.request({ op: 'shutdown' }, 30_000);
+    } catch {
+      // a worker that does not answer is terminated anyway
+    }
+  }
+
+  /** For the process-exit hook. */
+  static shutdownAll(): void {
+    for (const b of [...live]) b.shutdown();
   }
 }
