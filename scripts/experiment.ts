@@ -8,6 +8,7 @@
  *   pnpm experiment                 # the documented run (see docs/results.md for its budget)
  *   pnpm experiment --smoke         # a few steps, one seed: what CI runs to keep this script working
  *   pnpm experiment --steps 300 --seeds 1,2,3 --out runs/longer   # another budget, in its own folder
+ *   pnpm experiment --steps 500 --variants moe-e4k2,mofme-e4k2-linear,mofme-e4k2-uar --out runs/longer --docs docs/longer
  *
  * Every training and evaluation goes through the `mofme` command itself (as child processes), so
  * the numbers are exactly what a user gets from `mofme train` and `mofme eval`.
@@ -61,10 +62,17 @@ interface RoutingRow { layer: number; task: string; tokens: number; meanWeight: 
 interface EvalJson { tasks: Record<string, TaskScore>; average: TaskScore; routing: RoutingRow[]; seconds: number }
 interface RunResult { variant: Variant; seed: number; eval: EvalJson; imagesPerSec: number; losses: { step: number; loss: number }[]; trainSeconds: number }
 
+// --variants a,b: train (and report) only these; the cost table still lists every model
+const only = new Set(flag('variants', '').split(',').filter(Boolean));
+for (const name of only) {
+  if (!variants.some((v) => v.name === name)) throw new Error(`--variants: unknown "${name}"; choose from ${variants.map((v) => v.name).join(', ')}`);
+}
+
 // ---- 1. train and evaluate every variant and seed ----
 const results: RunResult[] = [];
 const t0 = Date.now();
 for (const variant of variants) {
+  if (only.size && !only.has(variant.name)) continue;
   for (const seed of seeds) {
     const runDir = join(out, `${variant.name}-s${seed}`);
     const started = Date.now();
@@ -209,6 +217,7 @@ const e128Saving = 1 - countParameters(big).total / countParameters(bigMoe).tota
 const e4Saving = -(costs.get('mofme-e4k2-linear')!.params - moeCost.params) / moeCost.params;
 const trainMinutes = results.reduce((a, r) => a + r.trainSeconds, 0) / 60;
 const minutes = ((Date.now() - t0) / 60000).toFixed(1);
+const command = ['pnpm experiment', ...argv.filter((a) => a !== '--report-only')].join(' ');
 const machine = `a ${availableParallelism()}-core ${process.arch} machine (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}`;
 
 /** how far a comparison is from the noise: the gap against the seed spreads of its two sides */
@@ -284,7 +293,7 @@ const paperTable = [
 
 const md = `# Results: MoFME vs MoE vs dense, UaR vs linear router, at small scale
 
-Regenerate with \`pnpm experiment\` (trains what is missing under \`${relative(root, out)}/\`, then measures and rewrites this page; delete
+Regenerate with \`${command}\` (trains what is missing under \`${relative(root, out)}/\`, then measures and rewrites this page; delete
 that folder to start over, \`--report-only\` rewrites the page from the runs that exist). The ${results.length} training runs of this page took
 ${trainMinutes.toFixed(0)} minutes of training in all on ${machine};
 the last invocation took ${minutes} minutes.
