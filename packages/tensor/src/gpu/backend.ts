@@ -89,8 +89,10 @@ export abstract class GpuBackend<D = unknown> implements Backend {
   protected abstract launch(k: KernelSource, inputSizes: readonly number[], args: readonly (D | number)[]): D;
   /** Free one output's device data. */
   protected abstract free(data: D): void;
-  abstract upload(data: TypedArray): Storage;
-  abstract download(x: Storage): Float32Array;
+  /** Put a (non-empty) host array on the device. */
+  protected abstract uploadData(data: Float32Array): D;
+  /** Read `size` values of device data back to the host. */
+  protected abstract readData(data: D, size: number): Float32Array;
 
   describe(): string {
     const i = this.info();
@@ -151,14 +153,22 @@ export abstract class GpuBackend<D = unknown> implements Backend {
     }
   }
 
-  protected checkUpload(data: TypedArray): void {
+  // ---- storage ---------------------------------------------------------------------------------
+
+  upload(data: TypedArray): Storage {
     if (!(data instanceof Float32Array)) {
       throw new Error(`${this.name}: only float32 is supported on the GPU (got ${data.constructor.name}); create the tensor with dtype 'float32'`);
     }
-    if (data.length > 0) this.checkSize(data.length);
+    if (data.length === 0) return this.wrap(0, null);
+    this.checkSize(data.length);
+    return this.wrap(data.length, this.uploadData(data));
   }
 
-  // ---- storage ---------------------------------------------------------------------------------
+  download(x: Storage): Float32Array {
+    const s = this.own(x);
+    if (s.size === 0 && !s.freed) return new Float32Array(0);
+    return this.readData(this.dataOf(s), s.size);
+  }
 
   fill(size: number, value: number, dtype: DType): Storage {
     this.checkDType(dtype);
@@ -385,23 +395,15 @@ export class GlBackend extends GpuBackend<DeviceData> {
     this.kernels.clear();
   }
 
-  upload(data: TypedArray): Storage {
-    this.checkUpload(data);
-    if (data.length === 0) return this.wrap(0, null);
-    // the copy kernel with a host-array argument (a separate cache entry from the texture copy):
-    // gpu.js uploads the array as a texture
-    const run = this.kernel({ ...K.copyKernel(data.length), args: ['host'] });
-    const out = run(data as never) as unknown as DeviceData;
-    return this.wrap(data.length, out instanceof Float32Array ? out.slice() : out);
+  protected uploadData(data: Float32Array): DeviceData {
+    // a separate cache entry from the texture copy: gpu.js uploads the host array as a texture
+    return this.launch(K.uploadKernel(data.length), [], [data]);
   }
 
-  download(x: Storage): Float32Array {
-    const s = this.own(x);
-    if (s.size === 0 && !s.freed) return new Float32Array(0);
-    const d = this.dataOf(s);
-    const arr = d instanceof Float32Array ? d : (d.toArray() as Float32Array);
+  protected readData(data: DeviceData, size: number): Float32Array {
+    const arr = data instanceof Float32Array ? data : (data.toArray() as Float32Array);
     // toArray may return a view into a larger readback buffer: copy exactly `size` values
-    return Float32Array.from(arr.subarray(0, s.size));
+    return Float32Array.from(arr.subarray(0, size));
   }
 }
 

@@ -111,6 +111,9 @@ export const copyKernel = (size: number): KernelSource => ({
   args: ['storage'],
 });
 
+/** The upload: the same copy with a host array as its argument, which gpu.js moves to the device. */
+export const uploadKernel = (size: number): KernelSource => ({ ...copyKernel(size), args: ['host'] });
+
 export const fillKernel = (size: number): KernelSource => ({
   source: fn(['v'], ['return v;']),
   size,

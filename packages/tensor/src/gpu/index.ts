@@ -23,12 +23,12 @@
  */
 import { GPU } from 'gpu.js';
 import { GlBackend, type GpuBackend } from './backend';
-import { WebGpuBackend, WEBGPU_FIX } from './webgpu';
+import { WebGpuBackend, WebGpuUnavailableError, WEBGPU_FIX } from './webgpu';
 import { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX } from './detect';
 
 export { GpuBackend, GlBackend, type GpuBackendInfo } from './backend';
 export { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX, type Detection } from './detect';
-export { WebGpuBackend, WEBGPU_FIX, type WebGpuBackendOptions } from './webgpu';
+export { WebGpuBackend, WebGpuUnavailableError, WEBGPU_FIX, type WebGpuBackendOptions } from './webgpu';
 
 export type GpuMode = 'auto' | 'gpu' | 'headlessgl' | 'webgl' | 'webgl2' | 'webgpu' | 'cpu';
 
@@ -68,7 +68,7 @@ export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
       try {
         return new WebGpuBackend();
       } catch (e) {
-        reasons.push(`webgpu: ${(e as Error).message.replace(/^gpu backend: mode "webgpu" is not available: /, '').replace(`. ${WEBGPU_FIX}`, '')}`);
+        reasons.push(`webgpu: ${e instanceof WebGpuUnavailableError ? e.reason : (e as Error).message}`);
         continue;
       }
     }

@@ -28,7 +28,6 @@
  * Node only: in a browser, gpu.js's WebGPU kernels could be awaited directly, but the synchronous
  * Backend interface cannot; use mode 'webgl2' there.
  */
-import type { Storage, TypedArray } from '../backend/backend';
 import { GpuBackend, keyOf, type GpuBackendInfo } from './backend';
 import * as K from './codegen';
 import type { KernelSource } from './codegen';
@@ -45,6 +44,31 @@ const ATTEMPTS: AdapterAttempt[] = [
 
 /** What the worker reports about its adapter. */
 interface AdapterInfo { backend: string; vendor: string; architecture: string; device: string; description: string; maxStorageBufferBindingSize: number }
+
+/** The backend's description of an adapter: names, whether it is a software renderer, limits. */
+function describeAdapter(a: AdapterInfo): GpuBackendInfo {
+  const software = /llvmpipe|lavapipe|swiftshader|softpipe/i.test(`${a.description} ${a.device} ${a.architecture}`);
+  const maxElements = Math.floor(a.maxStorageBufferBindingSize / 4);
+  return {
+    mode: 'webgpu',
+    kernelClass: 'WebGPUKernel',
+    renderer: [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') || 'unknown adapter',
+    version: `Dawn, ${a.backend}`,
+    driver: software ? 'software: a CPU rasteriser (Mesa llvmpipe/lavapipe or SwiftShader), not a GPU' : 'hardware adapter',
+    software,
+    precision: 'single',
+    maxTextureSize: 0,
+    maxElements,
+    limits: `max storage buffer binding ${a.maxStorageBufferBindingSize} bytes (at most ${maxElements} elements per tensor)`,
+  };
+}
+
+/** Thrown when no WebGPU adapter opens here; `reason` says why, without the fix text. */
+export class WebGpuUnavailableError extends Error {
+  constructor(readonly reason: string) {
+    super(`gpu backend: mode "webgpu" is not available: ${reason}. ${WEBGPU_FIX}`);
+  }
+}
 
 /** Text of the fix, for the error when WebGPU is not available. */
 export const WEBGPU_FIX =
@@ -105,14 +129,16 @@ async function init() {
   throw new Error('no WebGPU adapter: ' + tried.join('; '));
 }
 
+// kernels by the main thread's id; a kernel's source and argument kinds come with its first run only
 function kernelFor(m) {
-  let k = kernels.get(m.key);
+  let k = kernels.get(m.kernel);
   if (k) return { k, first: false };
   k = gpu.createKernel(m.source, {
     output: [m.size], pipeline: true, immutable: true, precision: 'single',
     argumentTypes: m.kinds.map((a) => (a === 'number' ? 'Float' : a === 'host' ? 'Array' : 'WebGPUBuffer')),
   });
-  kernels.set(m.key, k);
+  k.label = 'kernel ' + (m.source.match(/^function\(([^)]*)\)/) || ['?'])[0] + ' -> ' + m.size + ' values';
+  kernels.set(m.kernel, k);
   return { k, first: true };
 }
 
@@ -170,7 +196,8 @@ async function handle(m) {
   try {
     await launch(m);
   } catch (e) {
-    failure = m.what + ' failed on the WebGPU device: ' + (e && e.message ? e.message : String(e));
+    const k = kernels.get(m.kernel);
+    failure = (k && k.label ? k.label : 'kernel #' + m.kernel) + ' failed on the WebGPU device: ' + (e && e.message ? e.message : String(e));
   }
 }
 
@@ -213,8 +240,9 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   private readonly compileCounters = new Float64Array(new SharedArrayBuffer(16));
   private readBuffer = new SharedArrayBuffer(4 * 1024);
   private nextId = 1;
-  private readonly adapter: AdapterInfo;
-  private infoCache: GpuBackendInfo | null = null;
+  /** the worker's id of each kernel (by keyOf), so a source crosses to the worker only once */
+  private readonly kernelIds = new Map<string, number>();
+  private readonly description: GpuBackendInfo;
   private readonly timeoutMs: number;
   private closed = false;
 
@@ -231,7 +259,7 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
       webgpuPath = here.resolve('webgpu');
       gpuJsPath = here.resolve('gpu.js');
     } catch (e) {
-      throw new Error(`gpu backend: mode "webgpu" is not available: ${(e as Error).message.split('\n')[0]}. ${WEBGPU_FIX}`);
+      throw new WebGpuUnavailableError((e as Error).message.split('\n')[0]!);
     }
     // Dawn's OpenGL ES backend finds EGL through Mesa; without a display it needs the surfaceless
     // platform. Set for the whole process (the worker's env is a copy; the native code reads the real one).
@@ -251,9 +279,9 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
     const reply = this.request({ op: 'init' });
     if (reply.failed) {
       void this.worker.terminate();
-      throw new Error(`gpu backend: mode "webgpu" is not available: ${reply.text}. ${WEBGPU_FIX}`);
+      throw new WebGpuUnavailableError(reply.text);
     }
-    this.adapter = JSON.parse(reply.text) as AdapterInfo;
+    this.description = describeAdapter(JSON.parse(reply.text) as AdapterInfo);
     live.add(this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -282,23 +310,7 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   }
 
   info(): GpuBackendInfo {
-    if (this.infoCache) return this.infoCache;
-    const a = this.adapter;
-    const software = /llvmpipe|lavapipe|swiftshader|softpipe/i.test(`${a.description} ${a.device} ${a.architecture}`);
-    const maxElements = Math.floor(a.maxStorageBufferBindingSize / 4);
-    this.infoCache = {
-      mode: 'webgpu',
-      kernelClass: 'WebGPUKernel',
-      renderer: [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') || 'unknown adapter',
-      version: `Dawn, ${a.backend}`,
-      driver: software ? 'software: a CPU rasteriser (Mesa llvmpipe/lavapipe or SwiftShader), not a GPU' : 'hardware adapter',
-      software,
-      precision: 'single',
-      maxTextureSize: 0,
-      maxElements,
-      limits: `max storage buffer binding ${a.maxStorageBufferBindingSize} bytes (at most ${maxElements} elements per tensor)`,
-    };
-    return this.infoCache;
+    return this.description;
   }
 
   protected launch(k: KernelSource, inputSizes: readonly number[], args: readonly (WebGpuHandle | number)[]): WebGpuHandle {
@@ -308,8 +320,13 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
   private post(k: KernelSource, inputSizes: readonly number[], inputs: object[]): WebGpuHandle {
     if (this.closed) throw new Error(`${this.name}: this backend was destroyed`);
     const out = { id: this.nextId++ };
-    const what = k.source.match(/^function\(([^)]*)\)/)?.[0] ?? 'kernel';
-    this.worker.postMessage({ op: 'run', what: `kernel ${what} -> ${k.size} values`, key: keyOf(k, inputSizes), source: k.source, size: k.size, kinds: k.args, inputs, out: out.id });
+    const key = keyOf(k, inputSizes);
+    const known = this.kernelIds.get(key);
+    const kernel = known ?? this.kernelIds.size + 1;
+    if (known === undefined) this.kernelIds.set(key, kernel);
+    this.worker.postMessage(known === undefined
+      ? { op: 'run', kernel, source: k.source, size: k.size, kinds: k.args, inputs, out: out.id }
+      : { op: 'run', kernel, inputs, out: out.id });
     return out;
   }
 
@@ -317,27 +334,21 @@ export class WebGpuBackend extends GpuBackend<WebGpuHandle> {
     if (!this.closed) this.worker.postMessage({ op: 'free', id: data.id });
   }
 
-  upload(data: TypedArray): Storage {
-    this.checkUpload(data);
-    if (data.length === 0) return this.wrap(0, null);
-    const k: KernelSource = { ...K.copyKernel(data.length), args: ['host'] };
-    // a copy: postMessage clones the array, so later writes by the caller cannot reach the device
-    return this.wrap(data.length, this.post(k, [data.length], [{ data }]));
+  protected uploadData(data: Float32Array): WebGpuHandle {
+    // postMessage clones the array, so later writes by the caller cannot reach the device
+    return this.post(K.uploadKernel(data.length), [data.length], [{ data }]);
   }
 
-  download(x: Storage): Float32Array {
-    const s = this.own(x);
-    if (s.size === 0 && !s.freed) return new Float32Array(0);
-    const { id } = this.dataOf(s);
-    if (this.readBuffer.byteLength < s.size * 4) this.readBuffer = new SharedArrayBuffer(s.size * 4);
-    const reply = this.request({ op: 'read', id, size: s.size, buffer: this.readBuffer });
+  protected readData({ id }: WebGpuHandle, size: number): Float32Array {
+    if (this.readBuffer.byteLength < size * 4) this.readBuffer = new SharedArrayBuffer(size * 4);
+    const reply = this.request({ op: 'read', id, size, buffer: this.readBuffer });
     if (reply.failed) throw new Error(`${this.name}: ${reply.text}`);
-    return new Float32Array(this.readBuffer, 0, s.size).slice();
+    return new Float32Array(this.readBuffer, 0, size).slice();
   }
 
   /**
    * Release the device and stop the worker; the backend cannot be used afterwards. Also done for
-   * every live WebGPU backend when the process exits (see `live` below), so forgetting it is safe.
+   * every live WebGPU backend when the process exits (see `live` above), so forgetting it is safe.
    */
   async destroy(): Promise<void> {
     this.shutdown();
