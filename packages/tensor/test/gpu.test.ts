@@ -66,9 +66,16 @@ for (const c of backendConformanceCases(cpuMode, { samples: 2 })) test(`[gpu.js 
  * suite, the gpu.js pitfalls, the size limit, and small models training with the CPU's losses
  * while a tidy step leaks nothing.
  */
-function deviceSuite(gpu: GpuBackend, label: string): void {
+function deviceSuite(gpu: GpuBackend, label: 'headlessgl' | 'webgpu', kernelClass: string): void {
   const info = gpu.info();
   const cpu = new CpuBackend({});
+  console.log(`GPU suite on ${gpu.describe()}`);
+  test(`[${label}] really on ${kernelClass} (no silent fallback)`, () => {
+    assert.is(info.kernelClass, kernelClass);
+    assert.is(info.mode, label);
+    assert.ok(gpu.isAccelerated);
+    assert.is(gpu.supports('float64'), false);
+  });
   for (const c of backendConformanceCases(gpu)) test(c.name, c.run);
 
   const close = (got: Float32Array, want: ArrayLike<number>, tol: number, label: string): void => {
@@ -222,16 +229,7 @@ function deviceSuite(gpu: GpuBackend, label: string): void {
 if (!detection.ok) {
   console.log(`GPU suite on headless GL skipped: ${detection.reason}`);
 } else {
-  const gl = createGpuBackend({ mode: 'headlessgl' });
-  console.log(`GPU suite on ${gl.describe()}`);
-  test('really on HeadlessGL (no silent fallback)', () => {
-    const info = gl.info();
-    assert.is(info.kernelClass, 'HeadlessGLKernel');
-    assert.is(info.mode, 'headlessgl');
-    assert.ok(gl.isAccelerated);
-    assert.is(gl.supports('float64'), false);
-  });
-  deviceSuite(gl, 'headlessgl');
+  deviceSuite(createGpuBackend({ mode: 'headlessgl' }), 'headlessgl', 'HeadlessGLKernel');
 }
 
 // WebGPU: Dawn (npm `webgpu`) on Vulkan, or on OpenGL ES over EGL (Mesa llvmpipe without a GPU).
@@ -251,15 +249,6 @@ test('WebGPU is available when required', () => {
 if (!webgpu) {
   console.log(`GPU suite on WebGPU skipped: ${webgpuWhy}`);
 } else {
-  const wg = webgpu;
-  console.log(`GPU suite on ${wg.describe()}`);
-  test('really on WebGPU (no silent fallback)', () => {
-    const info = wg.info();
-    assert.is(info.kernelClass, 'WebGPUKernel');
-    assert.is(info.mode, 'webgpu');
-    assert.ok(wg.isAccelerated);
-    assert.is(wg.supports('float64'), false);
-  });
   test('[webgpu] a kernel that fails on the device is reported by the next read, naming it', async () => {
     // on a backend of its own, destroyed at the end: after a device error a backend stays failed
     const broken = createGpuBackend({ mode: 'webgpu' }) as WebGpuBackend;
@@ -273,7 +262,7 @@ if (!webgpu) {
     await broken.destroy();
     assert.throws(() => broken.upload(Float32Array.from([1])), /destroyed/);
   });
-  deviceSuite(wg, 'webgpu');
+  deviceSuite(webgpu, 'webgpu', 'WebGPUKernel');
 }
 
 test.run();
