@@ -165,13 +165,8 @@ const stepCase = 'tiny MoFME training step, 64x64, batch 8';
 // ours on the gpu.js backend
 // ---------------------------------------------------------------------------------------------
 
-/** Wait for the GPU: reading one element of `t` waits for every queued GL command (GL is asynchronous). */
-function settle(t: T.Tensor): void {
-  const b = t.backend;
-  const one = b.strided(t.storage, [1], [1], 0);
-  b.download(one);
-  b.dispose(one);
-}
+/** Wait for the GPU to finish `t` (GPU work is queued when an op returns). */
+const settle = (t: T.Tensor): void => (t.backend as GpuBackend).finish(t.storage);
 
 /**
  * Time one case on the GPU: upload (create the inputs from host data), the first call (which

@@ -36,11 +36,7 @@ for (gpu of gpus) {
   const ms = (t: number): string => t.toFixed(1).padStart(8);
 
   /** Force completion: reading one value waits for every queued GL command. */
-  function sync(s: Storage): void {
-    const one = gpu.strided(s, [1], [1], 0);
-    gpu.download(one);
-    gpu.dispose(one);
-  }
+  const sync = (s: Storage): void => gpu.finish(s);
 
   /** Time `step` (which returns storages to free): first call = compile + run, then best of reps. */
   function timeIt(step: () => Storage[]): { first: number; best: number } {

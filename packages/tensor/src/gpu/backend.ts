@@ -170,6 +170,18 @@ export abstract class GpuBackend<D = unknown> implements Backend {
     return this.readData(this.dataOf(s), s.size);
   }
 
+  /**
+   * Wait until `x` (and everything queued before it) has been computed. GPU work is queued, not
+   * done, when an op returns; reading back one element waits for it without paying for a full
+   * download. For timing kernels (the benches) and for nothing else.
+   */
+  finish(x: Storage): void {
+    if (x.size === 0) return;
+    const one = this.strided(x, [1], [1], 0);
+    this.download(one);
+    this.dispose(one);
+  }
+
   fill(size: number, value: number, dtype: DType): Storage {
     this.checkDType(dtype);
     return this.run(K.fillKernel(size), value);
