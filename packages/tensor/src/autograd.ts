@@ -25,6 +25,7 @@ import * as elementwise from './ops/elementwise';
 import * as movement from './ops/movement';
 import * as reduction from './ops/reduce';
 import { checkFinite, isAnomalyDetectionEnabled } from './anomaly';
+import { beginBackward, endBackward, isProfiling, setBackwardOp } from './profile';
 
 let gradEnabled = true;
 
@@ -94,7 +95,9 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   // an op may hand the same gradient tensor to several inputs (add returns [g, g]); a leaf must
   // own its .grad, or updating one parameter's gradient in place would change another's
   const handedOut = new Set<Tensor>();
-  noGrad(() => {
+  const profiling = isProfiling(); // MOFME_PROFILE: kernels run from here on are "backward"
+  if (profiling) beginBackward();
+  try { noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
       const g = grads.get(t);
@@ -108,7 +111,9 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         continue;
       }
       if (node.backward === null) throw new Error(`backward: the graph through '${node.op}' was already freed by an earlier backward(); pass {retainGraph: true} to the first call`);
+      if (profiling) setBackwardOp(node.op);
       const inputGrads = node.backward(g, t);
+      if (profiling) setBackwardOp(null);
       node.inputs.forEach((input, k) => {
         const gi = inputGrads[k];
         if (!input.requiresGrad || gi === null || gi === undefined) return;
@@ -118,7 +123,7 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         grads.set(input, previous ? elementwise.add(previous, reduced) : reduced);
       });
     }
-  });
+  }); } finally { if (profiling) endBackward(); }
   if (!options.retainGraph) {
     for (const t of order) {
       if (t.node) {

@@ -6,17 +6,22 @@
  */
 import type { Backend } from './backend/backend';
 import { CpuBackend } from './backend/cpu';
+import { profileFromEnvironment } from './profile';
 
 let defaultBackend: Backend | null = null;
 
 export function getDefaultBackend(): Backend {
   // the CPU backend picks its fast kernels itself (WebAssembly SIMD unless MOFME_KERNELS=ts)
-  if (defaultBackend === null) defaultBackend = new CpuBackend();
+  if (defaultBackend === null) {
+    defaultBackend = new CpuBackend();
+    profileFromEnvironment(defaultBackend); // MOFME_PROFILE=1: time its kernels, print at exit
+  }
   return defaultBackend;
 }
 
 export function setDefaultBackend(backend: Backend): void {
   defaultBackend = backend;
+  profileFromEnvironment(backend);
 }
 
 export function withBackend<T>(backend: Backend, fn: () => T): T {

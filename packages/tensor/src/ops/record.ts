@@ -11,10 +11,12 @@
 import type { Tensor } from '../tensor';
 import { isGradEnabled } from '../autograd';
 import { checkFinite, isAnomalyDetectionEnabled } from '../anomaly';
+import { isProfiling, noteOp } from '../profile';
 
 export type BackwardFn = (grad: Tensor, output: Tensor, needs: boolean[]) => (Tensor | null)[];
 
 export function record(op: string, inputs: Tensor[], output: Tensor, backward: BackwardFn): Tensor {
+  if (isProfiling()) noteOp(op); // MOFME_PROFILE: the kernels run since the last op were this op's
   if (isAnomalyDetectionEnabled()) checkFinite(`op '${op}'`, output, inputs);
   if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return output;
   const needs = inputs.map((t) => t.requiresGrad);
