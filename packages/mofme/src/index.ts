@@ -1,8 +1,9 @@
-// @mofme/mofme: the MoFME all-weather restoration network (AAAI 2024, arXiv 2312.16610) and its
-// baselines. This first layer of the package needs no tensors: the typed configuration and its
-// presets, parameter and FLOP counting by arithmetic, the parameter inventory (our names and
-// shapes), and the mapping between official checkpoint names and ours. The network itself
-// (src/model.ts) follows docs/model-plan.md once @mofme/tensor and @mofme/nn land.
+// @mofme/mofme: the MoFME all-weather restoration network (AAAI 2024, arXiv 2312.16610), its
+// baselines, and its parts as a reusable block API. Read in this order: config.ts (every choice,
+// with its reason), router.ts (linear router and UaR), blocks.ts (the dense / MoE / FME feed-forward
+// layers behind one interface, and the transformer block), model.ts (the restoration network of
+// Fig. 3 composed from them), official.ts (official checkpoints), classifier.ts and segmenter.ts
+// (the downstream models), count.ts (parameter and FLOP counts), restore.ts (tiled inference).
 
 export {
   ConfigError,
@@ -34,10 +35,9 @@ export { countFlops, countParameters, mofmeParameterSaving } from './count';
 export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParameterCount } from './count';
 export { numel, parameterShapes } from './params';
 export type { ParamSpec } from './params';
-export { detectOfficialKind, officialToOurs, oursToOfficial, stripDdpPrefix } from './official-names';
-export {
-  Attention, Block, DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoFME, MoeFfn, Mlp, createFfn, createModel, mixExperts,
-} from './model';
+export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, mixExperts } from './blocks';
+export type { BlockOutput, FfnKindName, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
+export { MoFME, blockOf, createModel, ffnOptionsOf } from './model';
 export type { CreateModelOptions, MofmeOutput } from './model';
 export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute } from './router';
 export type { McDropout, Routing } from './router';
@@ -45,4 +45,7 @@ export { RouterStats } from './stats';
 export type { RoutingSummary } from './stats';
 export { restore, tileStarts } from './restore';
 export type { RestoreOptions } from './restore';
-export { fromOfficialStateDict, loadOfficialStateDict, toOfficialStateDict } from './official';
+export {
+  applyOfficialSharedInit, detectOfficialKind, fromOfficialStateDict, loadOfficialStateDict, officialToOurs, oursToOfficial,
+  stripDdpPrefix, toOfficialStateDict,
+} from './official';

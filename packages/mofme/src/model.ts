@@ -2,22 +2,21 @@
 //
 // Read top to bottom it is Fig. 3(a): a full-resolution conv head with ResBlocks, a patch embedding
 // + LayerNorm, N pre-norm transformer blocks, a Linear "un-patchify", a conv tail with ResBlocks and
-// a sigmoid. Only the FFN of each block changes between the three models (config.ffn):
-//   dense : t + FFN(LN(t))                                    (the ViT baseline)
-//   moe   : t + Σ_e w_e(t) · FFN_e(LN_e(t))                   (E full FFN experts, top-k router)
-//   mofme : t + FFN_shared( Σ_e w_e(t) · [γ_e(h) ⊙ h + β_e(h)] ),  h = GELU(W_a u) ⊙ (W_b u), u = LN(t)
-// The FME layer (Fig. 3(b)) makes each expert a feature-wise linear modulation (FiLM) of a shared
-// hidden state followed by ONE shared FFN, so an extra expert costs 2(D² + D) parameters instead of
-// a whole FFN (8D² + 5D + 2D): that is the paper's parameter saving.
+// a sigmoid. Only the FFN of each block changes between the three models (config.ffn): the dense
+// ViT FFN, the conventional MoE, or the paper's FME layer (Fig. 3(b)). The blocks, the three FFN
+// layers and both routers are the public block API in blocks.ts; this file only composes them
+// from a `MofmeConfig`. Compatibility with the official checkpoints (names, the deepcopy-shared
+// initial weights) lives beside it in official.ts.
 //
-// The plan this implements, with every name, shape and switch: docs/model-plan.md. Shapes in the
-// comments are symbolic; the paper preset at 240x240 has Ch = 32, D = 384, N = 900, I = 512,
-// F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
+// Shapes in the comments are symbolic; the paper preset at 240x240 has Ch = 32, D = 384, N = 900,
+// I = 512, F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
 
-import { Generator, bmm, clamp, dropout, indexSelect, keep, noGrad, scatterAdd, tensor, zeros, type DType, type Tensor } from '@mofme/tensor';
-import { Conv2d, LayerNorm, Linear, Module, ModuleList, PatchEmbed, PatchUnembed, ResBlock, init, withInitDefaults } from '@mofme/nn';
-import { attnInnerOf, mlpHiddenOf, tokensOf, type MofmeConfig } from './config';
-import { affine, linearRoute, uarRoute, type Routing } from './router';
+import { Generator, clamp, dropout, keep, noGrad, zeros, type DType, type Tensor } from '@mofme/tensor';
+import { Conv2d, ModuleList, Module, PatchEmbed, PatchUnembed, ResBlock, init, withInitDefaults } from '@mofme/nn';
+import { mlpHiddenOf, tokensOf, type MofmeConfig } from './config';
+import { TransformerBlock, createFfn, type FmeOptions } from './blocks';
+import { applyOfficialSharedInit } from './official';
+import type { Routing } from './router';
 
 /** One forward pass's result: the image and, per block, how its tokens were routed (null: dense FFN). */
 export interface MofmeOutput {
@@ -25,228 +24,29 @@ export interface MofmeOutput {
   routing: (Routing | null)[];
 }
 
-/** A transformer FFN variant: returns the residual branch (the block adds it) and its routing. */
-interface FfnLayer extends Module {
-  branch(t: Tensor): { y: Tensor; routing: Routing | null };
+/** The FFN options of a config: what every block's FFN layer is built from. */
+export function ffnOptionsOf(c: MofmeConfig, generator: Generator): FmeOptions {
+  return {
+    dim: c.dim,
+    hidden: mlpHiddenOf(c),
+    dropout: c.dropout,
+    eps: c.layerNormEps,
+    generator,
+    experts: c.experts,
+    topk: c.topk,
+    router: c.router,
+    topkMode: c.topkMode,
+    uar: c.uar,
+    execution: c.execution,
+    officialExpertSlots: c.officialExpertSlots,
+    officialUnusedParams: c.officialUnusedParams,
+  };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Building blocks
-// ---------------------------------------------------------------------------------------------
-
-/** Linear D->F, GELU, Dropout, Linear F->D, Dropout; with an optional LayerNorm in front (pre-norm).
- *  Names norm / fc1 / fc2: the dense FFN, each MoE expert, and (without norm) FME's shared FFN. */
-export class Mlp extends Module {
-  readonly norm: LayerNorm | null;
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  constructor(readonly config: MofmeConfig, readonly rng: Generator, withNorm: boolean) {
-    super();
-    const D = config.dim, F = mlpHiddenOf(config);
-    this.norm = withNorm ? this.child('norm', new LayerNorm(D, { eps: config.layerNormEps })) : null;
-    this.fc1 = this.child('fc1', new Linear(D, F));
-    this.fc2 = this.child('fc2', new Linear(F, D));
-  }
-  /** z [..., D] -> [..., D] (hidden [..., F]) */
-  forward(z: Tensor): Tensor {
-    const p = this.config.dropout;
-    const u = this.norm ? this.norm.forward(z) : z;
-    const hidden = dropout(this.fc1.forward(u).gelu(), p, this.training, this.rng); // [..., F]
-    return dropout(this.fc2.forward(hidden), p, this.training, this.rng); // [..., D]
-  }
-}
-
-/** Pre-norm multi-head self-attention, heads x headDim independent of D (official 8 x 64, D = 384). */
-export class Attention extends Module {
-  readonly norm: LayerNorm;
-  readonly qkv: Linear; // D -> 3I, no bias; features q|k|v, head-major inside each
-  readonly out: Linear; // I -> D
-  constructor(readonly config: MofmeConfig, readonly rng: Generator) {
-    super();
-    const D = config.dim, I = attnInnerOf(config);
-    this.norm = this.child('norm', new LayerNorm(D, { eps: config.layerNormEps }));
-    this.qkv = this.child('qkv', new Linear(D, 3 * I, { bias: false }));
-    this.out = this.child('out', new Linear(I, D));
-  }
-  /** t [B, N, D] -> the residual branch [B, N, D] */
-  forward(t: Tensor): Tensor {
-    const [B, N] = t.shape as [number, number];
-    const H = this.config.heads, dh = this.config.headDim;
-    const qkv = this.qkv.forward(this.norm.forward(t)); // [B, N, 3I]
-    const [q, k, v] = qkv
-      .reshape([B, N, 3, H, dh])
-      .permute([2, 0, 3, 1, 4]) // [3, B, H, N, dh]
-      .split(1, 0)
-      .map((z) => z.reshape([B * H, N, dh]));
-    const attn = bmm(q!, k!, false, true).mul(dh ** -0.5).softmax(-1); // [B·H, N, N], no mask
-    const o = bmm(attn, v!).reshape([B, H, N, dh]).permute([0, 2, 1, 3]).reshape([B, N, H * dh]); // [B, N, I]
-    return dropout(this.out.forward(o), this.config.dropout, this.training, this.rng); // [B, N, D]
-  }
-}
-
-/** Route the tokens: the linear router, or the UaR when configured and active in this mode. */
-function route(t: Tensor, router: Linear, c: MofmeConfig, training: boolean, rng: Generator): Routing {
-  const uarActive = c.router === 'uar' && (training ? c.uar.whenTraining : c.uar.whenEval) === 'uar';
-  if (uarActive) return uarRoute(t, router.weight, router.bias, c.topk, c.uar, rng);
-  return linearRoute(affine(t, router.weight, router.bias), c.topk, c.topkMode); // logits [B, N, E]
-}
-
-/**
- * Σ_c w[..., c] · slot(c, x) over router columns c, x [B, N, D] -> [B, N, D].
- * dense : every slot on every token, times its (mostly zero) weight: the official cost.
- * sparse: per column, gather the tokens that selected it, run the slot on those rows only, and
- *         scatter-add the weighted result back: k/E of the expert compute, the same sum.
- */
-export function mixExperts(x: Tensor, routing: Routing, slot: (c: number, rows: Tensor) => Tensor, sparse: boolean): Tensor {
-  const [B, N, D] = x.shape as [number, number, number];
-  const E = routing.weights.shape[2]!;
-  const w = routing.weights; // [B, N, E]
-  let acc: Tensor | null = null;
-  if (!sparse) {
-    for (let c = 0; c < E; c++) {
-      const term = slot(c, x).mul(w.narrow(-1, c, 1)); // [B, N, D] · [B, N, 1]
-      acc = acc ? acc.add(term) : term;
-    }
-    return acc!;
-  }
-  const T = B * N, k = routing.k;
-  const rowsOf: number[][] = Array.from({ length: E }, () => []); // tokens routed to each column
-  for (let r = 0; r < T; r++) for (let j = 0; j < k; j++) rowsOf[routing.indices[r * k + j]!]!.push(r);
-  const xt = x.reshape([T, D]); // [T, D]
-  const wt = w.reshape([T, E]); // [T, E]
-  for (let c = 0; c < E; c++) {
-    const rows = rowsOf[c]!;
-    if (rows.length === 0) continue;
-    const n = rows.length;
-    const idx = tensor(Float64Array.from(rows), { dtype: x.dtype, backend: x.backend }); // [n]
-    const ye = slot(c, indexSelect(xt, 0, idx)); // [n, D]
-    const we = indexSelect(wt, 0, idx).narrow(1, c, 1); // [n, 1]
-    const placed = scatterAdd([T, D], 0, idx.reshape([n, 1]).expand([n, D]), ye.mul(we)); // [T, D]
-    acc = acc ? acc.add(placed) : placed;
-  }
-  return (acc ?? zeros([T, D], { dtype: x.dtype, backend: x.backend })).reshape([B, N, D]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The three FFNs
-// ---------------------------------------------------------------------------------------------
-
-/** The ViT baseline's FFN: t + FFN(LN(t)). Parameters norm, fc1, fc2. */
-export class DenseFfn extends Mlp implements FfnLayer {
-  constructor(config: MofmeConfig, rng: Generator) {
-    super(config, rng, true);
-  }
-  branch(t: Tensor): { y: Tensor; routing: Routing | null } {
-    return { y: this.forward(t), routing: null }; // [B, N, D]
-  }
-}
-
-/** The conventional MoE baseline: E full pre-norm FFN experts mixed by a per-token top-k router. */
-export class MoeFfn extends Module implements FfnLayer {
-  readonly router: Linear; // D -> E
-  readonly experts: ModuleList<Mlp>;
-  constructor(readonly config: MofmeConfig, readonly rng: Generator) {
-    super();
-    this.router = this.child('router', new Linear(config.dim, config.experts));
-    this.experts = this.child('experts', new ModuleList(Array.from({ length: config.experts }, () => new Mlp(config, rng, true))));
-  }
-  branch(t: Tensor): { y: Tensor; routing: Routing } {
-    const routing = route(t, this.router, this.config, this.training, this.rng); // weights [B, N, E]
-    const y = mixExperts(t, routing, (e, z) => this.experts.at(e).forward(z), this.config.execution === 'sparse');
-    return { y, routing }; // [B, N, D]
-  }
-}
-
-/** One FiLM expert: m(h) = γ(h) ⊙ h + β(h), γ and β Linear D->D of the hidden features (official). */
-export class FilmExpert extends Module {
-  readonly gamma: Linear;
-  readonly beta: Linear;
-  readonly norm: LayerNorm | null; // official dead tensor, never called (officialUnusedParams)
-  constructor(config: MofmeConfig) {
-    super();
-    this.gamma = this.child('gamma', new Linear(config.dim, config.dim));
-    this.beta = this.child('beta', new Linear(config.dim, config.dim));
-    this.norm = config.officialUnusedParams ? this.child('norm', new LayerNorm(config.dim, { eps: config.layerNormEps })) : null;
-  }
-  /** h [..., D] -> [..., D] */
-  forward(h: Tensor): Tensor {
-    return this.gamma.forward(h).mul(h).add(this.beta.forward(h));
-  }
-}
-
-/** The gated unit shared by all experts: h = GELU(W_a u + b_a) ⊙ (W_b u + b_b) ("star-gelu"). */
-export class GatedUnit extends Module {
-  readonly gate: Linear;
-  readonly value: Linear;
-  constructor(config: MofmeConfig) {
-    super();
-    this.gate = this.child('gate', new Linear(config.dim, config.dim));
-    this.value = this.child('value', new Linear(config.dim, config.dim));
-  }
-  forward(u: Tensor): Tensor {
-    return this.gate.forward(u).gelu().mul(this.value.forward(u)); // [..., D]
-  }
-}
-
-/** Holder of the FiLM experts (`experts.film.e`), leaving room for other expert kinds. */
-class FmeExperts extends Module {
-  readonly film: ModuleList<FilmExpert>;
-  constructor(config: MofmeConfig) {
-    super();
-    this.film = this.child('film', new ModuleList(Array.from({ length: config.experts }, () => new FilmExpert(config))));
-  }
-}
-
-/** The FME layer (Fig. 3(b)): FME(t) = FFN_shared( Σ_c w_c(t) · slot_c(h) ), h = gated(LN(t)). */
-export class FmeFfn extends Module implements FfnLayer {
-  readonly router: Linear; // D -> E, reads the un-normalised t
-  readonly norm: LayerNorm; // LN_f
-  readonly base: GatedUnit;
-  readonly experts: FmeExperts;
-  readonly shared: Mlp; // the official "adaptor": no norm of its own
-  constructor(readonly config: MofmeConfig, readonly rng: Generator) {
-    super();
-    this.router = this.child('router', new Linear(config.dim, config.experts));
-    this.norm = this.child('norm', new LayerNorm(config.dim, { eps: config.layerNormEps }));
-    this.base = this.child('base', new GatedUnit(config));
-    this.experts = this.child('experts', new FmeExperts(config));
-    this.shared = this.child('shared', new Mlp(config, rng, false));
-  }
-  /** What router column c weights. officialExpertSlots: column 0 is a parameter-free GELU and
-   *  column c ≥ 1 is FiLM c−1 (the official off-by-one; the last FiLM expert is never used). */
-  slot(c: number, h: Tensor): Tensor {
-    if (!this.config.officialExpertSlots) return this.experts.film.at(c).forward(h);
-    return c === 0 ? h.gelu() : this.experts.film.at(c - 1).forward(h);
-  }
-  branch(t: Tensor): { y: Tensor; routing: Routing } {
-    const routing = route(t, this.router, this.config, this.training, this.rng); // weights [B, N, E]
-    const h = this.base.forward(this.norm.forward(t)); // [B, N, D]
-    const s = mixExperts(h, routing, (c, z) => this.slot(c, z), this.config.execution === 'sparse'); // [B, N, D]
-    return { y: this.shared.forward(s), routing }; // [B, N, D] (hidden [B, N, F])
-  }
-}
-
-/** The FFN of `config.ffn`. */
-export function createFfn(config: MofmeConfig, rng: Generator): FfnLayer {
-  if (config.ffn === 'dense') return new DenseFfn(config, rng);
-  if (config.ffn === 'moe') return new MoeFfn(config, rng);
-  return new FmeFfn(config, rng);
-}
-
-/** A pre-norm transformer block: t ← t + Attn(LN(t)); t ← t + FFN-branch(t). */
-export class Block extends Module {
-  readonly attn: Attention;
-  readonly ffn: FfnLayer;
-  constructor(config: MofmeConfig, rng: Generator) {
-    super();
-    this.attn = this.child('attn', new Attention(config, rng));
-    this.ffn = this.child('ffn', createFfn(config, rng));
-  }
-  forward(t: Tensor): { t: Tensor; routing: Routing | null } {
-    const a = t.add(this.attn.forward(t)); // [B, N, D]
-    const { y, routing } = this.ffn.branch(a);
-    return { t: a.add(y), routing };
-  }
+/** The transformer block of a config: pre-norm attention (heads x headDim) and the config's FFN. */
+export function blockOf(c: MofmeConfig, generator: Generator): TransformerBlock {
+  const attention = { dim: c.dim, heads: c.heads, headDim: c.headDim, dropout: c.dropout, eps: c.layerNormEps, generator };
+  return new TransformerBlock(attention, createFfn(c.ffn, ffnOptionsOf(c, generator)));
 }
 
 /** Conv 3->Ch, then ResBlocks at full resolution. */
@@ -295,7 +95,7 @@ export class MoFME extends Module {
   readonly head: Head;
   readonly patchEmbed: PatchEmbed; // conv k = stride = p as reshape + matmul, then LayerNorm
   readonly posEmbed: Tensor | null; // official dead tensor: allocated, never added
-  readonly blocks: ModuleList<Block>;
+  readonly blocks: ModuleList<TransformerBlock>;
   readonly unpatchify: PatchUnembed; // Linear D -> p²·Ct per token, laid back onto its patch
   readonly tail: Tail;
 
@@ -306,7 +106,7 @@ export class MoFME extends Module {
     this.patchEmbed = this.child('patchEmbed', new PatchEmbed(c.patchSize, c.headChannels, c.dim, { norm: true, eps: c.layerNormEps }));
     const n = tokensOf(c, c.imageSize, c.imageSize);
     this.posEmbed = c.officialUnusedParams ? this.param('posEmbed', init.normal([1, n, c.dim], 0, 1)) : null;
-    this.blocks = this.child('blocks', new ModuleList(Array.from({ length: c.depth }, () => new Block(c, rng))));
+    this.blocks = this.child('blocks', new ModuleList(Array.from({ length: c.depth }, () => blockOf(c, rng))));
     this.unpatchify = this.child('unpatchify', new PatchUnembed(c.patchSize, c.dim, c.tailChannels));
     this.tail = this.child('tail', new Tail(c));
   }
@@ -349,33 +149,6 @@ export class MoFME extends Module {
     all.splice(last + 1, 0, pos!);
     return all;
   }
-}
-
-/**
- * The deepcopy-identical initial weights of the official code (`officialSharedInit`), as copies:
- * the gated unit's value ← gate; for blocks L ≥ 1 the router (moe, mofme) and the shared FFN
- * (mofme) ← block 0's.
- */
-function applyOfficialSharedInit(model: MoFME): void {
-  noGrad(() => {
-    const copy = (dst: Linear, src: Linear): void => {
-      dst.weight.assign(keep(src.weight.clone()));
-      if (dst.bias && src.bias) dst.bias.assign(keep(src.bias.clone()));
-    };
-    const first = model.blocks.at(0).ffn;
-    for (const [l, block] of model.blocks.map((b, i) => [i, b] as const)) {
-      const ffn = block.ffn;
-      if (ffn instanceof FmeFfn) copy(ffn.base.value, ffn.base.gate);
-      if (l === 0) continue;
-      if (ffn instanceof FmeFfn && first instanceof FmeFfn) {
-        copy(ffn.router, first.router);
-        copy(ffn.shared.fc1, first.shared.fc1);
-        copy(ffn.shared.fc2, first.shared.fc2);
-      } else if (ffn instanceof MoeFfn && first instanceof MoeFfn) {
-        copy(ffn.router, first.router);
-      }
-    }
-  });
 }
 
 export interface CreateModelOptions {

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { Generator, randn, type Tensor } from '@mofme/tensor';
 import { assertGradcheck } from '@mofme/tensor/testing';
 import { functionalCall, withInitDefaults } from '@mofme/nn';
-import { FmeFfn, MoeFfn, resolveConfig, uarRoute, defaultUar, type ConfigOverrides } from '../src/index';
+import { FmeFfn, MoeFfn, ffnOptionsOf, resolveConfig, uarRoute, defaultUar, type ConfigOverrides } from '../src/index';
 
 // D = 6, F = 8, E = 3, top-2: a few hundred finite differences per check
 const cfg = (o: ConfigOverrides) =>
@@ -16,12 +16,12 @@ const g64 = (shape: number[], seed: number): Tensor => randn(shape, { dtype: 'fl
 function checkLayer(kind: 'mofme' | 'moe', o: ConfigOverrides, names: string[]): void {
   const c = cfg({ ffn: kind, ...o });
   const rng = new Generator(11);
-  const layer = withInitDefaults({ dtype: 'float64', generator: rng }, () => (kind === 'mofme' ? new FmeFfn(c, rng) : new MoeFfn(c, rng)));
+  const layer = withInitDefaults({ dtype: 'float64', generator: rng }, () => (kind === 'mofme' ? new FmeFfn(ffnOptionsOf(c, rng)) : new MoeFfn(ffnOptionsOf(c, rng))));
   const params = Object.fromEntries(layer.namedParameters());
   const t = g64([1, 4, 6], 1);
   const fn = (x: Tensor, ...ws: Tensor[]): Tensor => {
     rng.manualSeed(42); // the same MC-dropout masks on every evaluation
-    return functionalCall(layer, Object.fromEntries(names.map((n, i) => [n, ws[i]!])), () => layer.branch(x).y);
+    return functionalCall(layer, Object.fromEntries(names.map((n, i) => [n, ws[i]!])), () => layer.apply(x).y);
   };
   assertGradcheck(fn, [t, ...names.map((n) => params[n]!)]);
 }

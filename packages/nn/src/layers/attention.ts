@@ -15,10 +15,14 @@
  * head width are independent of the model width (the MoFME preset has D = 384, I = 8 * 64 = 512).
  * Scores and outputs use the engine's batched matmul over B * heads, with k transposed by a flag
  * rather than by a copy.
+ *
+ * `preNorm: true` puts a LayerNorm `norm` in front (attention of LN(x), the pre-norm transformer
+ * block's residual branch): the one attention the MoFME network and the downstream models use.
  */
 import { bmm, dropout, type Generator, type Tensor } from '@mofme/tensor';
 import { Module } from '../module';
 import { Linear } from './linear';
+import { LayerNorm } from './norm';
 import { resolveInit, type InitOptions } from '../init';
 
 export interface AttentionOptions extends InitOptions {
@@ -34,6 +38,10 @@ export interface AttentionOptions extends InitOptions {
   projDropout?: number;
   /** override the 1/sqrt(headDim) logit scale */
   scale?: number;
+  /** a LayerNorm `norm` on the input (default false; the official model's PreNorm(Attention)) */
+  preNorm?: boolean;
+  /** that LayerNorm's epsilon (default 1e-5, PyTorch's) */
+  eps?: number;
 }
 
 export class MultiHeadSelfAttention extends Module {
@@ -43,6 +51,7 @@ export class MultiHeadSelfAttention extends Module {
   readonly scale: number;
   readonly attnDropout: number;
   readonly projDropout: number;
+  readonly norm: LayerNorm | null; // registered first: state dicts list it before qkv
   readonly qkv: Linear; // D -> 3 * heads * headDim
   readonly out: Linear; // heads * headDim -> D
   private readonly generator: Generator;
@@ -58,16 +67,17 @@ export class MultiHeadSelfAttention extends Module {
     this.projDropout = options.projDropout ?? 0;
     this.generator = resolveInit(options).generator;
     const inner = this.heads * this.headDim;
+    this.norm = options.preNorm ? this.child('norm', new LayerNorm(dim, { ...options, eps: options.eps ?? 1e-5 })) : null;
     this.qkv = this.child('qkv', new Linear(dim, 3 * inner, { ...options, bias: options.qkvBias ?? false }));
     this.out = this.child('out', new Linear(inner, dim, options));
   }
 
-  /** x [B, N, D] -> [B, N, D] */
+  /** x [B, N, D] -> [B, N, D] (with preNorm: attention of LN(x); the caller adds x) */
   forward(x: Tensor): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) throw new Error(`MultiHeadSelfAttention(dim=${this.dim}): expected [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);
     const [B, N] = x.shape as [number, number];
     const H = this.heads, dh = this.headDim;
-    const qkv = this.qkv.forward(x); // [B, N, 3I]
+    const qkv = this.qkv.forward(this.norm ? this.norm.forward(x) : x); // [B, N, 3I]
     // features (which, head, d) -> [3, B, H, N, dh]: one permute for all three
     const [q, k, v] = qkv.reshape([B, N, 3, H, dh]).permute([2, 0, 3, 1, 4]).split(1, 0).map((t) => t.reshape([B * H, N, dh]));
     const scores = bmm(q!, k!, false, true).mul(this.scale); // [B*H, N, N] = q k^T / sqrt(dh)
@@ -79,6 +89,6 @@ export class MultiHeadSelfAttention extends Module {
   }
 
   override extraRepr(): string {
-    return `dim=${this.dim}, heads=${this.heads}, headDim=${this.headDim}`;
+    return `dim=${this.dim}, heads=${this.heads}, headDim=${this.headDim}${this.norm ? ', preNorm' : ''}`;
   }
 }

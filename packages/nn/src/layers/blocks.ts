@@ -1,7 +1,9 @@
 /**
  * Two small composite blocks used throughout the model:
  * - FeedForward: the transformer MLP, Linear -> GELU -> Dropout -> Linear -> Dropout, applied per
- *   token (it mixes features, never tokens).
+ *   token (it mixes features, never tokens), with an optional LayerNorm in front (`preNorm`, the
+ *   pre-norm block's FFN branch). It is the one MLP of the repository: the dense FFN, each expert
+ *   of the conventional MoE and the FME layer's shared FFN are all this class.
  * - ResBlock: the EDSR residual block of the image head and tail, x + conv(relu(conv(x))). The
  *   skip makes the block start near the identity, which keeps deep conv stacks trainable.
  */
@@ -9,6 +11,7 @@ import type { Tensor } from '@mofme/tensor';
 import { Module } from '../module';
 import { Linear } from './linear';
 import { Conv2d } from './conv';
+import { LayerNorm } from './norm';
 import { Dropout, GELU } from './activation';
 import type { InitOptions } from '../init';
 
@@ -19,9 +22,14 @@ export interface FeedForwardOptions extends InitOptions {
   outDim?: number;
   /** biases on both Linears (default true) */
   bias?: boolean;
+  /** a LayerNorm `norm` on the input (default false) */
+  preNorm?: boolean;
+  /** that LayerNorm's epsilon (default 1e-5, PyTorch's) */
+  eps?: number;
 }
 
 export class FeedForward extends Module {
+  readonly norm: LayerNorm | null; // registered first: state dicts list it before fc1
   readonly fc1: Linear; // D -> hidden
   readonly act: GELU;
   readonly drop: Dropout;
@@ -30,6 +38,7 @@ export class FeedForward extends Module {
   constructor(dim: number, hiddenDim: number, options: FeedForwardOptions = {}) {
     super();
     const bias = options.bias ?? true;
+    this.norm = options.preNorm ? this.child('norm', new LayerNorm(dim, { ...options, bias: true, eps: options.eps ?? 1e-5 })) : null;
     this.fc1 = this.child('fc1', new Linear(dim, hiddenDim, { ...options, bias }));
     this.act = this.child('act', new GELU());
     this.drop = this.child('drop', new Dropout(options.dropout ?? 0, options));
@@ -38,7 +47,8 @@ export class FeedForward extends Module {
 
   /** x [..., D] -> [..., outDim] */
   forward(x: Tensor): Tensor {
-    const h = this.drop.forward(this.act.forward(this.fc1.forward(x))); // [..., hidden]
+    const u = this.norm ? this.norm.forward(x) : x;
+    const h = this.drop.forward(this.act.forward(this.fc1.forward(u))); // [..., hidden]
     return this.drop.forward(this.fc2.forward(h));
   }
 }
