@@ -16,7 +16,8 @@
  * per shared/docs/engines.md, outside the repo), the WASM kernels faster still.
  */
 import type { MatmulSpec, WindowSpec } from '../src/backend/backend';
-import { createWasmKernels, col2imFast, im2colFast, type FastKernels } from '../src/backend/wasm/index';
+import { createWasmKernels, type FastKernels } from '../src/backend/wasm/index';
+import { col2imFast, im2colFast } from '../src/backend/cpu-window';
 
 const only = process.argv[2];
 

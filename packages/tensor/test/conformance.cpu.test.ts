@@ -1,10 +1,12 @@
 /**
- * The shared backend conformance suite on every CPU kernel path, against the reference loops in
- * float64: the TypeScript blocked kernels (float32 and float64), and the WebAssembly SIMD kernels
- * on 1 and 2 threads (float32). The gpu.js backend runs the same suite in gpu.test.ts.
+ * The shared backend conformance suite on every path of the fast CPU backend, against the
+ * reference loops (ReferenceCpuBackend, cpu-reference.ts) in float64: the TypeScript fast kernels
+ * (float32 and float64), and the WebAssembly SIMD kernels on 1 and 2 threads (float32). The GPU
+ * backends run the same suite in gpu.test.ts.
  */
 import { test } from 'uvu';
-import { CpuBackend, createWasmKernels, wasmSimdAvailable } from '@mofme/tensor';
+import * as assert from 'uvu/assert';
+import { CpuBackend, createWasmKernels, matmulNaive, wasmSimdAvailable } from '@mofme/tensor';
 import { backendConformanceCases } from '@mofme/tensor/testing';
 
 const paths: [string, () => CpuBackend, 'float32' | 'float64'][] = [
@@ -19,11 +21,27 @@ if (wasmSimdAvailable()) {
   console.log('WebAssembly SIMD is not available here: the wasm conformance runs are skipped');
 }
 
+const backends: CpuBackend[] = [];
 for (const [label, make, dtype] of paths) {
   const backend = make();
+  backends.push(backend);
   for (const c of backendConformanceCases(backend, { dtype })) test(`[${label}] ${c.name}`, c.run);
-  test(`[${label}] dispose kernels`, () => { backend.fastKernels?.dispose(); });
 }
+// the kernels made above own worker threads: stop them once every test has run
+test.after(() => { for (const b of backends) b.fastKernels?.dispose(); });
+
+test("kernels: 'reference' runs the reference loops only (bit-identical to the naive matmul)", () => {
+  const spec = { batch: 1, m: 33, k: 300, n: 41, batchA: 1, batchB: 1, transA: false, transB: true };
+  const a = Float32Array.from({ length: 33 * 300 }, (_, i) => Math.sin(i * 0.37));
+  const b = Float32Array.from({ length: 300 * 41 }, (_, i) => Math.cos(i * 0.11));
+  const want = new Float32Array(33 * 41);
+  matmulNaive(a, b, want, spec);
+  const backend = new CpuBackend({ kernels: 'reference' });
+  assert.is(backend.fastKernels, null);
+  const got = backend.download(backend.matmul(backend.upload(a), backend.upload(b), spec));
+  assert.equal(Array.from(got), Array.from(want));
+  assert.match(backend.describe(), /reference loops/);
+});
 
 test('recycled buffers: kernels that accumulate still start from zero', () => {
   // fill the pool with garbage-filled arrays of the sizes the accumulating kernels will ask for

@@ -3,8 +3,9 @@
  *
  * Everything the engine can do (autodiff, conv2d, softmax, layerNorm, attention, losses, ...) is
  * composed in `ops/` from these primitives, so a new device only has to implement this file's
- * interface to run, and train, every model. The CPU backend (`cpu.ts`) is the readable reference
- * implementation; every other backend is tested against it with the shared conformance suite
+ * interface to run, and train, every model. `cpu-reference.ts` is the readable reference
+ * implementation, plain loops; every other backend (the fast CPU backend in `cpu.ts`, the
+ * WebAssembly kernels, the GPU backends) is tested against it with the shared conformance suite
  * (`@mofme/tensor/testing`).
  *
  * Conventions shared by all kernels:
@@ -86,6 +87,17 @@ export interface WindowSpec {
   padValue: number;
 }
 
+/**
+ * A 2-d convolution (cross-correlation, NCHW): the window geometry of the input plus the output
+ * channels and groups. x [batch, channels, height, width], weight [outChannels, channels/groups,
+ * kh, kw], out [batch, outChannels, outH, outW]; output channel o of group g = o / (outChannels /
+ * groups) reads input channels g*channels/groups ... (g+1)*channels/groups - 1. `padValue` is 0.
+ */
+export interface ConvSpec extends WindowSpec {
+  outChannels: number;
+  groups: number;
+}
+
 export interface MemoryInfo {
   /** live storages made by this backend and not yet disposed */
   buffers: number;
@@ -157,6 +169,17 @@ export interface Backend {
   im2col(x: Storage, spec: WindowSpec): Storage;
   /** the adjoint of im2col: each column entry is added back to the pixel it was read from */
   col2im(cols: Storage, spec: WindowSpec): Storage;
+
+  // ---- optional fused kernels ----
+  // A backend may compute a whole convolution in one kernel instead of im2col + matmul (which
+  // writes kh*kw copies of the input). Each returns null where it has no such kernel for this
+  // geometry or dtype, and the op then composes the convolution from the primitives above.
+  /** out = conv(x, weight) + bias (bias [outChannels] or null) */
+  conv2d?(x: Storage, weight: Storage, bias: Storage | null, spec: ConvSpec): Storage | null;
+  /** dL/dx [batch, channels, height, width] from dL/dout and the weight */
+  conv2dBackwardInput?(grad: Storage, weight: Storage, spec: ConvSpec): Storage | null;
+  /** dL/dweight [outChannels, channels/groups, kh, kw] from dL/dout and the input */
+  conv2dBackwardFilter?(grad: Storage, x: Storage, spec: ConvSpec): Storage | null;
 }
 
 /** Row-major strides of a contiguous array of the given shape. */

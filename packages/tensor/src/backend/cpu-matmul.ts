@@ -1,8 +1,6 @@
 /**
- * Matrix multiply on the CPU in plain TypeScript: the naive reference and a fast blocked kernel.
- *
- * `matmulNaive` is the definition: three loops, one dot product per output element. It is what
- * every faster kernel (this file's `matmulBlocked`, the WebAssembly SIMD kernels) is tested against.
+ * Matrix multiply on the CPU in plain TypeScript, fast: the float64 (and no-SIMD) path of the fast
+ * CPU backend. The definition it is tested against is `matmulNaive` in cpu-reference.ts.
  *
  * `matmulBlocked` computes the same thing the way BLAS libraries do (Goto & van de Geijn,
  * "Anatomy of High-Performance Matrix Multiplication", 2008), scaled down to what JavaScript allows:
@@ -17,27 +15,6 @@
  * the valid part of the 4x4 tile.
  */
 import type { MatmulSpec, TypedArray } from './backend';
-
-/** out[b,i,j] = sum_p A(b,i,p) B(b,p,j): the definition, used as the reference. */
-export function matmulNaive(a: TypedArray, b: TypedArray, out: TypedArray, spec: MatmulSpec): void {
-  const { batch, m, k, n, batchA, batchB, transA, transB } = spec;
-  for (let bi = 0; bi < batch; bi++) {
-    const aOff = (batchA === 1 ? 0 : bi) * m * k;
-    const bOff = (batchB === 1 ? 0 : bi) * k * n;
-    const oOff = bi * m * n;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let acc = 0;
-        for (let p = 0; p < k; p++) {
-          const av = transA ? a[aOff + p * m + i]! : a[aOff + i * k + p]!;
-          const bv = transB ? b[bOff + j * k + p]! : b[bOff + p * n + j]!;
-          acc += av * bv;
-        }
-        out[oOff + i * n + j] = acc;
-      }
-    }
-  }
-}
 
 const KC = 256; // k-block: a 4 x KC panel of B is 4 KiB of float32, comfortably in L1
 

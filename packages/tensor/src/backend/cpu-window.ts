@@ -1,5 +1,5 @@
 /**
- * im2col / col2im as tight TypeScript loops (no WebAssembly needed).
+ * im2col / col2im for the fast CPU backend, as run-length TypeScript loops (no WebAssembly: see below).
  *
  * Both are pure data movement (about one load and one store per column entry, no arithmetic
  * worth vectorising), so they are bound by memory bandwidth, not by instructions; moving them to
@@ -11,11 +11,11 @@
  * [owLo, owHi) is computed, the two ends are filled with `padValue`), and the inner loop is a
  * branch-free strided copy (or add, for col2im) that V8 compiles to a few instructions.
  *
- * Layout (see WindowSpec in ../backend): x [batch, channels, height, width] -> cols
+ * Layout (see WindowSpec in backend.ts): x [batch, channels, height, width] -> cols
  * [batch, channels*kh*kw, outH*outW], row index c*kh*kw + i*kw + j.
  */
 
-import type { TypedArray, WindowSpec } from '../backend';
+import type { TypedArray, WindowSpec } from './backend';
 
 /** The output columns ow in [lo, hi) read inside the image for kernel column offset iw0. */
 function validRange(iw0: number, strideW: number, width: number, outW: number): [number, number] {

@@ -10,7 +10,7 @@
  */
 import fc from 'fast-check';
 import type { Backend, DType, MatmulSpec, Shape, WindowSpec } from '../backend/backend';
-import { CpuBackend } from '../backend/cpu';
+import { ReferenceCpuBackend } from '../backend/cpu-reference';
 import { Generator } from '../random';
 import { Tensor } from '../tensor';
 import { tensor } from '../ops/creation';
@@ -35,7 +35,7 @@ export interface ConformanceOptions {
   skip?: Record<string, string>;
 }
 
-const reference = new CpuBackend({ kernels: 'reference' });
+const reference = new ReferenceCpuBackend();
 
 export function backendConformanceCases(backend: Backend, options: ConformanceOptions = {}): ConformanceCase[] {
   const dtype = options.dtype ?? 'float32';

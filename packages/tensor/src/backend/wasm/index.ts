@@ -1,6 +1,5 @@
 /**
- * Fast float32 kernels for the CPU backend: WebAssembly SIMD matmul on one or more threads, plus
- * tight-loop im2col/col2im.
+ * Fast float32 kernels for the CPU backend: WebAssembly SIMD matmul on one or more threads.
  *
  * The CPU backend keeps its plain TypeScript kernels as the readable reference (and for float64);
  * when `fastKernelsEnabled()` it hands float32 matmuls to `FastKernels.matmul`, which is
@@ -21,13 +20,10 @@
  * result); `MOFME_THREADS=n` sets the default thread count of `sharedFastKernels()`.
  */
 
-import type { MatmulSpec, WindowSpec } from '../backend';
+import type { MatmulSpec } from '../backend';
 import { assembleModule, I, T } from './emit';
 import { KC, kernelModuleBytes, MAX_PAGES, MR, NR, type KernelExports } from './kernels';
 import { defaultThreads, OP, Pool, workersAvailable } from './pool';
-import { col2imFast, im2colFast } from './window';
-
-export { col2imFast, im2colFast } from './window';
 
 export interface FastKernels {
   /** e.g. 'wasm-simd x2 threads' */
@@ -36,10 +32,6 @@ export interface FastKernels {
   readonly threads: number;
   /** out[batch, m, n] = op(A) @ op(B) in float32; see MatmulSpec. Inputs are not modified; `out` (any contents) is written if given. */
   matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec, out?: Float32Array): Float32Array;
-  /** sliding windows to columns (float32), see WindowSpec; into `out` if given */
-  im2col(x: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array;
-  /** adjoint of im2col (float32); into `out` (any contents) if given */
-  col2im(cols: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -200,14 +192,6 @@ class WasmKernels implements FastKernels {
     if (!out) return c.slice();
     out.set(c);
     return out;
-  }
-
-  im2col(x: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array {
-    return im2colFast(x, spec, out);
-  }
-
-  col2im(cols: Float32Array, spec: WindowSpec, out?: Float32Array): Float32Array {
-    return col2imFast(cols, spec, out);
   }
 
   dispose(): void {

@@ -1,0 +1,457 @@
+/**
+ * The reference backend: every primitive of `backend.ts` as a plain loop over typed arrays.
+ *
+ * This file is the specification. Each kernel is written to be read and trusted, not to be fast:
+ * one element at a time, through the definition tables (`UNARY`, `BINARY`) and the index walks
+ * below, with no pool, no special cases and no WebAssembly. Every other path (the fast CPU backend
+ * in `cpu.ts`, the WebAssembly SIMD kernels in `wasm/`, the GPU backends) is tested against these
+ * loops by the shared conformance suite (`testing/conformance.ts`), so a faster kernel may be as
+ * clever as it likes as long as it agrees with what is written here.
+ *
+ * Storage is a Float32Array or Float64Array; float64 exists so that gradients can be checked
+ * against finite differences tightly. `new ReferenceCpuBackend()` (or `new CpuBackend({ kernels:
+ * 'reference' })`) runs a model on these loops alone: slow, but the answer to "is the fast kernel
+ * wrong?".
+ */
+import {
+  sizeOf, stridesOf,
+  type ArgReduceOp, type Backend, type BinaryOp, type ConvSpec, type DType, type MatmulSpec, type MemoryInfo,
+  type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
+} from './backend';
+
+/** A typed array owned by a CPU backend; `data` is null once disposed. */
+export class CpuStorage implements Storage {
+  constructor(readonly backend: Backend, public data: TypedArray | null) {}
+  get size(): number { return this.buf.length; }
+  get dtype(): DType { return this.buf instanceof Float64Array ? 'float64' : 'float32'; }
+  get buf(): TypedArray {
+    if (this.data === null) throw new Error('cpu backend: this storage was disposed and cannot be used any more');
+    return this.data;
+  }
+}
+
+export const freshArray = (dtype: DType, size: number): TypedArray => (dtype === 'float64' ? new Float64Array(size) : new Float32Array(size));
+
+// ---------------------------------------------------------------------------------------------
+// Scalar definitions of the elementwise ops
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * erf(x) to double precision. For |x| < 3 the series erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1} / (1*3*...*(2n+1))
+ * (all terms positive, so no cancellation); beyond, the continued fraction of erfc converges fast.
+ * Accuracy matters: float64 gradient checks compare finite differences of this function with
+ * its analytic derivative 2/sqrt(pi) e^{-x^2}.
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let term = ax, sum = ax;
+    for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
+      term *= (2 * ax * ax) / (2 * n + 1);
+      sum += term;
+    }
+    const r = (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
+    return x < 0 ? -r : r;
+  }
+  if (ax > 6) return x < 0 ? -1 : 1;
+  // erfc(x) = e^{-x^2}/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...))))), evaluated bottom-up
+  let f = ax;
+  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return x < 0 ? erfc - 1 : 1 - erfc;
+}
+
+export const UNARY: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN),
+  step: (x) => (x > 0 ? 1 : 0),
+  relu: (x) => (x > 0 ? x : 0),
+  // written so that exp never overflows: for x < 0 use e^x / (1 + e^x)
+  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  tanh: Math.tanh,
+  erf,
+  sin: Math.sin,
+  cos: Math.cos,
+};
+
+export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: (a, b) => Math.pow(a, b),
+  // Math.max/min propagate NaN, as torch.maximum/minimum do
+  max: (a, b) => Math.max(a, b),
+  min: (a, b) => Math.min(a, b),
+  eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+};
+
+/** The reductions as (accumulator, value) -> accumulator, from their identity. NaN wins max and min. */
+const REDUCE: Record<ReduceOp, { init: number; step: (acc: number, v: number) => number }> = {
+  sum: { init: 0, step: (acc, v) => acc + v },
+  max: { init: -Infinity, step: (acc, v) => (v > acc || Number.isNaN(v) ? v : acc) },
+  min: { init: Infinity, step: (acc, v) => (v < acc || Number.isNaN(v) ? v : acc) },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Index walks shared by the kernels (and by the fast backend)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Strides for reading an input of shape `inShape` while walking an output of shape `outShape`
+ * (same rank): broadcast axes (size 1 in the input) get stride 0, so the same element is reused.
+ */
+export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
+  const strides = stridesOf(inShape);
+  return outShape.map((s, d) => (inShape[d] === 1 && s !== 1 ? 0 : strides[d]!));
+}
+
+/**
+ * Walk every index of `shape` in row-major order, one row (the last axis) at a time:
+ * `visit(outOffset, offsets, length, rowStrides)` where offsets[t] is the flat position in the t-th
+ * input of the row's first element and rowStrides[t] its stride along the last axis. The outer
+ * axes advance like an odometer (the last of them turns fastest and carries into the one before).
+ */
+export function walkRows(shape: Shape, strides: readonly (readonly number[])[], visit: (outOffset: number, offsets: number[], length: number, rowStrides: number[]) => void): void {
+  const rank = shape.length;
+  if (rank === 0) { visit(0, strides.map(() => 0), 1, strides.map(() => 0)); return; }
+  const n = shape[rank - 1]!;
+  const rows = n === 0 ? 0 : sizeOf(shape) / n;
+  const index = new Array<number>(rank - 1).fill(0);
+  const offsets = strides.map(() => 0);
+  const rowStrides = strides.map((s) => s[rank - 1]!);
+  for (let r = 0; r < rows; r++) {
+    visit(r * n, offsets, n, rowStrides);
+    for (let d = rank - 2; d >= 0; d--) {
+      index[d]!++;
+      for (let t = 0; t < strides.length; t++) offsets[t]! += strides[t]![d]!;
+      if (index[d]! < shape[d]!) break;
+      for (let t = 0; t < strides.length; t++) offsets[t]! -= strides[t]![d]! * shape[d]!;
+      index[d] = 0;
+    }
+  }
+}
+
+/**
+ * The geometry shared by im2col and its adjoint col2im: for every entry o of the column matrix
+ * [batch, C*kh*kw, outH*outW] (in order), the flat input pixel it reads, or -1 in the padding.
+ * Row c*kh*kw + i*kw + j holds kernel tap (c, i, j) at every output position (oy, ox), which
+ * reads pixel (oy*stride - pad + i*dilation, ox*stride - pad + j*dilation) of channel c.
+ */
+export function forEachWindowTap(spec: WindowSpec, visit: (o: number, pixel: number) => void): void {
+  const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
+  let o = 0;
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < C; c++) {
+      const plane = (b * C + c) * H * W;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          for (let oy = 0; oy < outH; oy++) {
+            const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
+            const rowInside = y >= 0 && y < H;
+            for (let ox = 0; ox < outW; ox++, o++) {
+              const xx = ox * spec.strideW - spec.padW + j * spec.dilationW;
+              visit(o, rowInside && xx >= 0 && xx < W ? plane + y * W + xx : -1);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The definition of a convolution as an index relation: for every output element (b, o, oy, ox)
+ * and every tap (c, i, j) of its group's filter that lands inside the image,
+ * `visit(outIndex, inputIndex, weightIndex)` (flat positions in out, x and weight).
+ * Forward, input gradient and filter gradient are the three ways of summing over this relation:
+ *   out[o] += x[i] * w[k],   dx[i] += dout[o] * w[k],   dw[k] += dout[o] * x[i].
+ */
+export function forEachConvTap(spec: ConvSpec, visit: (outIndex: number, inputIndex: number, weightIndex: number) => void): void {
+  const { batch, channels: C, height: H, width: W, kh, kw, outH, outW, outChannels: O, groups } = spec;
+  const Cg = C / groups, Og = O / groups;
+  for (let b = 0; b < batch; b++) {
+    for (let o = 0; o < O; o++) {
+      const g = Math.floor(o / Og);
+      for (let oy = 0; oy < outH; oy++) {
+        for (let ox = 0; ox < outW; ox++) {
+          const outIndex = ((b * O + o) * outH + oy) * outW + ox;
+          for (let c = 0; c < Cg; c++) {
+            for (let i = 0; i < kh; i++) {
+              const y = oy * spec.strideH - spec.padH + i * spec.dilationH;
+              if (y < 0 || y >= H) continue;
+              for (let j = 0; j < kw; j++) {
+                const x = ox * spec.strideW - spec.padW + j * spec.dilationW;
+                if (x < 0 || x >= W) continue;
+                visit(outIndex, ((b * C + g * Cg + c) * H + y) * W + x, ((o * Cg + c) * kh + i) * kw + j);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** out[b,i,j] = sum_p A(b,i,p) B(b,p,j): the definition of matmul. */
+export function matmulNaive(a: TypedArray, b: TypedArray, out: TypedArray, spec: MatmulSpec): void {
+  const { batch, m, k, n, batchA, batchB, transA, transB } = spec;
+  for (let bi = 0; bi < batch; bi++) {
+    const aOff = (batchA === 1 ? 0 : bi) * m * k;
+    const bOff = (batchB === 1 ? 0 : bi) * k * n;
+    const oOff = bi * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const av = transA ? a[aOff + p * m + i]! : a[aOff + i * k + p]!;
+          const bv = transB ? b[bOff + j * k + p]! : b[bOff + p * n + j]!;
+          acc += av * bv;
+        }
+        out[oOff + i * n + j] = acc;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------------------------
+
+export class ReferenceCpuBackend implements Backend {
+  readonly name: string = 'cpu-reference';
+  readonly isAccelerated = false;
+  protected live = 0;
+  protected liveBytes = 0;
+
+  describe(): string { return 'cpu (reference loops; float32 and float64)'; }
+  epsilon(dtype: DType): number { return dtype === 'float64' ? 1e-12 : 1e-5; }
+  supports(_dtype: DType): boolean { return true; }
+
+  // ---- storage ----
+  /** A fresh, zero-filled array for a kernel's output (the fast backend recycles instead). */
+  protected alloc(dtype: DType, size: number, _zero = false): TypedArray {
+    return freshArray(dtype, size);
+  }
+  protected wrap(data: TypedArray): CpuStorage {
+    this.live++;
+    this.liveBytes += data.byteLength;
+    return new CpuStorage(this, data);
+  }
+  /** the typed array behind a storage (the CPU backend's own; other backends must download) */
+  data(x: Storage): TypedArray {
+    if (!(x instanceof CpuStorage) || x.backend !== this) throw new Error(`cpu backend: got a storage from backend '${x.backend.name}'; move the tensor with .to(backend) first`);
+    return x.buf;
+  }
+  upload(data: TypedArray): Storage {
+    const out = this.alloc(data instanceof Float64Array ? 'float64' : 'float32', data.length);
+    out.set(data);
+    return this.wrap(out);
+  }
+  download(x: Storage): TypedArray { return this.data(x).slice(); }
+  fill(size: number, value: number, dtype: DType): Storage { return this.wrap(this.alloc(dtype, size).fill(value)); }
+  cast(x: Storage, dtype: DType): Storage {
+    const src = this.data(x);
+    const out = this.alloc(dtype, src.length);
+    out.set(src);
+    return this.wrap(out);
+  }
+  dispose(x: Storage): void {
+    const s = x as CpuStorage;
+    if (s.data === null) return;
+    this.live--;
+    this.liveBytes -= s.data.byteLength;
+    s.data = null;
+  }
+  memory(): MemoryInfo { return { buffers: this.live, bytes: this.liveBytes }; }
+
+  // ---- elementwise ----
+  unary(op: UnaryOp, x: Storage): Storage {
+    const src = this.data(x);
+    const out = this.alloc(x.dtype, src.length);
+    const f = UNARY[op];
+    for (let i = 0; i < src.length; i++) out[i] = f(src[i]!);
+    return this.wrap(out);
+  }
+
+  binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
+    const x = this.data(a), y = this.data(b);
+    const out = this.alloc(a.dtype, sizeOf(outShape));
+    const f = BINARY[op];
+    walkRows(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (o, [ia, ib], n, [sa, sb]) => {
+      for (let t = 0; t < n; t++) out[o + t] = f(x[ia! + t * sa!]!, y[ib! + t * sb!]!);
+    });
+    return this.wrap(out);
+  }
+
+  where(cond: Storage, condShape: Shape, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
+    const c = this.data(cond), x = this.data(a), y = this.data(b);
+    const out = this.alloc(a.dtype, sizeOf(outShape));
+    const strides = [condShape, aShape, bShape].map((s) => broadcastStrides(s, outShape));
+    walkRows(outShape, strides, (o, [ic, ia, ib], n, [sc, sa, sb]) => {
+      for (let t = 0; t < n; t++) out[o + t] = c[ic! + t * sc!] !== 0 ? x[ia! + t * sa!]! : y[ib! + t * sb!]!;
+    });
+    return this.wrap(out);
+  }
+
+  // ---- reductions ----
+  /** Walk the input; each element lands in the output cell with the reduced axes zeroed. */
+  reduce(op: ReduceOp, x: Storage, shape: Shape, axes: readonly number[]): Storage {
+    const src = this.data(x);
+    const outShape = shape.map((s, d) => (axes.includes(d) ? 1 : s));
+    const { init, step } = REDUCE[op];
+    const out = this.alloc(x.dtype, sizeOf(outShape)).fill(init);
+    // along a row of the input the output position moves by `so` (0 if the last axis is reduced)
+    walkRows(shape, [broadcastStrides(outShape, shape)], (i, [o], n, [so]) => {
+      for (let t = 0; t < n; t++) out[o! + t * so!] = step(out[o! + t * so!]!, src[i + t]!);
+    });
+    return this.wrap(out);
+  }
+
+  argReduce(op: ArgReduceOp, x: Storage, shape: Shape, axis: number): Storage {
+    const src = this.data(x);
+    const n = shape[axis]!;
+    const inner = sizeOf(shape.slice(axis + 1));
+    const outer = sizeOf(shape.slice(0, axis));
+    const out = this.alloc(x.dtype, outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let best = 0, bestValue = src[o * n * inner + i]!;
+        for (let j = 1; j < n; j++) {
+          const v = src[(o * n + j) * inner + i]!;
+          // strict comparison: ties keep the first index, as NumPy and PyTorch do
+          if (op === 'argmax' ? v > bestValue : v < bestValue) { best = j; bestValue = v; }
+        }
+        out[o * inner + i] = best;
+      }
+    }
+    return this.wrap(out);
+  }
+
+  topkIndices(x: Storage, shape: Shape, k: number): Storage {
+    const src = this.data(x);
+    const n = shape[shape.length - 1]!;
+    const rows = n === 0 ? 0 : src.length / n;
+    const out = this.alloc(x.dtype, rows * k);
+    const order = [...Array(n).keys()];
+    for (let r = 0; r < rows; r++) {
+      const base = r * n;
+      order.sort((i, j) => src[base + j]! - src[base + i]! || i - j);
+      for (let t = 0; t < k; t++) out[r * k + t] = order[t]!;
+      order.sort((i, j) => i - j);
+    }
+    return this.wrap(out);
+  }
+
+  // ---- linear algebra ----
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
+    const out = this.alloc(a.dtype, spec.batch * spec.m * spec.n);
+    matmulNaive(this.data(a), this.data(b), out, spec);
+    return this.wrap(out);
+  }
+
+  conv2d(x: Storage, weight: Storage, bias: Storage | null, spec: ConvSpec): Storage | null {
+    const src = this.data(x), w = this.data(weight), bv = bias ? this.data(bias) : null;
+    const plane = spec.outH * spec.outW;
+    const out = this.alloc(x.dtype, spec.batch * spec.outChannels * plane, true);
+    if (bv) for (let i = 0; i < out.length; i++) out[i] = bv[Math.floor(i / plane) % spec.outChannels]!;
+    forEachConvTap(spec, (o, i, k) => { out[o] += src[i]! * w[k]!; });
+    return this.wrap(out);
+  }
+
+  conv2dBackwardInput(grad: Storage, weight: Storage, spec: ConvSpec): Storage | null {
+    const g = this.data(grad), w = this.data(weight);
+    const dx = this.alloc(grad.dtype, spec.batch * spec.channels * spec.height * spec.width, true);
+    forEachConvTap(spec, (o, i, k) => { dx[i] += g[o]! * w[k]!; });
+    return this.wrap(dx);
+  }
+
+  conv2dBackwardFilter(grad: Storage, x: Storage, spec: ConvSpec): Storage | null {
+    const g = this.data(grad), src = this.data(x);
+    const dw = this.alloc(grad.dtype, (spec.outChannels * spec.channels * spec.kh * spec.kw) / spec.groups, true);
+    forEachConvTap(spec, (o, i, k) => { dw[k] += g[o]! * src[i]!; });
+    return this.wrap(dw);
+  }
+
+  // ---- movement ----
+  strided(x: Storage, outShape: Shape, strides: readonly number[], offset: number): Storage {
+    const src = this.data(x);
+    const out = this.alloc(x.dtype, sizeOf(outShape));
+    walkRows(outShape, [strides], (i, [o], n, [so]) => {
+      const base = offset + o!;
+      for (let t = 0; t < n; t++) out[i + t] = src[base + t * so!]!;
+    });
+    return this.wrap(out);
+  }
+
+  pad(x: Storage, shape: Shape, pads: readonly (readonly [number, number])[], value: number): Storage {
+    const src = this.data(x);
+    const outShape = shape.map((s, d) => s + pads[d]![0] + pads[d]![1]);
+    const out = this.alloc(x.dtype, sizeOf(outShape)).fill(value);
+    // each input element moves to the output cell shifted by the "before" padding of every axis
+    const outStrides = stridesOf(outShape);
+    const shift = pads.reduce((acc, [before], d) => acc + before * outStrides[d]!, 0);
+    walkRows(shape, [outStrides], (i, [o], n) => { for (let t = 0; t < n; t++) out[shift + o! + t] = src[i + t]!; });
+    return this.wrap(out);
+  }
+
+  gather(x: Storage, xShape: Shape, axis: number, index: Storage, indexShape: Shape): Storage {
+    const src = this.data(x), idx = this.data(index);
+    const out = this.alloc(x.dtype, sizeOf(indexShape));
+    const xStrides = stridesOf(xShape);
+    // walk the index tensor; read x at the same position except along `axis`, where the index says
+    const along = xStrides[axis]!;
+    const base = xStrides.map((s, d) => (d === axis ? 0 : s));
+    const n = xShape[axis]!;
+    walkRows(indexShape, [base], (i, [o], len, [so]) => {
+      for (let t = 0; t < len; t++) {
+        const j = idx[i + t]!;
+        if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`gather: index ${j} is out of range for axis ${axis} of size ${n}`);
+        out[i + t] = src[o! + t * so! + j * along]!;
+      }
+    });
+    return this.wrap(out);
+  }
+
+  scatterAdd(src: Storage, index: Storage, indexShape: Shape, axis: number, outShape: Shape): Storage {
+    const s = this.data(src), idx = this.data(index);
+    const out = this.alloc(src.dtype, sizeOf(outShape), true);
+    const outStrides = stridesOf(outShape);
+    const along = outStrides[axis]!;
+    const base = outStrides.map((st, d) => (d === axis ? 0 : st));
+    const n = outShape[axis]!;
+    walkRows(indexShape, [base], (i, [o], len, [so]) => {
+      for (let t = 0; t < len; t++) {
+        const j = idx[i + t]!;
+        if (!(j >= 0 && j < n && Number.isInteger(j))) throw new Error(`scatterAdd: index ${j} is out of range for axis ${axis} of size ${n}`);
+        out[o! + t * so! + j * along] += s[i + t]!;
+      }
+    });
+    return this.wrap(out);
+  }
+
+  im2col(x: Storage, spec: WindowSpec): Storage {
+    const src = this.data(x);
+    const out = this.alloc(x.dtype, spec.batch * spec.channels * spec.kh * spec.kw * spec.outH * spec.outW);
+    forEachWindowTap(spec, (o, pixel) => { out[o] = pixel >= 0 ? src[pixel]! : spec.padValue; });
+    return this.wrap(out);
+  }
+
+  col2im(cols: Storage, spec: WindowSpec): Storage {
+    const src = this.data(cols);
+    const out = this.alloc(cols.dtype, spec.batch * spec.channels * spec.height * spec.width, true);
+    // the exact mirror of im2col: every column entry read from a pixel is added back there
+    forEachWindowTap(spec, (o, pixel) => { if (pixel >= 0) out[pixel] += src[o]!; });
+    return this.wrap(out);
+  }
+}
