@@ -8,6 +8,7 @@ const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const benches = [
   ['engine: ours vs tfjs vs PyTorch', 'bench', 'engine.bench.ts'],
+  ['model table: ours vs PyTorch on the same network and weights', 'bench', 'model.bench.ts'],
   ['gpu.js backend', 'packages/tensor', 'bench/gpu.bench.ts'],
   ['model: MoFME vs MoE vs dense', 'packages/mofme', 'bench/model.bench.ts'],
   ['data pipeline', 'packages/data', 'bench/data.bench.ts'],
