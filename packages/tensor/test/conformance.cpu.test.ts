@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CpuBackend, createWasmKernels, matmulNaive, wasmSimdAvailable } from '@mofme/tensor';
+import { conv2d, CpuBackend, createWasmKernels, matmulNaive, randn, wasmSimdAvailable } from '@mofme/tensor';
 import { backendConformanceCases } from '@mofme/tensor/testing';
 
 const paths: [string, () => CpuBackend, 'float32' | 'float64'][] = [
@@ -29,6 +29,17 @@ for (const [label, make, dtype] of paths) {
 }
 // the kernels made above own worker threads: stop them once every test has run
 test.after(() => { for (const b of backends) b.fastKernels?.dispose(); });
+
+test('conv2d takes the direct route on the WebAssembly path (float32) and im2col + matmul in float64', () => {
+  if (!wasmSimdAvailable()) return;
+  const backend = backends.find((b) => b.fastKernels)!;
+  const route = (dtype: 'float32' | 'float64') => {
+    const x = randn([1, 2, 5, 5], { dtype, backend, requiresGrad: true }), w = randn([3, 2, 3, 3], { dtype, backend, requiresGrad: true });
+    return conv2d(x, w, null, { padding: 1 }).node?.op;
+  };
+  assert.is(route('float32'), 'conv2d');
+  assert.is.not(route('float64'), 'conv2d');
+});
 
 test("kernels: 'reference' runs the reference loops only (bit-identical to the naive matmul)", () => {
   const spec = { batch: 1, m: 33, k: 300, n: 41, batchA: 1, batchB: 1, transA: false, transB: true };

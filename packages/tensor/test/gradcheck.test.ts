@@ -1,12 +1,14 @@
 /**
  * Gradient properties: for every differentiable op (the table in src/testing/cases.ts), on random
  * shapes and values, autodiff agrees with central finite differences in float64 on the CPU.
- * A failing case prints the op, the fast-check seed and the worst element.
+ * Convolution runs twice: on the fast CPU backend (in float64 it composes im2col + matmul) and on
+ * the reference backend, whose direct conv2d kernels and their gradient kernels are the
+ * specification of the WebAssembly ones. A failing case prints the op, the seed and the worst element.
  */
 import { test } from 'uvu';
 import fc from 'fast-check';
 import { OP_CASES, gradcheck, numRuns, toTensor } from '@mofme/tensor/testing';
-import { Tensor, tensor, mul, sum } from '@mofme/tensor';
+import { ReferenceCpuBackend, Tensor, tensor, mul, sum, withBackend } from '@mofme/tensor';
 
 for (const opCase of OP_CASES) {
   test(`gradcheck ${opCase.name}`, () => {
@@ -17,6 +19,21 @@ for (const opCase of OP_CASES) {
         if (!r.ok) throw new Error(`${opCase.name} on shapes ${inputs.map((d) => `[${d.shape}]`).join(' ')}: ${r.message}`);
       }),
       { numRuns: numRuns(25) },
+    );
+  });
+}
+
+const reference = new ReferenceCpuBackend();
+for (const opCase of OP_CASES.filter((c) => c.name.startsWith('conv2d'))) {
+  test(`gradcheck ${opCase.name} on the reference backend's direct convolution`, () => {
+    fc.assert(
+      fc.property(opCase.inputs, (inputs) => withBackend(reference, () => {
+        const xs = inputs.map((d, i) => toTensor(d, { dtype: 'float64', backend: reference, requiresGrad: opCase.grad?.[i] ?? true }));
+        const r = gradcheck(opCase.fn, xs, { eps: 1e-6, atol: 1e-6, rtol: 1e-4 });
+        if (!r.ok) throw new Error(`${opCase.name} on shapes ${inputs.map((d) => `[${d.shape}]`).join(' ')}: ${r.message}`);
+        if (opCase.fn(...xs).node?.op !== 'conv2d') throw new Error('the reference backend did not take the direct conv2d route');
+      })),
+      { numRuns: numRuns(10) },
     );
   });
 }

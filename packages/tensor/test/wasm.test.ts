@@ -16,7 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MatmulSpec, WindowSpec } from '../src/backend/backend';
+import type { ConvSpec, MatmulSpec, WindowSpec } from '../src/backend/backend';
+import { ReferenceCpuBackend } from '../src/backend/cpu-reference';
 import {
   createWasmKernels,
   fastKernelsEnabled,
@@ -279,6 +280,100 @@ test('col2im is the adjoint of im2col: <im2col(x), y> = <x, col2im(y)>', () => {
     for (let i = 0; i < x.length; i++) r += x[i]! * xy[i]!;
     assert.ok(Math.abs(l - r) <= 1e-4 * (1 + Math.abs(l)), `${l} vs ${r} for ${JSON.stringify(s)}`);
   }
+});
+
+// ---------- direct convolution ----------
+
+/**
+ * The direct convolution kernels (conv.ts) against the reference loops of cpu-reference.ts in
+ * float64, on random geometries: every stride, padding (including past the filter's reach),
+ * dilation and groups, few and many channels, images tall enough to be cut into several bands.
+ */
+const convReference = new ReferenceCpuBackend();
+const convGeometry = fc.record({
+  batch: fc.integer({ min: 1, max: 2 }), groups: fc.constantFrom(1, 2), cgIn: fc.integer({ min: 1, max: 5 }), cgOut: fc.integer({ min: 1, max: 9 }),
+  k: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.integer({ min: 0, max: 3 }), dilation: fc.integer({ min: 1, max: 2 }),
+  height: fc.integer({ min: 1, max: 14 }), width: fc.integer({ min: 1, max: 21 }), seed: fc.integer({ min: 1, max: 1000 }),
+}).map((g) => {
+  const outH = Math.floor((g.height + 2 * g.pad - g.dilation * (g.k - 1) - 1) / g.stride) + 1;
+  const outW = Math.floor((g.width + 2 * g.pad - g.dilation * (g.k - 1) - 1) / g.stride) + 1;
+  return { spec: { batch: g.batch, channels: g.cgIn * g.groups, height: g.height, width: g.width, kh: g.k, kw: g.k, strideH: g.stride, strideW: g.stride, padH: g.pad, padW: g.pad, dilationH: g.dilation, dilationW: g.dilation, outH, outW, padValue: 0, outChannels: g.cgOut * g.groups, groups: g.groups }, seed: g.seed };
+}).filter(({ spec }) => spec.outH >= 1 && spec.outW >= 1);
+
+function assertConvClose(got: Float32Array, want: Float64Array, terms: number, label: string): void {
+  assert.is(got.length, want.length, label);
+  const tol = 1e-5 * Math.sqrt(terms) + 1e-6;
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= tol * (1 + Math.abs(want[i]!)))) throw new Error(`${label}: element ${i} is ${got[i]}, reference ${want[i]}`);
+  }
+}
+
+/** reference results by geometry and seed: every kernel pool is checked against the same ones */
+const convWanted = new Map<string, Float64Array>();
+function wanted(key: string, compute: () => Float64Array): Float64Array {
+  if (!convWanted.has(key)) convWanted.set(key, compute());
+  return convWanted.get(key)!;
+}
+
+function checkConv(K: FastKernels, spec: ConvSpec, seed: number, label: string): void {
+  const up = (a: Float32Array) => convReference.upload(Float64Array.from(a));
+  const key = JSON.stringify(spec) + seed;
+  const x = rand(spec.batch * spec.channels * spec.height * spec.width, seed);
+  const w = rand((spec.outChannels * spec.channels * spec.kh * spec.kw) / spec.groups, seed + 1);
+  const bias = rand(spec.outChannels, seed + 2);
+  const dy = rand(spec.batch * spec.outChannels * spec.outH * spec.outW, seed + 3);
+  const taps = (spec.channels / spec.groups) * spec.kh * spec.kw;
+  const name = `${label} ${JSON.stringify(spec)}`;
+  assertConvClose(K.conv2d(x, w, bias, spec), wanted(`f${key}`, () => convReference.download(convReference.conv2d(up(x), up(w), up(bias), spec)!) as Float64Array), taps, `forward ${name}`);
+  const dx = K.conv2dBackwardInput(dy, w, spec);
+  if (spec.strideH === 1) assertConvClose(dx!, wanted(`i${key}`, () => convReference.download(convReference.conv2dBackwardInput(up(dy), up(w), spec)!) as Float64Array), spec.outChannels * spec.kh * spec.kw, `input gradient ${name}`);
+  else assert.is(dx, null, 'strided input gradients are left to col2im');
+  assertConvClose(K.conv2dBackwardFilter(dy, x, spec), wanted(`w${key}`, () => convReference.download(convReference.conv2dBackwardFilter(up(dy), up(x), spec)!) as Float64Array), spec.batch * spec.outH * spec.outW, `filter gradient ${name}`);
+}
+
+test('direct convolution: forward, input and filter gradient match the reference loops on random geometries', () => {
+  // bands of a few rows (even one) put band seams inside these small images
+  const smallBands = createWasmKernels({ threads: 2, parallelMinFlops: 0, convBandBytes: 2048 });
+  try {
+    for (const [label, K] of [...pools, ['2 threads, 2 KiB bands', smallBands] as [string, FastKernels]]) {
+      fc.assert(fc.property(convGeometry, ({ spec, seed }) => checkConv(K, spec, seed, label)), { numRuns: 25, seed: 4242 });
+    }
+  } finally {
+    smallBands.dispose();
+  }
+});
+
+test('direct convolution: few and many channels, images cut into several bands', () => {
+  for (const [label, K] of pools) {
+    // 3 -> 16, 16 -> 16, 128 -> 8 narrow, and 24 -> 3 tall enough for two 1 MiB bands; odd widths
+    const geometries: [number, number, number, number, number][] = [[2, 3, 16, 96, 37], [1, 16, 16, 110, 61], [1, 128, 8, 9, 13], [1, 24, 3, 120, 101]];
+    for (const [batch, channels, outChannels, height, width] of geometries) {
+      const spec = { batch, channels, height, width, kh: 3, kw: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: height, outW: width, padValue: 0, outChannels, groups: 1 };
+      checkConv(K, spec, height + width, label);
+    }
+  }
+});
+
+test('out of WebAssembly memory is a one-line error naming the op, the shapes and the bytes, never a trap', () => {
+  const K = pools[0]![1];
+  // a 3x3 filter dilated by 1000 reaches over 2001 rows: one band of 64 channels of such rows,
+  // 11000 wide, is 5.6 GB, more than wasm32's 4 GiB (the input itself is one 9000-pixel row)
+  const spec = { batch: 1, channels: 64, height: 1, width: 9000, kh: 3, kw: 3, strideH: 1, strideW: 1, padH: 1000, padW: 1000, dilationH: 1000, dilationW: 1000, outH: 1, outW: 9000, padValue: 0, outChannels: 4, groups: 1 };
+  const x = new Float32Array(64 * 9000), w = new Float32Array(4 * 64 * 9);
+  try {
+    K.conv2d(x, w, null, spec);
+    assert.unreachable('expected an out-of-memory error');
+  } catch (e) {
+    const message = (e as Error).message;
+    assert.not.match(message, /\n/);
+    assert.match(message, /^out of WebAssembly memory: conv2d x \[1, 64, 1, 9000\], weight \[4, 64, 3, 3\]/);
+    assert.match(message, /needs \d+ MiB/);
+    assert.match(message, /smaller batch or crop/);
+  }
+  // the kernels still work afterwards
+  checkConv(K, { ...spec, channels: 2, width: 9, outW: 9, height: 5, outH: 5, padH: 1, padW: 1, dilationH: 1, dilationW: 1 }, 3, 'after the error');
+  // an operand shorter than its spec is a clear error too, not a read past its end
+  assert.throws(() => K.conv2d(new Float32Array(3), new Float32Array(4 * 2 * 9), null, { ...spec, channels: 2, width: 9, outW: 9, height: 5, outH: 5, padH: 1, padW: 1, dilationH: 1, dilationW: 1 }), /conv2d: input has 3 values, x \[1, 2, 5, 9\]/);
 });
 
 // ---------- selection and process behaviour ----------

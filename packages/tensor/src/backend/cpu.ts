@@ -204,17 +204,38 @@ export class CpuBackend extends ReferenceCpuBackend {
     return this.wrap(out);
   }
 
+  // ---- convolution: the direct WebAssembly kernels for float32; null (im2col + matmul) otherwise ----
+  /** the float32 arrays behind the storages, or null when any is float64 or there are no fast kernels */
+  private float32(...xs: (Storage | null)[]): Float32Array[] | null {
+    if (!this.fastKernels) return null;
+    const arrays = xs.map((s) => (s ? this.data(s) : new Float32Array(0)));
+    return arrays.every((a): a is Float32Array => a instanceof Float32Array) ? arrays : null;
+  }
+
   override conv2d(x: Storage, weight: Storage, bias: Storage | null, spec: ConvSpec): Storage | null {
-    void x; void weight; void bias; void spec;
-    return null;
+    if (this.reference) return super.conv2d(x, weight, bias, spec);
+    const f = this.float32(x, weight, bias);
+    if (!f) return null;
+    const out = this.alloc('float32', spec.batch * spec.outChannels * spec.outH * spec.outW) as Float32Array;
+    return this.wrap(this.fastKernels!.conv2d(f[0]!, f[1]!, bias ? f[2]! : null, spec, out));
   }
+
   override conv2dBackwardInput(grad: Storage, weight: Storage, spec: ConvSpec): Storage | null {
-    void grad; void weight; void spec;
+    if (this.reference) return super.conv2dBackwardInput(grad, weight, spec);
+    const f = this.float32(grad, weight);
+    if (!f) return null;
+    const out = this.wrap(this.alloc('float32', spec.batch * spec.channels * spec.height * spec.width));
+    if (this.fastKernels!.conv2dBackwardInput(f[0]!, f[1]!, spec, this.data(out) as Float32Array)) return out;
+    this.dispose(out); // no direct kernel for this stride: back to the pool
     return null;
   }
+
   override conv2dBackwardFilter(grad: Storage, x: Storage, spec: ConvSpec): Storage | null {
-    void grad; void x; void spec;
-    return null;
+    if (this.reference) return super.conv2dBackwardFilter(grad, x, spec);
+    const f = this.float32(grad, x);
+    if (!f) return null;
+    const out = this.alloc('float32', (spec.outChannels * spec.channels * spec.kh * spec.kw) / spec.groups) as Float32Array;
+    return this.wrap(this.fastKernels!.conv2dBackwardFilter(f[0]!, f[1]!, spec, out));
   }
 
   // ---- movement ----

@@ -5,17 +5,21 @@
  * or 1 (broadcast). Its backward uses the transposed-operand forms of the backend kernel, so no
  * transposed copy is ever made:  for C = A B,  dA = dC B^T  and  dB = A^T dC.
  *
- * Convolution is not a primitive: `im2col` copies every receptive field into a column, after which
- * the convolution is one matrix product with the weight matrix. Its backward comes for free from
- * matmul's and im2col's (whose adjoint, col2im, adds each column entry back to its pixel).
+ * Convolution has two routes. Where the backend has a direct convolution kernel (`Backend.conv2d`,
+ * e.g. the WebAssembly SIMD one of the fast CPU backend) the op calls it, and its backward calls
+ * the matching input- and filter-gradient kernels. Otherwise (the kernel is absent or returns null
+ * for this geometry or dtype) convolution is composed: `im2col` copies every receptive field into a
+ * column, after which the convolution is one matrix product with the weight matrix, and its
+ * backward comes for free from matmul's and im2col's (whose adjoint, col2im, adds each column entry
+ * back to its pixel). Both routes compute the same sums (the conformance suite checks it).
  */
-import type { WindowSpec } from '../backend/backend';
+import type { ConvSpec, WindowSpec } from '../backend/backend';
 import { Tensor } from '../tensor';
 import { broadcastShapes, shapeToString, sizeOf } from '../shape';
 import { record } from './record';
 import { add } from './elementwise';
 import { expand, reshape, squeeze, unsqueeze } from './movement';
-import { max, mean } from './reduce';
+import { max, mean, sum } from './reduce';
 
 /** op(A) op(B) for A [batchA, m, k] (or [batchA, k, m] if transA) and B [batchB, k, n] (or [batchB, n, k]). */
 export function bmm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
@@ -101,6 +105,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   if (spec.channels !== Cg * groups || O % groups !== 0) {
     throw new Error(`conv2d: input ${shapeToString(x.shape)} has ${spec.channels} channels but weight ${shapeToString(weight.shape)} with groups=${groups} expects ${Cg * groups} (and out channels divisible by groups)`);
   }
+  const direct = directConv2d(x, weight, bias, { ...spec, outChannels: O, groups });
+  if (direct) return direct;
   const L = spec.outH * spec.outW;
   const cols = im2col(x, spec); // [B, C*kh*kw, L]
   let y: Tensor;
@@ -115,6 +121,38 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   let out = reshape(y, [spec.batch, O, spec.outH, spec.outW]);
   if (bias) out = add(out, reshape(bias, [1, O, 1, 1]));
   return out;
+}
+
+/**
+ * conv2d through the backend's direct kernels, or null where the backend has none for this case.
+ * Backward: dx from `conv2dBackwardInput`, dW from `conv2dBackwardFilter` (each falling back to
+ * col2im / im2col + matmul when the kernel declines), d(bias) = dy summed over batch and pixels.
+ */
+function directConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, spec: ConvSpec): Tensor | null {
+  const backend = x.backend;
+  if (x.dtype !== weight.dtype || (bias && bias.dtype !== x.dtype)) return null;
+  const storage = backend.conv2d?.(x.storage, weight.storage, bias?.storage ?? null, spec) ?? null;
+  if (!storage) return null;
+  const y = new Tensor(storage, [spec.batch, spec.outChannels, spec.outH, spec.outW]);
+  const { batch: B, groups: G, outChannels: O } = spec;
+  const K = (spec.channels / G) * spec.kh * spec.kw, L = spec.outH * spec.outW, Og = O / G;
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('conv2d', inputs, y, (g, _y, needs) => {
+    const perGroup = (t: Tensor, rows: number): Tensor => reshape(t, [B * G, rows, L]); // [B, G*rows, L] -> [B*G, rows, L]
+    const weightPerItem = (): Tensor => reshape(expand(reshape(weight, [1, G, Og, K]), [B, G, Og, K]), [B * G, Og, K]);
+    let dx: Tensor | null = null, dw: Tensor | null = null;
+    if (needs[0]) {
+      const s = backend.conv2dBackwardInput?.(g.storage, weight.storage, spec) ?? null;
+      // fallback: columns = W^T dy per (item, group), then each column entry back to its pixel
+      dx = s ? new Tensor(s, x.shape) : new Tensor(backend.col2im(reshape(bmm(weightPerItem(), perGroup(g, Og), true, false), [B, G * K, L]).storage, spec), x.shape);
+    }
+    if (needs[1]) {
+      const s = backend.conv2dBackwardFilter?.(g.storage, x.storage, spec) ?? null;
+      // fallback: dW = sum over items of dy (im2col x)^T, per group
+      dw = s ? new Tensor(s, weight.shape) : reshape(sum(reshape(bmm(perGroup(g, Og), perGroup(im2col(x, spec), K), false, true), [B, G, Og, K]), 0), weight.shape);
+    }
+    return [dx, dw, needs[2] ? sum(g, [0, 2, 3]) : null];
+  });
 }
 
 export interface PoolOptions {

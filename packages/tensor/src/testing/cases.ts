@@ -205,6 +205,13 @@ export const OP_CASES: OpCase[] = [
   convCase('conv2d(stride 2)', { stride: 2 }, [2, 2], 2),
   convCase('conv2d(dilation 2, pad 2)', { dilation: 2, padding: 2 }, [1, 2], 2),
   convCase('conv2d(groups 2)', { groups: 2, padding: 1 }, [4, 2], 3),
+  // the direct-convolution kernels' edge cases: strided phases with padding and groups, padding
+  // beyond the filter's reach (the input gradient crops), 1x1, dilation with stride, depthwise
+  convCase('conv2d(stride 2, pad 1, groups 2, bias)', { stride: 2, padding: 1, groups: 2, bias: true }, [2, 4], 3),
+  convCase('conv2d(pad 2 > reach)', { padding: 2 }, [2, 3], 2),
+  convCase('conv2d(1x1, 5 out, bias)', { bias: true }, [3, 5], 1),
+  convCase('conv2d(dilation 2, stride 2, pad 1)', { dilation: 2, stride: 2, padding: 1 }, [1, 2], 2),
+  convCase('conv2d(depthwise 3x3)', { groups: 3, padding: 1 }, [3, 3], 3),
   {
     name: 'avgPool2d(2)',
     fn: (x) => ops.avgPool2d(x!, 2),

@@ -142,6 +142,8 @@ export const I = {
    */
   f32x4_shuffle: (l0: number, l1: number, l2: number, l3: number): Code =>
     [simd(0x0d), ...[l0, l1, l2, l3].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])],
+  /** lane `l` of an f32x4 as an f32 */
+  f32x4_extract_lane: (l: number): Code => [simd(0x1f), l],
   f32x4_add: simd(0xe4) as Code,
   f32x4_mul: simd(0xe6) as Code,
 };

@@ -20,7 +20,8 @@
  * result); `MOFME_THREADS=n` sets the default thread count of `sharedFastKernels()`.
  */
 
-import type { MatmulSpec } from '../backend';
+import type { ConvSpec, MatmulSpec } from '../backend';
+import { align16, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvHost } from './conv';
 import { assembleModule, I, T } from './emit';
 import { KC, kernelModuleBytes, MAX_PAGES, MR, NR, type KernelExports } from './kernels';
 import { defaultThreads, OP, Pool, workersAvailable } from './pool';
@@ -32,6 +33,12 @@ export interface FastKernels {
   readonly threads: number;
   /** out[batch, m, n] = op(A) @ op(B) in float32; see MatmulSpec. Inputs are not modified; `out` (any contents) is written if given. */
   matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec, out?: Float32Array): Float32Array;
+  /** direct convolution (conv.ts), float32: out = conv(x, w) + bias; into `out` (any contents) if given */
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, spec: ConvSpec, out?: Float32Array): Float32Array;
+  /** the input gradient; null where this geometry has no direct kernel (strides other than 1) */
+  conv2dBackwardInput(dy: Float32Array, w: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array | null;
+  /** the filter gradient [outChannels, channels/groups, kh, kw] */
+  conv2dBackwardFilter(dy: Float32Array, x: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -46,6 +53,8 @@ export interface FastKernelOptions {
    * isolation gets. Default: shared wherever worker threads are available.
    */
   sharedMemory?: boolean;
+  /** bytes of input + output per band of the direct convolution (default 1 MiB, about L2; tests use tiny bands to exercise the seams) */
+  convBandBytes?: number;
 }
 
 /** Rows / columns of C per GEMM task: 64 x 256 keeps a task's C block and A block in L2. */
@@ -94,16 +103,16 @@ export function fastKernelsEnabled(): boolean {
   return override ?? env('MOFME_KERNELS')?.trim().toLowerCase() !== 'ts';
 }
 
-const align16 = (n: number): number => (n + 15) & ~15;
 
 class WasmKernels implements FastKernels {
   readonly name: string;
   readonly threads: number;
   private readonly memory: WebAssembly.Memory;
-  private readonly ex: KernelExports;
-  private readonly pool: Pool;
-  private readonly parallelMinFlops: number;
+  readonly ex: KernelExports;
+  readonly pool: Pool;
+  readonly parallelMinFlops: number;
   private disposed = false;
+  private readonly host: ConvHost;
 
   constructor(opts: FastKernelOptions) {
     if (!wasmSimdAvailable()) throw new Error('WebAssembly SIMD is not available in this runtime');
@@ -117,15 +126,27 @@ class WasmKernels implements FastKernels {
     this.threads = this.pool.threads;
     this.parallelMinFlops = opts.parallelMinFlops ?? 2 ** 21;
     this.name = `wasm-simd x${this.threads} thread${this.threads > 1 ? 's' : ''}`;
+    this.host = { ex: this.ex, pool: this.pool, threads: this.threads, parallelMinFlops: this.parallelMinFlops, heap: (bytes, what) => this.heap(bytes, what), bandBytes: opts.convBandBytes };
   }
 
-  /** Grows the shared memory to at least `bytes` and returns a fresh float view of all of it. */
-  private heap(bytes: number): Float32Array {
+  /**
+   * Grows the shared memory to at least `bytes` and returns a fresh float view of all of it.
+   * Past wasm32's 4 GiB, or when the system refuses the memory, a one-line error names the call
+   * (`what()`: op and shapes), the bytes asked and what to do, instead of a trap later.
+   */
+  private heap(bytes: number, what: () => string): Float32Array {
     const have = this.memory.buffer.byteLength;
     if (bytes > have) {
       const pages = Math.ceil((bytes - have) / 65536);
-      if (have / 65536 + pages > MAX_PAGES) throw new RangeError(`matmul needs ${bytes} bytes, more than wasm32's 4 GiB`);
-      this.memory.grow(pages);
+      const fail = (why: string): never => {
+        throw new RangeError(`out of WebAssembly memory: ${what()} needs ${(bytes / 2 ** 20).toFixed(0)} MiB of kernel scratch (${why}); use a smaller batch or crop (--batch-size, --crop), or MOFME_KERNELS=ts to run without the WebAssembly kernels`);
+      };
+      if (have / 65536 + pages > MAX_PAGES) fail(`more than wasm32's 4 GiB limit; ${(have / 2 ** 20).toFixed(0)} MiB in use`);
+      try {
+        this.memory.grow(pages);
+      } catch (e) {
+        fail(`the system refused to grow it from ${(have / 2 ** 20).toFixed(0)} MiB: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
     return new Float32Array(this.memory.buffer);
   }
@@ -147,7 +168,7 @@ class WasmKernels implements FastKernels {
     const bPack = align16(aPack + batchA * mpPad * k * 4);
     const cOut = align16(bPack + batchB * npPad * k * 4);
     const end = cOut + batch * mpPad * npPad * 4;
-    let heap = this.heap(end);
+    let heap = this.heap(end, () => `matmul [${batch}] ${transA ? `[${k}, ${m}]ᵀ` : `[${m}, ${k}]`} x ${transB ? `[${n}, ${k}]ᵀ` : `[${k}, ${n}]`}`);
     heap.set(a.length === aSize ? a : a.subarray(0, aSize), aSrc >>> 2);
     heap.set(b.length === bSize ? b : b.subarray(0, bSize), bSrc >>> 2);
 
@@ -192,6 +213,21 @@ class WasmKernels implements FastKernels {
     if (!out) return c.slice();
     out.set(c);
     return out;
+  }
+
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, spec: ConvSpec, out?: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    return conv2dForward(this.host, x, w, bias, spec, out);
+  }
+
+  conv2dBackwardInput(dy: Float32Array, w: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array | null {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    return conv2dBackwardInput(this.host, dy, w, spec, out);
+  }
+
+  conv2dBackwardFilter(dy: Float32Array, x: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    return conv2dBackwardFilter(this.host, dy, x, spec, out);
   }
 
   dispose(): void {

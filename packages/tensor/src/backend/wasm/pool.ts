@@ -61,7 +61,7 @@ const SPIN = 20_000;
 const CLOSED = 0x3fffffff;
 
 /** Job kinds. */
-export const OP = { PACK: 1, GEMM: 2 } as const;
+export const OP = { PACK: 1, GEMM: 2, CONV: 3, CONV_DW: 4 } as const;
 
 /**
  * The task loop, `runTasks(ex, c)`, as JavaScript source shared by the main thread and workers.
@@ -71,6 +71,10 @@ export const OP = { PACK: 1, GEMM: 2 } as const;
  * GEMM parameters (from P): pa pb c mp np mpPad npPad k aStride bStride cStride mcp ncp
  *   rowBlocks colBlocks
  *   (a task computes mcp row panels x ncp column panels of one output batch item)
+ * CONV parameters (from P): xb offp K wp0 wStride bp0 op0 ldo nt xRowBytes outRowBytes nOB
+ *   (a task is one output row of one block of 4 output channels: conv_tile over the row)
+ * CONV_DW parameters (from P): xb offp dyp0 ldo R rowBytes xRowBytes dyRowBytes dwp0 ldw nPairs
+ *   (a task is one block of 4 output channels x one pair of taps: conv_dw over the band)
  * Pointers are unsigned byte addresses, read back with `>>> 0`.
  */
 export const RUNNER = /* js */ `
@@ -95,6 +99,14 @@ function runTasks(ex, c) {
           ex.pack_b((c[P + 12] >>> 0) + item * c[P + 18], (c[P + 13] >>> 0) + item * c[P + 19],
             c[P + 14], c[P + 3], c[P + 15], p0, p1, c[P + 17]);
         }
+      } else if (c[${C.OP}] === ${OP.CONV}) {
+        const nOB = c[P + 11], row = Math.floor(t / nOB), ob = t % nOB;
+        ex.conv_tile((c[P] >>> 0) + row * c[P + 9], c[P + 1] >>> 0, c[P + 2], (c[P + 3] >>> 0) + ob * c[P + 4],
+          (c[P + 5] >>> 0) + ob * 16, (c[P + 6] >>> 0) + ob * 4 * c[P + 7] + row * c[P + 10], c[P + 7], c[P + 8]);
+      } else if (c[${C.OP}] === ${OP.CONV_DW}) {
+        const nPairs = c[P + 10], ob = Math.floor(t / nPairs), pair = t % nPairs;
+        ex.conv_dw(c[P] >>> 0, (c[P + 1] >>> 0) + pair * 8, (c[P + 2] >>> 0) + ob * 4 * c[P + 3], c[P + 3], c[P + 4],
+          c[P + 5], c[P + 6], c[P + 7], (c[P + 8] >>> 0) + ob * 4 * c[P + 9] + pair * 8, c[P + 9]);
       } else {
         const rowBlocks = c[P + 13], colBlocks = c[P + 14], perItem = rowBlocks * colBlocks;
         const bi = Math.floor(t / perItem), rem = t % perItem;
