@@ -17,14 +17,14 @@ import { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, type TrainCo
 export { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, type TrainConfig };
 
 const KEYS: readonly (keyof TrainConfig)[] = [
-  'model', 'preset', 'experts', 'topk', 'router', 'width', 'depth', 'data', 'layout', 'val', 'crop', 'batchSize', 'steps', 'epochs',
+  'model', 'preset', 'experts', 'topk', 'router', 'width', 'depth', 'data', 'init', 'layout', 'val', 'crop', 'batchSize', 'steps', 'epochs',
   'lr', 'weightDecay', 'schedule', 'warmup', 'minLr', 'seed', 'backend', 'workers', 'out', 'ckptEvery', 'keepLast', 'valEvery',
   'valCrop', 'valLimit', 'logEvery',
 ];
 const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
   model: MODEL_KINDS, preset: presetNames, router: ROUTERS, schedule: SCHEDULES, backend: BACKENDS, layout: LAYOUTS,
 };
-const STRINGS = new Set<keyof TrainConfig>(['data', 'out', 'val', ...Object.keys(CHOICES) as (keyof TrainConfig)[]]);
+const STRINGS = new Set<keyof TrainConfig>(['data', 'init', 'out', 'val', ...Object.keys(CHOICES) as (keyof TrainConfig)[]]);
 const POSITIVE_INTS = new Set<keyof TrainConfig>(['experts', 'topk', 'width', 'depth', 'crop', 'batchSize', 'steps', 'epochs', 'ckptEvery', 'keepLast', 'logEvery']);
 const NONNEG_INTS = new Set<keyof TrainConfig>(['warmup', 'seed', 'workers', 'valEvery', 'valCrop', 'valLimit']);
 

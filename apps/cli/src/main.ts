@@ -6,7 +6,7 @@
  *   mofme restore    restore photos of any size (tiled); the bundled pretrained model by default
  *   mofme info       parameters and FLOPs of a checkpoint or a preset
  *   mofme metrics    PSNR/SSIM between two images or two folders
- *   mofme data       check a dataset folder, or synthesise weather on photos
+ *   mofme data       check a dataset folder, synthesise weather on photos, or assemble the photo corpus
  *   mofme report     a Markdown report of a run (curves, per-task table, routing, pictures)
  *   mofme demo       all of the above on the built-in data in a few minutes
  *
@@ -68,6 +68,7 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
   .option('--config <file>', 'JSON file of training options (keys as the flags in camelCase); flags override it')
   .addOption(new Option('--data <path>', '"builtin" (synthetic weather on the bundled photos) or a dataset folder / list file').default(TRAIN_DEFAULTS.data))
   .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
+  .option('--init <path>', 'start from these weights (model file, checkpoint or run folder; same network) instead of a random init')
   .addOption(new Option('--val <path>', 'validation data: "builtin", a path, or "none" (default: builtin val split with --data builtin)'))
   .addOption(new Option('--crop <n>', 'square training crop, a multiple of the patch size').argParser(positiveInt).default(TRAIN_DEFAULTS.crop))
   .addOption(new Option('--batch-size <n>', 'images per step').argParser(positiveInt).default(TRAIN_DEFAULTS.batchSize))
@@ -92,7 +93,7 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
   .addHelpText('after', '\nExamples:\n  mofme train --steps 300 --out runs/tiny\n  mofme train --model moe --experts 4 --topk 2 --data data/allweather --crop 128 --epochs 20\n  mofme train --resume runs/tiny')
   .action(async (opts: Record<string, unknown>, cmd: Command) => {
     const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
-    const keys = Object.keys(TRAIN_DEFAULTS).concat(['experts', 'topk', 'router', 'width', 'depth', 'layout', 'val', 'epochs', 'workers']);
+    const keys = Object.keys(TRAIN_DEFAULTS).concat(['experts', 'topk', 'router', 'width', 'depth', 'layout', 'val', 'epochs', 'workers', 'init']);
     const flags: Partial<TrainConfig> = {};
     for (const k of keys) if (explicit(k)) (flags as Record<string, unknown>)[k] = opts[k];
     if (opts.resume) {
@@ -175,6 +176,14 @@ data.command('synth')
   .option('--sheet', 'write one contact sheet (clean | weathers...) instead of pairs')
   .option('--overwrite', 'replace existing files')
   .action(async (o) => { process.exitCode = await (await commands()).dataSynthCommand(o); });
+
+data.command('corpus')
+  .description('assemble clean real photos (Debian packages + built-in) at full resolution, with a manifest of licences')
+  .requiredOption('-o, --out <dir>', 'corpus folder (full/, train/, manifest.json, manifest.csv)')
+  .option('--debs <dir>', 'folder of already downloaded .deb files, used before apt-get download')
+  .option('--no-download', 'do not run apt-get download (use --debs only)')
+  .option('--no-builtin', 'leave out the built-in photos')
+  .action(async (o) => { process.exitCode = await (await import('./corpus')).corpusCommand(o); });
 
 // ---- report ----
 program.command('report')

@@ -30,8 +30,10 @@ export interface TrainConfig {
   width?: number;
   /** transformer blocks */
   depth?: number;
-  /** data: 'builtin' (synthetic weather on the committed photos) or a dataset path / list file */
+  /** data: 'builtin' (synthetic weather on the committed photos), a corpus folder, or a dataset path / list file */
   data: string;
+  /** start from these weights (a model file, checkpoint or run folder) instead of a random init: fine-tuning */
+  init?: string;
   layout?: string;
   /** validation data: 'builtin' (the built-in val split), a path, or 'none' (default: builtin with builtin data) */
   val?: string;

@@ -20,10 +20,10 @@ import { join, resolve } from 'node:path';
 import { smoothL1Loss, tensor, tidy } from '@mofme/tensor';
 import { AdamW, LRScheduler, constantSchedule, loadSafetensors, warmupCosineSchedule, type Schedule } from '@mofme/nn';
 import { createModel, countParameters, type MoFME } from '@mofme/mofme';
-import { builtinDataset, createLoader, openDataset, describeSkipped, type AnyDataset, type Layout } from '@mofme/data';
+import { builtinDataset, corpusDataset, createLoader, isCorpusDir, openDataset, describeSkipped, type AnyDataset, type Layout } from '@mofme/data';
 import { modelConfigOf, type TrainConfig } from './config';
 import {
-  listCheckpoints, loadOptimizerState, markBest, pruneCheckpoints, readState, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
+  listCheckpoints, loadOptimizerState, markBest, pruneCheckpoints, readState, resolveModelFile, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
 } from './checkpoint';
 import { evaluate, type EvalResult } from './evaluate';
 import { executionFor, selectBackend } from './backend';
@@ -50,6 +50,7 @@ export interface TrainOptions {
 export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string): Promise<AnyDataset> {
   if (spec === 'builtin') return builtinDataset(split);
   if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
+  if (isCorpusDir(spec)) return corpusDataset(spec, split); // clean photos of `mofme data corpus`: weather on the fly
   let ds;
   try {
     ds = await openDataset(spec, { policy: 'skip', ...(layout ? { layout: layout as Layout } : {}) });
@@ -92,6 +93,11 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
 
   // ---- model, optimiser, schedule ---------------------------------------------------------------
   const model: MoFME = createModel(modelConfig, { seed: cfg.seed });
+  if (cfg.init && !resume) { // fine-tuning: the same network, its weights from a model file
+    const file = resolveModelFile(cfg.init);
+    const { tensors } = await loadSafetensors(file).catch((e: Error) => { throw new CliError(`--init ${file}: not a readable model file (${oneLine(e)})`); });
+    try { model.loadStateDict(tensors); } catch (e) { throw new CliError(`--init ${file}: its weights do not fit the network of this run (${oneLine(e)}); pass the same --preset and overrides`); }
+  }
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: [0.9, 0.999], weightDecay: cfg.weightDecay });
   const warmup = Math.min(cfg.warmup, totalSteps - 1);
   const schedule: Schedule = cfg.schedule === 'cosine'

@@ -5,6 +5,7 @@
  *   datasets       openDataset(path | spec)  — list files, MoFME, Snow100K, Raindrop, Outdoor-Rain, CSD, paired
  *   built-in data  builtinDataset('train' | 'val' | 'test') — committed photos + on-the-fly weather
  *   synthesis      synthesize(image, 'rain' | 'rain_fog' | 'snow' | 'raindrop' | 'haze', params, seed)
+ *   corpus         buildCorpus({ out }) — clean real photos from Debian packages; corpusDataset(dir)
  *   loader         createLoader(dataset, { batchSize, crop, ... }) — async batches, workers, resumable
  */
 export type { Image, RawImage } from './image';
@@ -25,3 +26,4 @@ export {
 export { createLoader, type Loader, type LoaderOptions, type LoaderPosition, type Batch } from './loader';
 export { getPair, loadSample, type AnyDataset, type Sample, type SampleRequest, type SourceSpec } from './pipeline';
 export { Rng, mixSeed, hashString, type RngState } from './rng';
+export { buildCorpus, corpusDataset, readCorpusManifest, isCorpusDir, CORPUS_SOURCES, RESERVED_PACKAGES, type CorpusEntry, type CorpusOptions, type CorpusResult, type CorpusSource } from './corpus';
