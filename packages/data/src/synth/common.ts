@@ -145,19 +145,24 @@ export function splatLine(plane: Float32Array, H: number, W: number, x: number, 
 }
 
 /**
- * Depth prior for a photo without depth (data.md §4.1): far at the top, plus "bright and smooth is
- * far" (sky), normalised to [0, 1]:
- *   d = 0.7 · (1 − y/H)^γ + 0.3 · blur(luminance),
- * with y measured in the FULL frame (so crops agree with the full image). The luminance term is
- * heavily blurred (σ = 2 % of the frame width) so that depth does not follow texture.
+ * Depth prior for a photo without depth (data.md §4.1), normalised to [0, 1], with y measured in the
+ * FULL frame (so crops agree with the full image):
+ *   d = 0.6 · (1 − y/H)^γ + 0.2 · blur(luminance) + 0.2 · blur(dark channel).
+ * The ramp is the ground plane receding towards the horizon; bright is often far (sky); and the
+ * dark channel (min over colours and a 7x7 window, He et al. 2009) is near zero on almost every
+ * nearby object (some colour channel is dark in shadows and saturated surfaces) and high only on
+ * sky and already-distant, washed-out scenery, so it separates a bright near wall from a bright
+ * sky, which luminance alone cannot. Both photo cues are heavily blurred (σ = 2 % of the frame
+ * width) so that depth, and therefore fog, does not follow texture.
  */
 export function depthPrior(img: Image, frame: Frame, gamma = 1.2): Float32Array {
-  const H = img.height, W = img.width;
-  const lum = blurPlane(luminance(img), H, W, Math.max(1, 0.02 * frame.fullWidth));
+  const H = img.height, W = img.width, sigma = Math.max(1, 0.02 * frame.fullWidth);
+  const lum = blurPlane(luminance(img), H, W, sigma);
+  const dark = blurPlane(darkChannel(img, 3), H, W, sigma);
   const d = new Float32Array(H * W);
   for (let y = 0; y < H; y++) {
     const ramp = Math.pow(Math.max(0, 1 - (frame.y0 + y + 0.5) / frame.fullHeight), gamma);
-    for (let x = 0; x < W; x++) d[y * W + x] = 0.7 * ramp + 0.3 * lum[y * W + x]!;
+    for (let x = 0; x < W; x++) d[y * W + x] = 0.6 * ramp + 0.2 * lum[y * W + x]! + 0.2 * dark[y * W + x]!;
   }
   return d;
 }

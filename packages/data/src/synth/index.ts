@@ -3,6 +3,10 @@
  * Every model is a pure function of (clean image, params, seed): parameters not given are drawn
  * from the model's documented range with a seeded RNG, and the resolved values are returned, so a
  * caller can log exactly what was rendered. See each file for the physics and the ranges.
+ * After the weather comes the camera (camera.ts: sensor noise, then JPEG), for every weather;
+ * its parameters (`noise`, `jpeg`) go in the same params object and are returned with the rest.
+ * Mixtures are part of the models themselves: rain carries a distant-rain veil, snow a haze veil,
+ * raindrops a wet-glass veil and glare, and rain_fog is rain under Outdoor-Rain's fog.
  */
 import type { Image } from '../image';
 import { assertImage } from '../image';
@@ -11,12 +15,14 @@ import { synthHaze, type HazeParams } from './haze';
 import { synthRain, synthRainFog, type RainFogParams, type RainParams } from './rain';
 import { synthSnow, type SnowParams } from './snow';
 import { synthRaindrop, type RaindropParams } from './raindrop';
+import { synthCamera, type CameraParams } from './camera';
 
 export type Weather = 'rain' | 'rain_fog' | 'snow' | 'raindrop' | 'haze';
 export const WEATHERS: readonly Weather[] = ['rain', 'rain_fog', 'snow', 'raindrop', 'haze'];
 
 export interface WeatherParams {
-  rain: RainParams; rain_fog: RainFogParams; snow: SnowParams; raindrop: RaindropParams; haze: HazeParams;
+  rain: RainParams & CameraParams; rain_fog: RainFogParams & CameraParams; snow: SnowParams & CameraParams;
+  raindrop: RaindropParams & CameraParams; haze: HazeParams & CameraParams;
 }
 
 export interface SynthResult {
@@ -35,16 +41,19 @@ export interface SynthResult {
 export function synthesize<W extends Weather>(image: Image, weather: W, params: WeatherParams[W] = {} as WeatherParams[W], seed = 0): SynthResult {
   assertImage(image, `synthesize(${weather})`);
   const rng = new Rng(seed);
+  let r: SynthResult;
   switch (weather) {
-    case 'haze': { const r = synthHaze(image, params as HazeParams, rng); return { image: r.image, weather, params: r.params, transmission: r.transmission }; }
-    case 'rain': { const r = synthRain(image, params as RainParams, rng); return { image: r.image, weather, params: r.params, mask: r.mask }; }
-    case 'rain_fog': { const r = synthRainFog(image, params as RainFogParams, rng); return { image: r.image, weather, params: r.params, mask: r.mask, transmission: r.transmission }; }
-    case 'snow': { const r = synthSnow(image, params as SnowParams, rng); return { image: r.image, weather, params: r.params, mask: r.mask }; }
-    case 'raindrop': { const r = synthRaindrop(image, params as RaindropParams, rng); return { image: r.image, weather, params: r.params, mask: r.mask }; }
+    case 'haze': { const h = synthHaze(image, params as HazeParams, rng); r = { image: h.image, weather, params: h.params, transmission: h.transmission }; break; }
+    case 'rain': { const h = synthRain(image, params as RainParams, rng); r = { image: h.image, weather, params: h.params, mask: h.mask }; break; }
+    case 'rain_fog': { const h = synthRainFog(image, params as RainFogParams, rng); r = { image: h.image, weather, params: h.params, mask: h.mask, transmission: h.transmission }; break; }
+    case 'snow': { const h = synthSnow(image, params as SnowParams, rng); r = { image: h.image, weather, params: h.params, mask: h.mask }; break; }
+    case 'raindrop': { const h = synthRaindrop(image, params as RaindropParams, rng); r = { image: h.image, weather, params: h.params, mask: h.mask }; break; }
     default: throw new Error(`synthesize: unknown weather "${weather as string}" (expected one of ${WEATHERS.join(', ')})`);
   }
+  const cam = synthCamera(r.image, params as CameraParams, rng);
+  return { ...r, image: cam.image, params: { ...r.params, ...cam.params } };
 }
 
-export type { HazeParams, RainParams, RainFogParams, SnowParams, RaindropParams };
+export type { HazeParams, RainParams, RainFogParams, SnowParams, RaindropParams, CameraParams };
 export type { Frame } from './common';
 export { darkChannel, luminance } from './common';

@@ -6,10 +6,16 @@
  * screen blend over the photo:  I = 1 − (1 − J)(1 − S).  Screen blending is what "a semi-transparent
  * bright layer in front of the scene" does: it brightens, never darkens, and saturates smoothly at 1.
  * A raindrop is brighter than what is behind it (Garg & Nayar), hence a positive layer.
- * We render 1–3 layers at different depths: nearer layers are longer, brighter and wider, and each
- * layer's angle jitters ±4° around the wind direction.
+ * We render 1–3 layers at different depths z (1 = nearest). Perspective makes a near drop's streak
+ * longer (the image-plane speed of a falling drop scales with 1/distance), wider and brighter, and
+ * the camera focused on the scene defocuses it: per layer
+ *   length ∝ z, width σ = σ₀·(0.6 + 0.8 z), brightness ∝ z, extra defocus σ = 1.5·z² px,
+ * and each layer's angle jitters ±4° around the wind direction.
  *   θ ∈ [70°, 110°] (90 = vertical), L ∈ [15, 50] px and density ∈ [0.3 %, 2 %] of pixels seeding a
- *   streak (both at 720x480; scaled with the frame), intensity ∈ [0.35, 0.9], width σ ∈ [0.5, 1] px.
+ *   streak (both at 720x480; scaled with the frame), intensity ∈ [0.35, 0.9], width σ₀ ∈ [0.5, 1] px.
+ * VEIL. The countless drops too far to resolve scatter light like fog (Rain100H's accumulation term
+ * O = α(B + S) + (1 − α)A): I ← I·(1 − v(x)) + A·v(x) with v = veil·(1 − exp(−d(x))) growing with the
+ * depth prior d, veil ∈ [0, 0.25]·(density / 2 %) (heavier rain, thicker veil), A ∈ [0.75, 0.95].
  *
  * RAIN + FOG (data.md §4.5, a transcription of liruoteng/HeavyRainRemoval datagen/*.m):
  *   I = T ⊙ (J' + S) + (1 − T) ⊙ A,   T = exp(−β·gaussblur(d, 5 px))
@@ -40,6 +46,10 @@ export interface RainParams {
   width?: number;
   /** max deviation of each layer's angle from `angle`, degrees; default 4 */
   jitter?: number;
+  /** strength of the distant-rain veil at infinite depth; default U[0, 0.25]·density/0.02 */
+  veil?: number;
+  /** brightness of the veil's light; default U[0.75, 0.95] */
+  airlight?: number;
   frame?: Partial<Frame>;
 }
 
@@ -53,6 +63,8 @@ export function synthRain(clean: Image, p: RainParams, rng: Rng): RainResult {
   const intensity = pick(p.intensity, () => rng.uniform(0.35, 0.9));
   const width = pick(p.width, () => rng.uniform(0.5, 1));
   const jitter = p.jitter ?? 4;
+  const veil = pick(p.veil, () => rng.uniform(0, 0.25) * Math.min(1, density / 0.02));
+  const airlight = pick(p.airlight, () => rng.uniform(0.75, 0.95));
   const frame = resolveFrame(clean, p.frame), scale = frameScale(frame);
   const H = clean.height, W = clean.width, n = H * W;
   const S = new Float32Array(n);
@@ -70,12 +82,21 @@ export function synthRain(clean: Image, p: RainParams, rng: Rng): RainResult {
       const x = rng.uniform(-pad, W + pad), y = rng.uniform(-pad, H + pad);
       splatLine(layer, H, W, x, y, L, th + rng.uniform(-1, 1), intensity * f * rng.uniform(0.5, 1));
     }
-    const blurred = blurPlane(layer, H, W, width * (0.8 + 0.4 * f) * Math.max(0.7, scale));
+    // width and defocus grow with nearness; σ's add in quadrature (two Gaussian blurs in a row)
+    const sigma = Math.hypot(width * (0.6 + 0.8 * f), 1.5 * f * f) * Math.max(0.7, scale);
+    const blurred = blurPlane(layer, H, W, sigma);
     for (let i = 0; i < n; i++) S[i] = 1 - (1 - S[i]!) * (1 - Math.min(1, blurred[i]!));
   }
   const out = new Float32Array(3 * n);
   for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) out[c * n + i] = 1 - (1 - clean.data[c * n + i]!) * (1 - S[i]!);
-  return { image: clamp01({ data: out, channels: 3, height: H, width: W }), mask: S, params: { angle, layers, length, density, intensity, width, jitter } };
+  if (veil > 0) {
+    const depth = blurPlane(depthPrior(clean, frame, 1.2), H, W, 5 * scale);
+    for (let i = 0; i < n; i++) {
+      const v = veil * (1 - Math.exp(-depth[i]!));
+      for (let c = 0; c < 3; c++) out[c * n + i] = out[c * n + i]! * (1 - v) + airlight * v;
+    }
+  }
+  return { image: clamp01({ data: out, channels: 3, height: H, width: W }), mask: S, params: { angle, layers, length, density, intensity, width, jitter, veil, airlight } };
 }
 
 export interface RainFogParams {

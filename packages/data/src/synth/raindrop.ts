@@ -12,7 +12,9 @@
  * The camera focuses on the scene, so the drop layer is DEFOCUSED: we blur the premultiplied drop
  * colour R and its alpha M with the same Gaussian (σ_d ∈ [2, 6] px at 720x480) and composite
  * I = J (1 − blur(M)) + blur(R) — premultiplied blurring keeps colours from bleeding into black.
- * Wet glass also scatters: a global veil I ← (1 − α) I + α·mean(J), α ∈ [0.03, 0.12].
+ * Wet glass also scatters: a global veil I ← (1 − α) I + α·mean(J), α ∈ [0.03, 0.12], and GLARE:
+ * the water film spreads bright light (sky, lamps) into a wide halo, I ← I + g·blur(max(0, Y − 0.7))
+ * with Y the scene luminance, σ = 12 px at 720x480 and g ∈ [0, 0.6].
  * Drops: count ∈ [40, 220] per 720x480 frame; radius heavy-tailed in [rMin, rMax] = [4, 24] px
  * (r = rMin·(rMax/rMin)^(U²): many small, few large); aspect ∈ [0.75, 1.3]; 12 % are running drops
  * stretched 1.6–2.4x vertically.
@@ -20,7 +22,7 @@
 import type { Image } from '../image';
 import { clamp01 } from '../image';
 import { Rng } from '../rng';
-import { blurImage, blurPlane, frameScale, pick, resolveFrame, type Frame } from './common';
+import { blurImage, blurPlane, frameScale, luminance, pick, resolveFrame, type Frame } from './common';
 
 export interface RaindropParams {
   /** drops per 720x480 frame; default U[40, 220] */
@@ -34,6 +36,8 @@ export interface RaindropParams {
   defocus?: number;
   /** wet-glass veil α; default U[0.03, 0.12] */
   veil?: number;
+  /** glare gain g on the halo of bright light; default U[0, 0.6] */
+  glare?: number;
   frame?: Partial<Frame>;
 }
 
@@ -46,6 +50,7 @@ export function synthRaindrop(clean: Image, p: RaindropParams, rng: Rng): Raindr
   const zoom = pick(p.zoom, () => rng.uniform(2, 5));
   const defocus = pick(p.defocus, () => rng.uniform(2, 6));
   const veil = pick(p.veil, () => rng.uniform(0.03, 0.12));
+  const glare = pick(p.glare, () => rng.uniform(0, 0.6));
   const frame = resolveFrame(clean, p.frame), scale = frameScale(frame);
   const H = clean.height, W = clean.width, n = H * W;
   const inside = blurImage(clean, 1.5 * scale); // what the drop lens shows is itself blurry
@@ -84,17 +89,22 @@ export function synthRaindrop(clean: Image, p: RaindropParams, rng: Rng): Raindr
   const sd = defocus * scale;
   const Mb = blurPlane(M, H, W, sd);
   const mean = [0, 1, 2].map((c) => { let s = 0; for (let i = 0; i < n; i++) s += clean.data[c * n + i]!; return s / n; });
+  let halo: Float32Array | null = null;
+  if (glare > 0) {
+    const bright = luminance(clean).map((v) => Math.max(0, v - 0.7));
+    halo = blurPlane(bright, H, W, 12 * scale);
+  }
   const out = new Float32Array(3 * n);
   for (let c = 0; c < 3; c++) {
     const Rb = blurPlane(R.subarray(c * n, (c + 1) * n), H, W, sd);
     for (let i = 0; i < n; i++) {
       const v = clean.data[c * n + i]! * (1 - Mb[i]!) + Rb[i]!;
-      out[c * n + i] = (1 - veil) * v + veil * mean[c]!;
+      out[c * n + i] = (1 - veil) * v + veil * mean[c]! + (halo ? glare * halo[i]! : 0);
     }
   }
   return {
     image: clamp01({ data: out, channels: 3, height: H, width: W }), mask: Mb,
-    params: { count, rMin, rMax, zoom, defocus, veil, drops },
+    params: { count, rMin, rMax, zoom, defocus, veil, glare, drops },
   };
 }
 
