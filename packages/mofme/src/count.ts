@@ -1,21 +1,28 @@
-// Parameter and compute counts of a MoFME configuration, by arithmetic from the architecture
-// alone: no tensors are built. These are the numbers behind the paper's efficiency claim ("more
-// than 72% fewer parameters than the conventional MoE"), and they let a reader see where the
-// parameters and the multiply-adds go before running anything.
+// Parameter and compute counts of a MoFME configuration: the numbers behind the paper's efficiency
+// claim ("more than 72% fewer parameters than the conventional MoE"), by part, so that a reader
+// sees where the parameters and the multiply-adds go.
 //
-// Parameters: each part is written as the sum of its layers' weight and bias sizes, in the same
-// order as docs/model-plan.md's module tree; `parameterShapes` (params.ts) lists the same tensors
-// one by one, and the tests check that the two agree. With `officialUnusedParams` on, the count
-// includes the tensors the official code allocates but never uses, because that is what the
-// official code counts (and what the paper's tables count).
+// Parameters come from the built module tree, never from a second description of the network:
+// probes of the configuration with ONE block and one and two experts are built (createModel), and
+// their named parameters are summed by name. Every block has the same shapes, and every expert (and
+// router row) adds the same tensors, so the full count is exact by linearity: depth times the block,
+// and each part affine in E. The probes keep the count cheap where the real model would not fit in
+// memory (the paper's E = 128 MoE has 309 M parameters); they are cached per configuration.
+// `parameterShapes` lists the full model's tensors by building it (tests and small configs). With
+// `officialUnusedParams` on, the count includes the tensors the official code allocates but never
+// uses, because that is what the official code counts (and what the paper's tables count).
 //
-// Compute: multiply-accumulates (MACs) of every convolution, linear layer and attention matmul,
-// plus the elementwise multiply-adds that are the MoE/FME method itself (FiLM modulation γ⊙h+β,
-// the gated unit's product, the router-weighted mix), since those are what top-k sparsity saves.
-// Norms, activations, softmaxes and bias additions are not counted (the fvcore/thop convention).
+// Compute (countFlops) stays arithmetic on the shapes: it depends on the image size and on how many
+// experts each token visits (sparse vs dense execution), which a module tree does not know; tracing
+// a forward pass at 240x240 instead would cost seconds per call. It counts multiply-accumulates
+// (MACs) of every convolution, linear layer and attention matmul, plus the elementwise
+// multiply-adds that are the MoE/FME method itself (FiLM modulation γ⊙h+β, the gated unit's
+// product, the router-weighted mix), since those are what top-k sparsity saves. Norms,
+// activations, softmaxes and bias additions are not counted (the fvcore/thop convention).
 
 import type { Execution, MofmeConfig } from './config';
 import { attnInnerOf, mlpHiddenOf, tokensOf } from './config';
+import { createModel } from './model';
 
 /** Parameters of one transformer block, split the way the paper compares MoE with MoFME. */
 export interface BlockParameterCount {
@@ -55,69 +62,70 @@ export interface ParameterCount {
   trainable: number;
 }
 
-const linear = (inF: number, outF: number, bias = true) => inF * outF + (bias ? outF : 0);
-const conv = (inC: number, outC: number, k: number) => inC * outC * k * k + outC;
-const layerNorm = (d: number) => 2 * d;
-const resBlock = (c: number) => 2 * conv(c, c, 3);
+/** Number of values in a shape. */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
 
-/** Parameters of one expert of the given kind: a full pre-norm FFN, or a FiLM modulator. */
-function perExpertParams(c: MofmeConfig): number {
-  const d = c.dim;
-  if (c.ffn === 'moe') return layerNorm(d) + linear(d, mlpHiddenOf(c)) + linear(mlpHiddenOf(c), d);
-  if (c.ffn === 'mofme') {
-    // γ(h) = W_γ h + b_γ and β(h) = W_β h + b_β, both D -> D: 2(D² + D). Quadratic in D but
-    // ~mlpRatio·2 = 8x smaller than an FFN expert's 2·D·4D — the whole point of FME.
-    return linear(d, d) + linear(d, d) + (c.officialUnusedParams ? layerNorm(d) : 0);
+/** One tensor of the model: its dotted name (PyTorch state-dict style) and shape. */
+export interface ParamSpec {
+  /** Dotted name, e.g. `blocks.0.ffn.experts.film.3.gamma.weight`. */
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** Every parameter of the model built from `config`, in registration order (builds the model). */
+export function parameterShapes(c: MofmeConfig): ParamSpec[] {
+  return createModel(c).namedParameters().map(([name, p]) => ({ name, shape: [...p.shape] }));
+}
+
+const probes = new Map<string, [string, number][]>();
+
+/** Sizes of the named parameters of the one-block probe of `c` with `experts` experts (cached). */
+function probeSizes(c: MofmeConfig, experts: number): [string, number][] {
+  const probe: MofmeConfig = { ...c, depth: 1, experts, topk: Math.min(c.topk, experts) };
+  const key = JSON.stringify(probe);
+  let sizes = probes.get(key);
+  if (!sizes) {
+    sizes = createModel(probe).namedParameters().map(([n, p]) => [n, numel(p.shape)]);
+    probes.set(key, sizes);
   }
-  return 0;
+  return sizes;
 }
 
 /** Parameters of a configuration, with a breakdown by part and per block. */
 export function countParameters(c: MofmeConfig): ParameterCount {
-  const d = c.dim;
-  const hidden = mlpHiddenOf(c);
-  const ch = c.headChannels;
-  const ct = c.tailChannels;
-  const p = c.patchSize;
-
-  const head = conv(3, ch, 3) + c.headResBlocks * resBlock(ch);
-  const patchEmbed = conv(ch, d, p) + layerNorm(d);
-  const tokens = tokensOf(c, c.imageSize, c.imageSize);
-  const posEmbed = c.officialUnusedParams ? tokens * d : 0;
-  const unpatchify = linear(d, p * p * ct);
-  const half = ct / 2;
-  const tail =
-    c.tailResBlocks * resBlock(ct) + conv(ct, half, 3) + c.tailResBlocks * resBlock(half) + conv(half, 3, 3);
-
-  // qkv has no bias (official `to_qkv`), the output projection has one.
-  const attention = layerNorm(d) + linear(d, 3 * attnInnerOf(c), false) + linear(attnInnerOf(c), d);
-  const ffnCore = linear(d, hidden) + linear(hidden, d); // fc1, fc2 (no norm)
-  const perExpert = perExpertParams(c);
-  let router = 0;
-  let experts = 0;
-  let shared = 0;
-  if (c.ffn === 'dense') {
-    shared = layerNorm(d) + ffnCore;
-  } else {
-    router = linear(d, c.experts);
-    experts = c.experts * perExpert;
-    // mofme: LN_f, the gated unit GELU(W_a u)⊙(W_b u) (two D -> D Linears), the shared FFN.
-    shared = c.ffn === 'mofme' ? layerNorm(d) + 2 * linear(d, d) + ffnCore : 0;
-  }
-  const perBlock: BlockParameterCount = {
-    attention,
-    router,
-    experts,
-    perExpert,
-    shared,
-    total: attention + router + experts + shared,
+  // Probes with one and (for mixtures) two experts: every count is affine in E (each expert and
+  // each router row adds the same tensors), so q(E) = q(1) + (E − 1)·(q(2) − q(1)) is exact.
+  const one = probeSizes(c, 1);
+  const two = c.ffn === 'dense' ? one : probeSizes(c, 2);
+  const sumOf = (sizes: [string, number][], prefix: string): number =>
+    sizes.reduce((s, [n, k]) => (n === prefix || n.startsWith(`${prefix}.`) ? s + k : s), 0);
+  const sum = (prefix: string): number => {
+    const q1 = sumOf(one, prefix);
+    return q1 + (c.experts - 1) * (sumOf(two, prefix) - q1);
   };
+  const head = sum('head');
+  const patchEmbed = sum('patchEmbed');
+  const posEmbed = sum('posEmbed');
+  const unpatchify = sum('unpatchify');
+  const tail = sum('tail');
+
+  const attention = sum('blocks.0.attn');
+  const router = sum('blocks.0.ffn.router');
+  // one expert: a full pre-norm FFN (moe) or a FiLM modulator (mofme), 2(D² + D) + its dead LN
+  const firstExpert = c.ffn === 'moe' ? 'blocks.0.ffn.experts.0' : 'blocks.0.ffn.experts.film.0';
+  const perExpert = c.ffn === 'dense' ? 0 : sumOf(one, firstExpert);
+  const experts = c.ffn === 'dense' ? 0 : sum('blocks.0.ffn.experts');
+  const shared = sum('blocks.0.ffn') - router - experts; // dense FFN, or LN_f + gated unit + shared FFN
+  const perBlock: BlockParameterCount = { attention, router, experts, perExpert, shared, total: attention + router + experts + shared };
   const blocks = c.depth * perBlock.total;
 
   let unused = posEmbed;
   if (c.ffn === 'mofme') {
-    if (c.officialUnusedParams) unused += c.depth * c.experts * layerNorm(d);
-    if (c.officialExpertSlots) unused += c.depth * 2 * linear(d, d); // the last FiLM expert's γ and β
+    const deadNorm = sumOf(one, `${firstExpert}.norm`); // the never-called LN of each FiLM expert
+    unused += c.depth * c.experts * deadNorm;
+    if (c.officialExpertSlots) unused += c.depth * (perExpert - deadNorm); // the last FiLM expert's γ and β
   }
   const total = head + patchEmbed + posEmbed + blocks + unpatchify + tail;
   return {

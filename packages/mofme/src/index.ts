@@ -31,10 +31,8 @@ export type {
   UarSign,
   UarTopk,
 } from './config';
-export { countFlops, countParameters, mofmeParameterSaving } from './count';
-export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParameterCount } from './count';
-export { numel, parameterShapes } from './params';
-export type { ParamSpec } from './params';
+export { countFlops, countParameters, mofmeParameterSaving, numel, parameterShapes } from './count';
+export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParamSpec, ParameterCount } from './count';
 export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, mixExperts } from './blocks';
 export type { BlockOutput, FfnKindName, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
 export { MoFME, blockOf, createModel, ffnOptionsOf } from './model';
@@ -49,3 +47,7 @@ export {
   applyOfficialSharedInit, detectOfficialKind, fromOfficialStateDict, loadOfficialStateDict, officialToOurs, oursToOfficial,
   stripDdpPrefix, toOfficialStateDict,
 } from './official';
+export { ViTClassifier, ViTEncoder } from './classifier';
+export type { BackboneOptions, ClassifierOutput, EncoderOutput } from './classifier';
+export { ViTSegmenter } from './segmenter';
+export type { SegmenterOutput } from './segmenter';
