@@ -25,6 +25,5 @@ export {
 } from './synth/index';
 export { createLoader, type Loader, type LoaderOptions, type LoaderPosition, type Batch } from './loader';
 export { getPair, loadSample, type AnyDataset, type Sample, type SampleRequest, type SourceSpec } from './pipeline';
-export { Rng, mixSeed, hashString, type RngState } from './rng';
 export { buildCorpus, corpusDataset, readCorpusManifest, isCorpusDir, CORPUS_SOURCES, RESERVED_PACKAGES, type CorpusEntry, type CorpusOptions, type CorpusResult, type CorpusSource } from './corpus';
 export { loadFashionMnist, parseIdx, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, type FashionMnist, type FashionMnistOptions } from './fashion-mnist';

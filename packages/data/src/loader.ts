@@ -3,7 +3,7 @@
  *
  *   { input, target: Float32Array (NCHW, [0,1]), shape: [B, 3, H, W], tasks, paths, ids, epoch, index }
  *
- * Order. Epoch e visits the dataset in the permutation Rng(mixSeed(seed, e)).permutation(n) (or in
+ * Order. Epoch e visits the dataset in the permutation Generator(mixSeed(seed, e)).permutation(n) (or in
  * order without `shuffle`). Sample j of epoch e gets itemSeed = mixSeed(seed, e, j), which decides its
  * crop corner, its dihedral mode and (built-in data) its weather realisation. The whole stream is
  * therefore a function of (dataset, options, seed) only.
@@ -27,7 +27,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Task } from './dataset';
-import { Rng, mixSeed } from './rng';
+import { Generator, mixSeed } from '@mofme/tensor';
 import { loadSample, sourceLength, toSourceSpec, type AnyDataset, type Sample, type SampleRequest, type SourceSpec } from './pipeline';
 
 export interface LoaderPosition { epoch: number; index: number }
@@ -173,7 +173,7 @@ export function createLoader(dataset: AnyDataset, opts: LoaderOptions): Loader {
   const order = (e: number): Uint32Array => {
     let p = permCache.get(e);
     if (!p) {
-      p = shuffle ? new Rng(mixSeed(seed, e, 0x5eed)).permutation(n) : Uint32Array.from({ length: n }, (_, i) => i);
+      p = shuffle ? Uint32Array.from(new Generator(mixSeed(seed, e, 0x5eed)).permutation(n)) : Uint32Array.from({ length: n }, (_, i) => i);
       permCache.clear(); permCache.set(e, p); // keep one epoch's permutation: O(n) memory, not O(n·epochs)
     }
     return p;

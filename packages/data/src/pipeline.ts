@@ -14,7 +14,7 @@ import { cropImage, dihedral, rawCropToImage, rawToImage, resizeImage } from './
 import { decodeRaw, readBytes } from './codec';
 import type { FileDataset, PairEntry, Task } from './dataset';
 import type { BuiltinDataset, BuiltinItem } from './builtin';
-import { Rng, mixSeed } from './rng';
+import { Generator, mixSeed } from '@mofme/tensor';
 import { synthesize } from './synth/index';
 
 export type SourceSpec =
@@ -62,7 +62,7 @@ export interface Sample {
 export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<Sample> {
   const n = sourceLength(spec);
   if (!(req.index >= 0 && req.index < n)) throw new Error(`loadSample: index ${req.index} out of range 0..${n - 1}`);
-  const rng = new Rng(req.itemSeed);
+  const rng = new Generator(req.itemSeed);
   if (spec.kind === 'files') {
     const p = spec.pairs[req.index]!;
     const [a, b] = await Promise.all([readBytes(p.input), readBytes(p.target)]);
@@ -74,18 +74,18 @@ export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<
     if (req.crop && ra.height >= req.crop[0] && ra.width >= req.crop[1]) {
       // Common case: crop the integer pixels first and convert only the window to float.
       const [h, w] = req.crop;
-      const y0 = rng.int(0, ra.height - h), x0 = rng.int(0, ra.width - w);
+      const y0 = rng.integer(0, ra.height - h), x0 = rng.integer(0, ra.width - w);
       inp = rawCropToImage(ra, y0, x0, h, w); tgt = rawCropToImage(rb, y0, x0, h, w);
     } else if (req.crop) {
       inp = rawToImage(ra); tgt = rawToImage(rb);
       [inp, tgt] = ensureAtLeast([inp, tgt], req.crop);
       const [h, w] = req.crop;
-      const y0 = rng.int(0, inp.height - h), x0 = rng.int(0, inp.width - w);
+      const y0 = rng.integer(0, inp.height - h), x0 = rng.integer(0, inp.width - w);
       inp = cropImage(inp, y0, x0, h, w); tgt = cropImage(tgt, y0, x0, h, w);
     } else {
       inp = rawToImage(ra); tgt = rawToImage(rb);
     }
-    const mode = req.flips ? rng.int(0, 7) : 0;
+    const mode = req.flips ? rng.integer(0, 7) : 0;
     return finish(dihedral(inp, mode), dihedral(tgt, mode), p.task, p.input, p.target, p.id);
   }
   // Built-in: crop the CLEAN photo first, then synthesise weather on the crop only — telling the
@@ -98,10 +98,10 @@ export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<
   if (req.crop) {
     [clean] = ensureAtLeast([clean], req.crop);
     const [h, w] = req.crop;
-    y0 = rng.int(0, clean.height - h); x0 = rng.int(0, clean.width - w);
+    y0 = rng.integer(0, clean.height - h); x0 = rng.integer(0, clean.width - w);
     clean = cropImage(clean, y0, x0, h, w);
   }
-  const mode = req.flips ? rng.int(0, 7) : 0;
+  const mode = req.flips ? rng.integer(0, 7) : 0;
   const degradeSeed = spec.fresh ? mixSeed(spec.seed, req.index, req.epoch) : mixSeed(spec.seed, req.index);
   const frame = { y0, x0, fullHeight: Math.max(fullH, clean.height), fullWidth: Math.max(fullW, clean.width) };
   const degraded = synthesize(clean, item.weather, { frame }, degradeSeed).image;

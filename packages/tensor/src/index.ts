@@ -12,7 +12,7 @@ export { tidy, keep } from './memory';
 export { enableProfiling, disableProfiling, profileReport, resetProfile } from './profile';
 export { setDetectAnomaly, isAnomalyDetectionEnabled } from './anomaly';
 export { getDefaultBackend, setDefaultBackend, withBackend } from './device';
-export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './random';
+export { Generator, defaultGenerator, manualSeed, mixSeed, type GeneratorState } from './random';
 export { CpuBackend, erf as erfScalar, type CpuBackendOptions, type FastKernels } from './backend/cpu';
 export { ReferenceCpuBackend, matmulNaive } from './backend/cpu-reference';
 export { matmulBlocked } from './backend/cpu-matmul';

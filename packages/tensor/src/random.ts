@@ -1,11 +1,18 @@
 /**
- * A seeded pseudo-random generator, so that initialisation, dropout, data augmentation and tests
- * are reproducible, and a training run can save and restore the generator's exact state.
+ * The repository's one seeded pseudo-random generator: weight initialisation, dropout and routing
+ * noise here, and in @mofme/data every shuffle, crop, flip and weather synthesiser. A seed fully
+ * determines a stream, and `getState()` / `setState()` round-trip it exactly through every method
+ * (the Box-Muller spare included), so a training run resumes with the very numbers it would have
+ * drawn next (test/random.test.ts checks this over random call sequences).
  *
  * The core is sfc32 (Chris Doty-Humphrey's "small fast counting" generator): four 32-bit words of
  * state, passes PractRand to many terabytes, and needs only 32-bit integer arithmetic, which
  * JavaScript does exactly with `| 0` and `>>> 0`. Seeds are spread over the state with splitmix32 so
  * that nearby seeds (1, 2, 3, ...) give unrelated streams.
+ *
+ * Hierarchical seeds: `mixSeed(a, b, c, ...)` hashes several integers into one seed, so the stream
+ * of "item 17 of epoch 3 under seed 42" is a pure function of those numbers and does not depend on
+ * how many numbers other items (or other worker threads) drew before it.
  */
 
 export interface GeneratorState {
@@ -24,6 +31,25 @@ function splitmix32(seed: number): () => number {
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
     return (z ^ (z >>> 16)) >>> 0;
   };
+}
+
+/** splitmix32 / murmur3 finaliser: a bijective avalanche hash of one uint32. */
+function fmix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Hashes a sequence of numbers (fractional parts dropped) into one uint32 seed; order matters. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    // Fold both halves of numbers beyond 2^32 so large seeds still differ.
+    const lo = p >>> 0, hi = Math.floor(p / 4294967296) >>> 0;
+    h = fmix32((h ^ lo) + 0x7f4a7c15 + Math.imul(h, 31));
+    h = fmix32(h ^ hi);
+  }
+  return h;
 }
 
 export class Generator {
@@ -73,6 +99,17 @@ export class Generator {
     return Math.floor(this.random() * n);
   }
 
+  /** An integer in [low, high], both inclusive. */
+  integer(low: number, high: number): number {
+    return low + Math.floor(this.random() * (high - low + 1));
+  }
+
+  /** One element, uniformly. */
+  pick<T>(xs: readonly T[]): T {
+    if (xs.length === 0) throw new Error('Generator.pick: empty array');
+    return xs[this.int(xs.length)]!;
+  }
+
   /**
    * A standard normal deviate by the Box-Muller transform: two uniforms u1, u2 give two independent
    * normals r cos(theta) and r sin(theta) with r = sqrt(-2 ln u1), theta = 2 pi u2. The second is kept.
@@ -106,12 +143,18 @@ export class Generator {
   }
 
   setState(state: GeneratorState): this {
-    if (!state || !Array.isArray(state.s) || state.s.length !== 4 || state.s.some((v) => !Number.isInteger(v))) {
-      throw new Error(`Generator.setState: expected {s: [4 integers], spare}, got ${JSON.stringify(state)}`);
+    if (!state || !Array.isArray(state.s) || state.s.length !== 4 || state.s.some((v) => !Number.isInteger(v))
+      || !(state.spare === null || typeof state.spare === 'number')) {
+      throw new Error(`Generator.setState: expected {s: [4 integers], spare: number | null}, got ${JSON.stringify(state)}`);
     }
     this.s.set(state.s);
     this.spare = state.spare;
     return this;
+  }
+
+  /** A generator that continues from `state` (as saved by getState, e.g. in a checkpoint). */
+  static fromState(state: GeneratorState): Generator {
+    return new Generator(0).setState(state);
   }
 }
 

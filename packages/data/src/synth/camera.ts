@@ -14,7 +14,7 @@
 import jpeg from 'jpeg-js';
 import type { Image } from '../image';
 import { clamp01 } from '../image';
-import type { Rng } from '../rng';
+import type { Generator } from '@mofme/tensor';
 import { pick } from './common';
 
 export interface CameraParams {
@@ -26,10 +26,10 @@ export interface CameraParams {
 
 export interface CameraResult { image: Image; params: Required<CameraParams> & { shot: number } }
 
-export function synthCamera(img: Image, p: CameraParams, rng: Rng): CameraResult {
-  const noise = pick(p.noise, () => { const on = rng.next() < 0.5, v = rng.uniform(0.002, 0.015); return on ? v : 0; });
+export function synthCamera(img: Image, p: CameraParams, rng: Generator): CameraResult {
+  const noise = pick(p.noise, () => { const on = rng.random() < 0.5, v = rng.uniform(0.002, 0.015); return on ? v : 0; });
   const shot = noise * noise * rng.uniform(0, 4);
-  const quality = pick(p.jpeg, () => { const on = rng.next() < 0.5, v = Math.round(rng.uniform(60, 95)); return on ? v : 0; });
+  const quality = pick(p.jpeg, () => { const on = rng.random() < 0.5, v = Math.round(rng.uniform(60, 95)); return on ? v : 0; });
   if (!(quality === 0 || (Number.isInteger(quality) && quality >= 1 && quality <= 100))) throw new Error(`synthesize: jpeg quality ${quality} is not an integer in 1..100 (0 = off)`);
   let out = img;
   if (noise > 0) {

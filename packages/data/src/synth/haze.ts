@@ -14,7 +14,7 @@
  */
 import type { Image } from '../image';
 import { clamp01 } from '../image';
-import { Rng } from '../rng';
+import { Generator } from '@mofme/tensor';
 import { blurPlane, depthPrior, pick, resolveFrame, frameScale, type Frame } from './common';
 
 export interface HazeParams {
@@ -34,7 +34,7 @@ export interface HazeParams {
 
 export interface HazeResult { image: Image; transmission: Float32Array; params: Required<Omit<HazeParams, 'depth' | 'frame'>> }
 
-export function synthHaze(clean: Image, p: HazeParams, rng: Rng): HazeResult {
+export function synthHaze(clean: Image, p: HazeParams, rng: Generator): HazeResult {
   const beta = pick(p.beta, () => rng.uniform(1, 2.5));
   const airlight = pick(p.airlight, () => rng.uniform(0.75, 1));
   const tint = pick(p.tint, () => rng.uniform(0, 0.06));

@@ -10,7 +10,7 @@
  */
 import type { Image } from '../image';
 import { assertImage } from '../image';
-import { Rng } from '../rng';
+import { Generator } from '@mofme/tensor';
 import { synthHaze, type HazeParams } from './haze';
 import { synthRain, synthRainFog, type RainFogParams, type RainParams } from './rain';
 import { synthSnow, type SnowParams } from './snow';
@@ -40,7 +40,7 @@ export interface SynthResult {
 /** Degrades a clean image with one weather model; deterministic for a given seed. */
 export function synthesize<W extends Weather>(image: Image, weather: W, params: WeatherParams[W] = {} as WeatherParams[W], seed = 0): SynthResult {
   assertImage(image, `synthesize(${weather})`);
-  const rng = new Rng(seed);
+  const rng = new Generator(seed);
   let r: SynthResult;
   switch (weather) {
     case 'haze': { const h = synthHaze(image, params as HazeParams, rng); r = { image: h.image, weather, params: h.params, transmission: h.transmission }; break; }

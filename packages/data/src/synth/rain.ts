@@ -27,7 +27,7 @@
  */
 import type { Image } from '../image';
 import { clamp01 } from '../image';
-import { Rng } from '../rng';
+import { Generator } from '@mofme/tensor';
 import { blurImage, blurPlane, depthPrior, frameScale, pick, resolveFrame, splatLine, type Frame } from './common';
 import { synthHaze } from './haze';
 
@@ -55,9 +55,9 @@ export interface RainParams {
 
 export interface RainResult { image: Image; mask: Float32Array; params: Required<Omit<RainParams, 'frame'>> }
 
-export function synthRain(clean: Image, p: RainParams, rng: Rng): RainResult {
+export function synthRain(clean: Image, p: RainParams, rng: Generator): RainResult {
   const angle = pick(p.angle, () => rng.uniform(70, 110));
-  const layers = pick(p.layers, () => rng.int(1, 3));
+  const layers = pick(p.layers, () => rng.integer(1, 3));
   const length = pick(p.length, () => rng.uniform(15, 50));
   const density = pick(p.density, () => rng.uniform(0.003, 0.02));
   const intensity = pick(p.intensity, () => rng.uniform(0.35, 0.9));
@@ -120,15 +120,15 @@ export interface RainFogResult {
   params: Required<Omit<RainFogParams, 'depth' | 'frame'>> & { noiseMean: number; noiseVar: number; tr: number };
 }
 
-export function synthRainFog(clean: Image, p: RainFogParams, rng: Rng): RainFogResult {
-  const angle = pick(p.angle, () => 80 + 5 * rng.int(0, 4));
-  const length = pick(p.length, () => rng.int(1, 40) + 20);
-  const beta = pick(p.beta, () => 2.6 + 2 * rng.next());
-  const airlight = pick(p.airlight, () => 0.25 + 0.7 * rng.next());
+export function synthRainFog(clean: Image, p: RainFogParams, rng: Generator): RainFogResult {
+  const angle = pick(p.angle, () => 80 + 5 * rng.integer(0, 4));
+  const length = pick(p.length, () => rng.integer(1, 40) + 20);
+  const beta = pick(p.beta, () => 2.6 + 2 * rng.random());
+  const airlight = pick(p.airlight, () => 0.25 + 0.7 * rng.random());
   const preBlur = pick(p.preBlur, () => Math.min(1, Math.abs(0.5 + 0.5 * rng.normal())));
-  const noiseMean = -4 * (0.2 + 0.05 * rng.next());
-  const noiseVar = 0.7 + 0.3 * rng.next();
-  const tr = 0.2 + 0.04 * length + 0.05 * rng.next();
+  const noiseMean = -4 * (0.2 + 0.05 * rng.random());
+  const noiseVar = 0.7 + 0.3 * rng.random();
+  const tr = 0.2 + 0.04 * length + 0.05 * rng.random();
   const frame = resolveFrame(clean, p.frame), scale = frameScale(frame);
   const H = clean.height, W = clean.width, n = H * W;
   const L = Math.max(2, length * scale);

@@ -21,7 +21,7 @@
  */
 import type { Image } from '../image';
 import { clamp01 } from '../image';
-import { Rng } from '../rng';
+import { Generator } from '@mofme/tensor';
 import { blurImage, blurPlane, frameScale, luminance, pick, resolveFrame, type Frame } from './common';
 
 export interface RaindropParams {
@@ -43,7 +43,7 @@ export interface RaindropParams {
 
 export interface RaindropResult { image: Image; mask: Float32Array; params: Required<Omit<RaindropParams, 'frame'>> & { drops: number } }
 
-export function synthRaindrop(clean: Image, p: RaindropParams, rng: Rng): RaindropResult {
+export function synthRaindrop(clean: Image, p: RaindropParams, rng: Generator): RaindropResult {
   const count = pick(p.count, () => rng.uniform(40, 220));
   const rMin = pick(p.rMin, () => 4);
   const rMax = pick(p.rMax, () => 24);
@@ -62,9 +62,9 @@ export function synthRaindrop(clean: Image, p: RaindropParams, rng: Rng): Raindr
   const drops = Math.round((count * ext) / (frame.fullWidth * frame.fullHeight));
   const col = [0, 0, 0];
   for (let d = 0; d < drops; d++) {
-    const r = rMin * Math.pow(rMax / rMin, rng.next() ** 2) * scale;
+    const r = rMin * Math.pow(rMax / rMin, rng.random() ** 2) * scale;
     const aspect = rng.uniform(0.75, 1.3);
-    const running = rng.next() < 0.12 ? rng.uniform(1.6, 2.4) : 1;
+    const running = rng.random() < 0.12 ? rng.uniform(1.6, 2.4) : 1;
     const rx = r * aspect, ry = (r / aspect) * running;
     const cx = rng.uniform(-pad, W + pad), cy = rng.uniform(-pad, H + pad);
     const edge = Math.max(1, 0.15 * r); // soft rim width in px

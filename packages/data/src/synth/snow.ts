@@ -29,7 +29,7 @@
  */
 import type { Image } from '../image';
 import { clamp01 } from '../image';
-import { Rng } from '../rng';
+import { Generator } from '@mofme/tensor';
 import { blurPlane, frameScale, luminance, pick, resolveFrame, type Frame } from './common';
 import { synthHaze } from './haze';
 
@@ -64,13 +64,13 @@ const LAYERS: Record<'small' | 'medium' | 'large', LayerSpec> = {
 };
 const SUBSETS: Record<SnowSize, (keyof typeof LAYERS)[]> = { S: ['small'], M: ['small', 'medium'], L: ['small', 'medium', 'large'] };
 
-export function synthSnow(clean: Image, p: SnowParams, rng: Rng): SnowResult {
+export function synthSnow(clean: Image, p: SnowParams, rng: Generator): SnowResult {
   const size = pick(p.size, () => rng.pick(['S', 'M', 'L'] as const));
   const density = pick(p.density, () => rng.uniform(0.6, 1.4));
   const angle = pick(p.angle, () => rng.uniform(70, 110));
   const color = pick(p.color, () => rng.uniform(0.85, 1));
   const veil = pick(p.veil, () => (size === 'S' ? 0 : rng.uniform(0, 0.8)));
-  const accumulation = pick(p.accumulation, () => { const on = rng.next() < 0.4, v = rng.uniform(0.2, 0.6); return on ? v : 0; });
+  const accumulation = pick(p.accumulation, () => { const on = rng.random() < 0.4, v = rng.uniform(0.2, 0.6); return on ? v : 0; });
   const frame = resolveFrame(clean, p.frame), scale = frameScale(frame);
   const H = clean.height, W = clean.width, n = H * W;
   const keep = new Float32Array(n).fill(1); // Π(1 − b_k), the transparency left after all flakes
