@@ -10,9 +10,10 @@
  * (apps/cli/pretrained, tiny) in 240x240 windows at stride 120 (15 windows). Each row at 1 and 2
  * threads (ours: MOFME_THREADS; PyTorch: torch.set_num_threads and OPENBLAS/OMP_NUM_THREADS).
  *
- * Columns: wall time of each side (median after a first run, see model-worker.ts), ours/PyTorch
- * (> 1: we are slower), achieved GFLOP/s of each side, and the peak resident memory of each side's
- * process. FLOPs = 2 x the multiply-adds of packages/mofme's countFlops (the preset's own
+ * Columns: wall time of each side (median after a first run, see model-worker.ts) with the CPU time
+ * of its process beside it (all threads; on a shared, loaded machine the CPU time of a 1-thread cell
+ * is what the others' load disturbs least), ours/PyTorch (> 1: we are slower) for both, achieved
+ * GFLOP/s of each side (per wall second), and the peak resident memory of each side's process. FLOPs = 2 x the multiply-adds of packages/mofme's countFlops (the preset's own
  * execution, sparse experts: k of E per token), x batch; a training step counts 3 x the forward
  * (the backward costs about twice the forward); a restore counts its windows. Every cell runs in
  * a fresh process (peak memory is per cell; a crash or an out-of-memory ends only that cell, and
@@ -49,7 +50,7 @@ const here = new URL('.', import.meta.url).pathname;
 const root = join(here, '..');
 const torchScript = join(root, 'scripts/torch/bench_torch.py');
 const bundledModel = join(root, 'apps/cli/pretrained/model.safetensors');
-// Timing: repeated runs while the budget lasts; the cold first run only when it alone is a third of it.
+// Timing: repeated runs while the budget (CPU seconds) lasts; the cold first run only when it alone is a third of it.
 const reps = quick ? 1 : 3;
 const budgetS = quick ? 10 : 60;
 // A cell that takes longer than this is stopped and reported (the paper training step of a slow
@@ -75,7 +76,7 @@ const rowSpecs: RowSpec[] = [
 ];
 const TILE = 240, STRIDE = 120;
 
-interface Cell { ms?: number; runs?: number; cold?: boolean; rss_mb?: number; torch?: string; error?: string }
+interface Cell { ms?: number; cpu_ms?: number; runs?: number; cold?: boolean; rss_mb?: number; torch?: string; error?: string }
 
 const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
 const torchVersion = probe.status === 0 ? probe.stdout.trim() : null;
@@ -138,7 +139,7 @@ function runCell(engine: 'ours' | 'torch', task: object, threads: number): Cell 
 }
 
 const fmtMs = (ms: number): string => (ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
-const fmtCell = (c: Cell): string => (c.error ? c.error : `${fmtMs(c.ms!)}${c.cold ? ' (1 cold run)' : ''}`);
+const fmtCell = (c: Cell): string => (c.error ? c.error : `${fmtMs(c.ms!)} (cpu ${fmtMs(c.cpu_ms!)})${c.cold ? ' 1 cold run' : ''}`);
 const gflops = (c: Cell, flops: number): string => (c.ms ? (flops / (c.ms / 1000) / 1e9).toFixed(1) : '-');
 const mb = (c: Cell): string => (c.rss_mb ? `${c.rss_mb.toFixed(0)} MB` : '-');
 
@@ -172,12 +173,13 @@ try {
 }
 
 const skippedRows = rowSpecs.filter((r) => !selected.includes(r)).map((r) => r.name);
-console.log(`\n| row | threads | ours | PyTorch | ours/PyTorch | GFLOP/s ours | GFLOP/s PyTorch | peak RSS ours | peak RSS PyTorch |`);
+console.log(`\n| row | threads | ours, wall (cpu) | PyTorch, wall (cpu) | ours/PyTorch, wall (cpu) | GFLOP/s ours | GFLOP/s PyTorch | peak RSS ours | peak RSS PyTorch |`);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
-  const ratio = r.ours.ms && r.torch.ms ? `${(r.ours.ms / r.torch.ms).toFixed(2)}x` : '-';
+  const ratio = r.ours.ms && r.torch.ms ? `${(r.ours.ms / r.torch.ms).toFixed(2)}x (${(r.ours.cpu_ms! / r.torch.cpu_ms!).toFixed(2)}x)` : '-';
   console.log(`| ${r.spec.name} | ${r.threads} | ${fmtCell(r.ours)} | ${fmtCell(r.torch)} | ${ratio} | ${gflops(r.ours, r.flops)} | ${gflops(r.torch, r.flops)} | ${mb(r.ours)} | ${mb(r.torch)} |`);
 }
 if (skippedRows.length) console.log(`\nnot run${quick ? ' (--quick)' : ''}: ${skippedRows.join('; ')}`);
 console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(', ')} (figures from a shared machine are slowed by the others' work)`);
-console.log('GFLOP/s = 2 x countFlops multiply-adds (sparse experts) x batch per second; training step = 3 x forward; peak RSS = the whole process (runtime included).');
+console.log('GFLOP/s = 2 x countFlops multiply-adds (sparse experts) x batch per wall second; training step = 3 x forward; cpu = CPU time of the whole process, all threads');
+console.log('(on a loaded machine the 1-thread cpu figures are the steadier comparison); peak RSS = the whole process, runtime included.');

@@ -4,7 +4,8 @@ The bench writes our model (safetensors, our names and config) and its inputs to
 this script once per cell, in a fresh process so that the peak resident memory it reports belongs
 to that cell alone. It loads the twin (mofme_torch.py) with the very same weights and inputs our
 engine gets, times the task, and prints one JSON line:
-  {"ms": median wall milliseconds, "runs": timed runs, "cold": true if only the first run was timed,
+  {"ms": median wall milliseconds, "cpu_ms": median CPU milliseconds of the process (all threads),
+   "runs": timed runs, "cold": true if only the first run was timed,
    "rss_mb": peak resident set size of the process, "torch": version, "threads": threads used}
 
 Task (argv[1], JSON): kind "forward" | "train" | "restore", model (file), input (file with `x`, and
@@ -12,7 +13,9 @@ Task (argv[1], JSON): kind "forward" | "train" | "restore", model (file), input 
 Threads: torch.set_num_threads(threads), and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set to the same
 number by the caller before the process starts (the BLAS reads them at load time).
 Timing: one first run; if it took less than a third of the budget, up to `reps` more runs while the
-budget lasts, and the median of those (the first run pays for allocation and lazy init).
+budget lasts, and the median of those (the first run pays for allocation and lazy init). The budget
+counts CPU seconds, not wall seconds, so that how many runs are timed does not depend on the load
+of a shared machine.
 """
 import json
 import os
@@ -53,20 +56,23 @@ def main():
     else:
         raise ValueError(f'unknown task kind {task["kind"]!r}')
 
-    t0 = time.perf_counter()
-    run()
-    first = time.perf_counter() - t0
+    def timed():
+        t0, c0 = time.perf_counter(), time.process_time()
+        run()
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    first = timed()
     times = []
-    spent = first
-    if first < task['budget_s'] / 3:
+    spent = first[1]
+    if first[1] < task['budget_s'] / 3:
         while len(times) < task['reps'] and spent < task['budget_s']:
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
-            spent += times[-1]
-    ms = 1000 * (statistics.median(times) if times else first)
+            times.append(timed())
+            spent += times[-1][1]
+    kept = times or [first]
+    ms = 1000 * statistics.median(t[0] for t in kept)
+    cpu_ms = 1000 * statistics.median(t[1] for t in kept)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({'ms': ms, 'runs': max(1, len(times)), 'cold': not times, 'rss_mb': rss_mb,
+    print(json.dumps({'ms': ms, 'cpu_ms': cpu_ms, 'runs': max(1, len(times)), 'cold': not times, 'rss_mb': rss_mb,
                       'torch': torch.__version__, 'threads': torch.get_num_threads()}))
 
 
