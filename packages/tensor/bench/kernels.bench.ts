@@ -1,6 +1,6 @@
 /**
- * Kernel benchmark: float32 matmul and conv2d (im2col + matmul) in plain TypeScript and in the
- * WebAssembly SIMD kernels on 1 and 2 threads.
+ * Kernel benchmark: float32 matmul, and conv2d as im2col + matmul against the direct convolution
+ * kernels, in plain TypeScript and in the WebAssembly SIMD kernels on 1 and 2 threads.
  *
  *   cd packages/tensor && npx tsx bench/kernels.bench.ts            # everything
  *   npx tsx bench/kernels.bench.ts matmul                            # matmul only
@@ -15,7 +15,7 @@
  * the engine's CPU reference backend is faster than that (packed 4x4 register kernel, ~5 GFLOP/s
  * per shared/docs/engines.md, outside the repo), the WASM kernels faster still.
  */
-import type { MatmulSpec, WindowSpec } from '../src/backend/backend';
+import type { ConvSpec, MatmulSpec, WindowSpec } from '../src/backend/backend';
 import { createWasmKernels, type FastKernels } from '../src/backend/wasm/index';
 import { col2imFast, im2colFast } from '../src/backend/cpu-window';
 
@@ -112,11 +112,12 @@ if (!only || only === 'conv') {
     return cols;
   };
 
-  console.log('\n## conv2d 3x3 pad 1 as im2col + matmul (batch 1), ms; GFLOP/s of the whole step\n');
-  console.log('| shape | naive im2col | fast im2col | fast col2im | ' + kernels.map((k) => `fwd ${k.name}`).join(' | ') + ' | ' + kernels.map((k) => `fwd+bwd ${k.name}`).join(' | ') + ' |');
-  console.log('|---|---|---|---|' + kernels.map(() => '---|---|').join(''));
-  for (const [C, H, O] of [[64, 64, 64], [32, 240, 32]] as const) {
-    const s: WindowSpec = { batch: 1, channels: C, height: H, width: H, kh: 3, kw: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: H, outW: H, padValue: 0 };
+  console.log('\n## conv2d 3x3 pad 1 (batch 1): im2col + matmul vs the direct kernels, ms (GFLOP/s)\n');
+  console.log('fwd: forward; fwd+bwd: forward, input gradient and filter gradient (3x the forward flops)\n');
+  console.log('| shape | naive im2col | fast im2col | fast col2im | ' + kernels.map((k) => `im2col fwd ${k.name} | direct fwd ${k.name}`).join(' | ') + ' | ' + kernels.map((k) => `im2col fwd+bwd ${k.name} | direct fwd+bwd ${k.name}`).join(' | ') + ' |');
+  console.log('|---|---|---|---|' + kernels.map(() => '---|---|---|---|').join(''));
+  for (const [C, H, O] of [[64, 64, 64], [32, 240, 32], [3, 240, 16], [16, 240, 16], [128, 120, 128]] as const) {
+    const s: ConvSpec = { batch: 1, channels: C, height: H, width: H, kh: 3, kw: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: H, outW: H, padValue: 0, outChannels: O, groups: 1 };
     const x = rand(C * H * H), w = rand(O * C * 9), dy = rand(O * H * H);
     const L = H * H, CK = C * 9;
     const fwdFlop = 2 * O * CK * L;
@@ -124,19 +125,21 @@ if (!only || only === 'conv') {
     const tIm = best(() => im2colFast(x, s), 10);
     const cols = im2colFast(x, s);
     const tCol = best(() => col2imFast(cols, s), 10);
-    const fwd = (K: FastKernels) => K.matmul(w, K.im2col(x, s), { batch: 1, m: O, k: CK, n: L, batchA: 1, batchB: 1, transA: false, transB: false });
-    const fwdBwd = (K: FastKernels) => {
-      const c = K.im2col(x, s);
+    const im2colFwd = (K: FastKernels) => K.matmul(w, im2colFast(x, s), { batch: 1, m: O, k: CK, n: L, batchA: 1, batchB: 1, transA: false, transB: false });
+    const im2colFwdBwd = (K: FastKernels) => {
+      const c = im2colFast(x, s);
       K.matmul(w, c, { batch: 1, m: O, k: CK, n: L, batchA: 1, batchB: 1, transA: false, transB: false });
       // dW = dY cols^T ; dCols = W^T dY ; dX = col2im(dCols)
       K.matmul(dy, c, { batch: 1, m: O, k: L, n: CK, batchA: 1, batchB: 1, transA: false, transB: true });
-      K.col2im(K.matmul(w, dy, { batch: 1, m: CK, k: O, n: L, batchA: 1, batchB: 1, transA: true, transB: false }), s);
+      col2imFast(K.matmul(w, dy, { batch: 1, m: CK, k: O, n: L, batchA: 1, batchB: 1, transA: true, transB: false }), s);
     };
-    const fw = kernels.map((K) => best(() => fwd(K), 10, 2));
-    const fb = kernels.map((K) => best(() => fwdBwd(K), 10, 2));
+    const directFwd = (K: FastKernels) => K.conv2d(x, w, null, s);
+    const directFwdBwd = (K: FastKernels) => { K.conv2d(x, w, null, s); K.conv2dBackwardInput(dy, w, s); K.conv2dBackwardFilter(dy, x, s); };
+    const cell = (t: number, flop: number) => `${t.toFixed(2)} (${(flop / t / 1e6).toFixed(1)})`;
+    const fw = kernels.flatMap((K) => [best(() => im2colFwd(K), 10, 2), best(() => directFwd(K), 10, 2)]);
+    const fb = kernels.flatMap((K) => [best(() => im2colFwdBwd(K), 10, 2), best(() => directFwdBwd(K), 10, 2)]);
     console.log(`| (1,${C},${H},${H})x${O} | ${tNaive.toFixed(2)} | ${tIm.toFixed(2)} | ${tCol.toFixed(2)} | ` +
-      fw.map((t) => `${t.toFixed(2)} (${(fwdFlop / t / 1e6).toFixed(1)})`).join(' | ') + ' | ' +
-      fb.map((t) => `${t.toFixed(2)} (${((3 * fwdFlop) / t / 1e6).toFixed(1)})`).join(' | ') + ' |');
+      fw.map((t) => cell(t, fwdFlop)).join(' | ') + ' | ' + fb.map((t) => cell(t, 3 * fwdFlop)).join(' | ') + ' |');
   }
 }
 

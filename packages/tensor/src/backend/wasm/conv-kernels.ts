@@ -29,20 +29,28 @@ export const CONV_OC = 4;
 export const CONV_PX = 8;
 
 /**
- * conv_tile(xp, offp, K, wp, bp, op, ldo, nt): for t < nt, the tile of CONV_OC channels x CONV_PX
- * pixels starting at pixel 8t of one output row. xp: band address of the row's first pixel;
- * offp: K byte offsets (i32); wp: K x 4 weights (tap-major); bp: 4 biases; op: output address of
- * channel o0's row; ldo: bytes between consecutive output channels.
+ * conv_tile(xp, offp, K, wp, bp, op, ldo, nt, beta): for t < nt, the tile of CONV_OC channels x
+ * CONV_PX pixels starting at pixel 8t of one output row, over K taps. xp: band address of the
+ * row's first pixel; offp: K byte offsets (i32); wp: K x 4 weights (tap-major); bp: 4 biases;
+ * op: output address of channel o0's row; ldo: bytes between consecutive output channels.
+ * beta = 0 starts the sums from the biases, beta = 1 from what the output holds (a later chunk of
+ * taps: the driver cuts the taps into chunks so the input rows a tile reads stay in L1).
  */
 export function convTileKernel(): FuncDef {
-  const xp = 0, offp = 1, K = 2, wp = 3, bp = 4, op = 5, ldo = 6, nt = 7;
-  const t = 8, xpt = 9, wq = 10, offq = 11, offEnd = 12, a = 13, opt = 14;
-  const acc = (r: number, v: number) => 15 + r * 2 + v;
-  const xv = (v: number) => 15 + CONV_OC * 2 + v;
-  const w = 15 + CONV_OC * 2 + 2;
+  const xp = 0, offp = 1, K = 2, wp = 3, bp = 4, op = 5, ldo = 6, nt = 7, beta = 8;
+  const t = 9, xpt = 10, wq = 11, offq = 12, offEnd = 13, a = 14, opt = 15;
+  const acc = (r: number, v: number) => 16 + r * 2 + v;
+  const xv = (v: number) => 16 + CONV_OC * 2 + v;
+  const w = 16 + CONV_OC * 2 + 2;
 
-  const init: Code[] = [];
-  for (let r = 0; r < CONV_OC; r++) for (let v = 0; v < 2; v++) init.push(I.get(bp), I.v128_load32_splat(r * 4), I.set(acc(r, v)));
+  const fromBias: Code[] = [];
+  const fromOutput: Code[] = [];
+  for (let r = 0; r < CONV_OC; r++) {
+    for (let v = 0; v < 2; v++) {
+      fromBias.push(I.get(bp), I.v128_load32_splat(r * 4), I.set(acc(r, v)));
+      fromOutput.push(I.get(opt), I.get(ldo), I.i32(r), I.i32_mul, I.i32_add, I.v128_load(v * 16), I.set(acc(r, v)));
+    }
+  }
   const tap: Code[] = [
     I.get(xpt), I.get(offq), I.i32_load(), I.i32_add, I.set(a),
     I.get(a), I.v128_load(0), I.set(xv(0)),
@@ -60,11 +68,12 @@ export function convTileKernel(): FuncDef {
   }
   return {
     name: 'conv_tile',
-    params: new Array<number>(8).fill(T.i32) as FuncDef['params'],
+    params: new Array<number>(9).fill(T.i32) as FuncDef['params'],
     results: [],
     locals: [...new Array<number>(7).fill(T.i32), ...new Array<number>(CONV_OC * 2 + 3).fill(T.v128)] as FuncDef['locals'],
     body: forRange(t, I.i32(0), I.get(nt), I.i32(1), [
-      init,
+      I.get(op), I.get(t), I.i32(CONV_PX * 4), I.i32_mul, I.i32_add, I.set(opt),
+      I.get(beta), I.if(fromOutput, fromBias),
       I.get(xp), I.get(t), I.i32(CONV_PX * 4), I.i32_mul, I.i32_add, I.set(xpt),
       I.get(wp), I.set(wq),
       I.get(offp), I.set(offq),
@@ -76,7 +85,6 @@ export function convTileKernel(): FuncDef {
         inc(offq, I.i32(4)),
         I.get(offq), I.get(offEnd), I.i32_lt_u, I.br_if(0),
       ]),
-      I.get(op), I.get(t), I.i32(CONV_PX * 4), I.i32_mul, I.i32_add, I.set(opt),
       store,
     ]),
   };

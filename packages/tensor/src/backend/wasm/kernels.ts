@@ -292,7 +292,7 @@ export interface KernelExports {
   pack_a(src: number, dst: number, rows: number, k: number, rowMajor: number, p0: number, p1: number, rowsPad: number): void;
   pack_b(src: number, dst: number, rows: number, k: number, rowMajor: number, p0: number, p1: number, rowsPad: number): void;
   compact(c: number, batch: number, m: number, n: number, ldc: number, mpPad: number): void;
-  conv_tile(xp: number, offp: number, K: number, wp: number, bp: number, op: number, ldo: number, nt: number): void;
+  conv_tile(xp: number, offp: number, K: number, wp: number, bp: number, op: number, ldo: number, nt: number, beta: number): void;
   conv_dw(xb: number, offp: number, dyp: number, ldo: number, R: number, rowBytes: number, xRowBytes: number, dyRowBytes: number, dwp: number, ldw: number): void;
 }
 

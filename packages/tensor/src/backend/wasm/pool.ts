@@ -71,8 +71,9 @@ export const OP = { PACK: 1, GEMM: 2, CONV: 3, CONV_DW: 4 } as const;
  * GEMM parameters (from P): pa pb c mp np mpPad npPad k aStride bStride cStride mcp ncp
  *   rowBlocks colBlocks
  *   (a task computes mcp row panels x ncp column panels of one output batch item)
- * CONV parameters (from P): xb offp K wp0 wStride bp0 op0 ldo nt xRowBytes outRowBytes nOB
- *   (a task is one output row of one block of 4 output channels: conv_tile over the row)
+ * CONV parameters (from P): xb offp K wp0 wStride bp0 op0 ldo nt xRowBytes outRowBytes nOB chunk
+ *   (a task is one output row of one block of 4 output channels: conv_tile over the row, once
+ *   per chunk of `chunk` taps)
  * CONV_DW parameters (from P): xb offp dyp0 ldo R rowBytes xRowBytes dyRowBytes dwp0 ldw nPairs
  *   (a task is one block of 4 output channels x one pair of taps: conv_dw over the band)
  * Pointers are unsigned byte addresses, read back with `>>> 0`.
@@ -100,9 +101,12 @@ function runTasks(ex, c) {
             c[P + 14], c[P + 3], c[P + 15], p0, p1, c[P + 17]);
         }
       } else if (c[${C.OP}] === ${OP.CONV}) {
-        const nOB = c[P + 11], row = Math.floor(t / nOB), ob = t % nOB;
-        ex.conv_tile((c[P] >>> 0) + row * c[P + 9], c[P + 1] >>> 0, c[P + 2], (c[P + 3] >>> 0) + ob * c[P + 4],
-          (c[P + 5] >>> 0) + ob * 16, (c[P + 6] >>> 0) + ob * 4 * c[P + 7] + row * c[P + 10], c[P + 7], c[P + 8]);
+        const nOB = c[P + 11], row = Math.floor(t / nOB), ob = t % nOB, K = c[P + 2], chunk = c[P + 12];
+        const xp = (c[P] >>> 0) + row * c[P + 9], wp = (c[P + 3] >>> 0) + ob * c[P + 4];
+        const op = (c[P + 6] >>> 0) + ob * 4 * c[P + 7] + row * c[P + 10];
+        for (let k0 = 0; k0 < K; k0 += chunk) {
+          ex.conv_tile(xp, (c[P + 1] >>> 0) + k0 * 4, Math.min(chunk, K - k0), wp + k0 * 16, (c[P + 5] >>> 0) + ob * 16, op, c[P + 7], c[P + 8], k0 > 0 ? 1 : 0);
+        }
       } else if (c[${C.OP}] === ${OP.CONV_DW}) {
         const nPairs = c[P + 10], ob = Math.floor(t / nPairs), pair = t % nPairs;
         ex.conv_dw(c[P] >>> 0, (c[P + 1] >>> 0) + pair * 8, (c[P + 2] >>> 0) + ob * 4 * c[P + 3], c[P + 3], c[P + 4],
