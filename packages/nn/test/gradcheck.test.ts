@@ -41,6 +41,13 @@ test('MultiHeadSelfAttention (qkv bias, headDim independent of dim)', () => {
   gradcheckModule(m, [t64(seq(2 * 3 * 4, 7), [2, 3, 4])], (x) => m.forward(x));
 });
 
+test('preNorm MultiHeadSelfAttention and FeedForward (gradients through the LayerNorm too)', () => {
+  const attn = build(10, () => new MultiHeadSelfAttention(4, { heads: 2, preNorm: true }));
+  gradcheckModule(attn, [t64(seq(2 * 3 * 4, 10), [2, 3, 4])], (x) => attn.forward(x));
+  const ff = build(11, () => new FeedForward(3, 4, { preNorm: true }));
+  gradcheckModule(ff, [t64(seq(2 * 3, 11), [2, 3])], (x) => ff.forward(x));
+});
+
 test('FeedForward and ResBlock', () => {
   const ff = build(8, () => new FeedForward(3, 4));
   gradcheckModule(ff, [t64(seq(2 * 3, 8), [2, 3])], (x) => ff.forward(x));

@@ -121,6 +121,25 @@ test('FeedForward: Linear-GELU-Dropout-Linear-Dropout (dropout inactive in eval)
   assert.equal(ff.namedParameters().map(([n]) => n), ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']);
 });
 
+test('preNorm: FeedForward and attention of LN(x) (affine LN with non-trivial weights), norm listed first', () => {
+  const x = seq(2 * 3 * 4, 21);
+  const scale = [0.5, -1, 2, 1.5], shift = [0.1, 0.2, -0.3, 0];
+  const ln = refNormalize(x, 4, 1e-5).map((v, i) => v * scale[i % 4]! + shift[i % 4]!); // the reference LN(x)
+  const ff = new FeedForward(4, 5, { ...f64, preNorm: true, generator: new Generator(22) });
+  const attn = new MultiHeadSelfAttention(4, { ...f64, heads: 2, preNorm: true, generator: new Generator(23) });
+  for (const m of [ff, attn]) {
+    m.norm!.weight!.assign(t64(scale, [4]));
+    m.norm!.bias!.assign(t64(shift, [4]));
+    assert.equal(m.namedParameters()[0]![0], 'norm.weight');
+  }
+  const plainFf = new FeedForward(4, 5, f64);
+  plainFf.loadStateDict(Object.fromEntries(Object.entries(ff.stateDict()).filter(([k]) => !k.startsWith('norm.'))));
+  close(flat(ff.forward(t64(x, [2, 3, 4]))), flat(plainFf.forward(t64(ln, [2, 3, 4]))), 'preNorm FeedForward');
+  const plainAttn = new MultiHeadSelfAttention(4, { ...f64, heads: 2 });
+  plainAttn.loadStateDict(Object.fromEntries(Object.entries(attn.stateDict()).filter(([k]) => !k.startsWith('norm.'))));
+  close(flat(attn.forward(t64(x, [2, 3, 4]))), flat(plainAttn.forward(t64(ln, [2, 3, 4]))), 'preNorm attention');
+});
+
 test('ResBlock: x + conv2(relu(conv1(x))), same shape', () => {
   const rb = new ResBlock(2, { ...f64, generator: new Generator(15) });
   const xs = [1, 2, 4, 3];
