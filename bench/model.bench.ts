@@ -26,6 +26,8 @@
  *   --quick           tiny forward, tiny training step and the restore only, one timed run each
  *   --threads 1,2     thread counts (default 1,2)
  *   --only TEXT       rows whose name contains TEXT
+ *   --budget S        CPU seconds of timed runs per cell (default 60; --quick 10)
+ *   --cell-timeout S  stop a cell after S wall seconds and report it (default 1500; --quick 180)
  * On a shared machine run it under `nice -n 10`; the load average is printed with the table.
  */
 import { spawnSync } from 'node:child_process';
@@ -52,10 +54,10 @@ const torchScript = join(root, 'scripts/torch/bench_torch.py');
 const bundledModel = join(root, 'apps/cli/pretrained/model.safetensors');
 // Timing: repeated runs while the budget (CPU seconds) lasts; the cold first run only when it alone is a third of it.
 const reps = quick ? 1 : 3;
-const budgetS = quick ? 10 : 60;
-// A cell that takes longer than this is stopped and reported (the paper training step of a slow
-// engine at batch 4 takes minutes per run on one core).
-const cellTimeoutS = quick ? 180 : 1500;
+const budgetS = Number(argOf('budget') ?? (quick ? 10 : 60));
+// A cell that takes longer than this (wall) is stopped and reported (the paper training step of a
+// slow engine at batch 4 takes minutes per run on one core, many more on a loaded machine).
+const cellTimeoutS = Number(argOf('cell-timeout') ?? (quick ? 180 : 1500));
 
 interface RowSpec {
   name: string;
