@@ -28,6 +28,7 @@
  *   --only TEXT       rows whose name contains TEXT
  *   --budget S        CPU seconds of timed runs per cell (default 60; --quick 10)
  *   --cell-timeout S  stop a cell after S wall seconds and report it (default 1500; --quick 180)
+ *   --deadline M      start no cell after M minutes; the rest are reported as not run (default: none)
  * On a shared machine run it under `nice -n 10`; the load average is printed with the table.
  */
 import { spawnSync } from 'node:child_process';
@@ -58,6 +59,8 @@ const budgetS = Number(argOf('budget') ?? (quick ? 10 : 60));
 // A cell that takes longer than this (wall) is stopped and reported (the paper training step of a
 // slow engine at batch 4 takes minutes per run on one core, many more on a loaded machine).
 const cellTimeoutS = Number(argOf('cell-timeout') ?? (quick ? 180 : 1500));
+const deadlineMs = argOf('deadline') !== undefined ? Number(argOf('deadline')) * 60_000 : Infinity;
+const startedAt = Date.now();
 
 interface RowSpec {
   name: string;
@@ -68,13 +71,14 @@ interface RowSpec {
   width: number;
   quick: boolean;
 }
+// Cheapest first, so that a --deadline drops the most expensive rows.
 const rowSpecs: RowSpec[] = [
   { name: 'eval forward, tiny, 240x240 tile', kind: 'forward', preset: 'tiny', batch: 1, height: 240, width: 240, quick: true },
-  { name: 'eval forward, small, 240x240 tile', kind: 'forward', preset: 'small', batch: 1, height: 240, width: 240, quick: false },
-  { name: 'eval forward, paper, 240x240 tile', kind: 'forward', preset: 'paper', batch: 1, height: 240, width: 240, quick: false },
   { name: 'training step, tiny, batch 8, 64x64', kind: 'train', preset: 'tiny', batch: 8, height: 64, width: 64, quick: true },
-  { name: 'training step, paper, batch 4, 240x240', kind: 'train', preset: 'paper', batch: 4, height: 240, width: 240, quick: false },
+  { name: 'eval forward, small, 240x240 tile', kind: 'forward', preset: 'small', batch: 1, height: 240, width: 240, quick: false },
   { name: 'restore 720x480, bundled tiny model', kind: 'restore', preset: 'bundled', batch: 1, height: 480, width: 720, quick: true },
+  { name: 'eval forward, paper, 240x240 tile', kind: 'forward', preset: 'paper', batch: 1, height: 240, width: 240, quick: false },
+  { name: 'training step, paper, batch 4, 240x240', kind: 'train', preset: 'paper', batch: 4, height: 240, width: 240, quick: false },
 ];
 const TILE = 240, STRIDE = 120;
 
@@ -163,8 +167,9 @@ try {
     const flops = flopsOf(spec, config);
     const task = { kind: spec.kind, model: file, input, reps, budget_s: budgetS, tile: TILE, stride: STRIDE };
     for (const threads of threadCounts) {
-      const ours = runCell('ours', task, threads);
-      const torch: Cell = torchVersion ? runCell('torch', task, threads) : { error: 'skipped (no torch)' };
+      const late = Date.now() - startedAt > deadlineMs;
+      const ours = late ? { error: 'not run (--deadline)' } : runCell('ours', task, threads);
+      const torch: Cell = late ? { error: 'not run (--deadline)' } : torchVersion ? runCell('torch', task, threads) : { error: 'skipped (no torch)' };
       results.push({ spec, threads, flops, ours, torch });
       done++;
       console.log(`  [${done}/${total}] ${spec.name}, ${threads} thread${threads > 1 ? 's' : ''}: ours ${fmtCell(ours)}, PyTorch ${fmtCell(torch)}`);
