@@ -31,6 +31,9 @@ import type { KernelSource } from './codegen';
  */
 export const keyOf = (k: KernelSource, inputSizes: readonly number[] = []): string => `${k.size}|${k.args.join(',')}|${inputSizes.join(',')}|${k.source}`;
 
+/** Kernels compute indices in float32 (codegen.ts), which counts every integer exactly only up to 2^24. */
+const FLOAT_EXACT_INDEX = 2 ** 24;
+
 /** What a device-resident value is: a texture on GL paths, a Float32Array in gpu.js cpu mode. */
 type DeviceData = Texture | Float32Array;
 
@@ -145,6 +148,12 @@ export abstract class GpuBackend<D = unknown> implements Backend {
 
   protected checkSize(size: number): void {
     const { maxElements, limits } = this.info();
+    if (size > FLOAT_EXACT_INDEX) {
+      throw new Error(
+        `${this.name}: a tensor of ${size} elements is too large for the GPU kernels, which index in float32 (exact only up to ${FLOAT_EXACT_INDEX} = 2^24 elements); ` +
+        'split the work into smaller tensors (e.g. tile the image or use a smaller batch), or use the CPU backend for it',
+      );
+    }
     if (size > maxElements) {
       throw new Error(
         `${this.name}: a tensor of ${size} elements does not fit on this device (${limits}); ` +
@@ -233,7 +242,14 @@ export abstract class GpuBackend<D = unknown> implements Backend {
   reduce(op: ReduceOp, x: Storage, shape: Shape, axes: readonly number[]): Storage {
     const outSize = sizeOf(shape.map((s, d) => (axes.includes(d) ? 1 : s)));
     if (x.size === 0) return this.fill(outSize, op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity, 'float32');
-    return this.run(K.reduceKernel(op, shape, axes), x);
+    // one pass per factor of MAX_LOOP_TERMS: each leaves [outSize, chunks] partials (see reduceKernel)
+    let partial = this.run(K.reduceKernel(op, shape, axes), x);
+    while (partial.size > outSize) {
+      const next = this.run(K.reduceKernel(op, [outSize, partial.size / outSize], [1]), partial);
+      this.dispose(partial);
+      partial = next;
+    }
+    return partial;
   }
 
   argReduce(op: ArgReduceOp, x: Storage, shape: Shape, axis: number): Storage {
@@ -258,7 +274,15 @@ export abstract class GpuBackend<D = unknown> implements Backend {
 
   matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
     if (spec.k === 0) return this.fill(spec.batch * spec.m * spec.n, 0, 'float32');
-    return this.run(K.matmulKernel(spec), a, b);
+    const out = spec.batch * spec.m * spec.n;
+    const products = this.run(K.matmulKernel(spec), a, b);
+    if (products.size === out) return products;
+    // a long k was split into chunks: add the partial products, laid out [chunks, out]
+    try {
+      return this.reduce('sum', products, [products.size / out, out], [0]);
+    } finally {
+      this.dispose(products);
+    }
   }
 
   // ---- movement --------------------------------------------------------------------------------

@@ -221,9 +221,35 @@ export function whereKernel(condShape: Shape, aShape: Shape, bShape: Shape, outS
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One thread per output cell loops over the reduced cells. Max and min start from the first
- * reduced element (so no infinity literal is needed). A long sum is split into ~sqrt(R) blocks
- * of ~sqrt(R) terms (sum of block sums), so float32 rounding grows like 2*sqrt(R) instead of R.
+ * The most iterations one kernel invocation may loop through, over all its loops together.
+ * Mesa's llvmpipe (the software rasteriser under both headless GL and Dawn's OpenGL ES backend,
+ * i.e. CI and any machine without a GPU) silently stops a shader loop after 65535 iterations,
+ * counted per invocation, so a single thread summing 1e6 terms returned 65405. Reductions and
+ * matmul therefore never give one thread more than `MAX_LOOP_TERMS` terms: longer ones are cut
+ * into chunks reduced by further passes (see `reduceKernel`, `matmulKernel`). Kernels whose loop
+ * cannot be chunked refuse a longer loop with an error (`checkLoop`) instead of a wrong answer.
+ * 4096 keeps each pass's loop far below the cap and gives a GPU many threads per reduction.
+ */
+export const MAX_LOOP_TERMS = 4096;
+
+/** Throws a one-line error when a kernel would loop more than llvmpipe completes (see MAX_LOOP_TERMS). */
+export function checkLoop(what: string, iterations: number): void {
+  if (iterations > 65535) {
+    throw new Error(`gpu backend: ${what} needs ${iterations} loop iterations in one GPU thread; software GPUs (Mesa llvmpipe) stop a loop after 65535, so this is refused rather than computed wrong; run it on the CPU backend`);
+  }
+}
+
+/** How many chunks of at most MAX_LOOP_TERMS terms a reduction of `terms` terms is cut into. */
+export const chunksOf = (terms: number): number => Math.max(1, Math.ceil(terms / MAX_LOOP_TERMS));
+
+/**
+ * One pass of a reduction: thread (o, c) reduces chunk c (at most MAX_LOOP_TERMS consecutive
+ * reduced cells, in row-major order of the reduced axes) of output cell o. The output is laid out
+ * [outCells, chunks]; with one chunk that is exactly the reduced tensor, otherwise the backend
+ * reduces the partials along their last axis in further passes (see GpuBackend.reduce).
+ * Max and min start from the chunk's first element (so no infinity literal is needed). A sum
+ * inside a chunk is split into ~sqrt(C) blocks of ~sqrt(C) terms (sum of block sums), so float32
+ * rounding grows like 2*sqrt(C) instead of C; the passes add the chunk sums like a tree.
  */
 export function reduceKernel(op: ReduceOp, shape: Shape, axes: readonly number[]): KernelSource {
   const reduced = new Set(axes);
@@ -233,39 +259,48 @@ export function reduceKernel(op: ReduceOp, shape: Shape, axes: readonly number[]
   const rShape = shape.filter((_, d) => reduced.has(d));
   const rStrides = strides.filter((_, d) => reduced.has(d));
   const R = sizeOf(rShape);
+  const chunks = chunksOf(R);
+  const C = Math.min(R, MAX_LOOP_TERMS);
   // offset of the j-th reduced cell: decompose j over the reduced axes
   const offsetOf = (j: string): string[] => [...decompose(j, rShape, 'r'), `let off = base + ${dot('r', rStrides)};`];
   const combine = op === 'sum' ? 'acc = acc + v;' : op === 'max' ? 'acc = Math.max(acc, v);' : 'acc = Math.min(acc, v);';
-  const body = ['let i = this.thread.x;', ...decompose('i', outShape, 'c'), `let base = ${dot('c', keptStrides)};`];
-  if (op === 'sum' && R > 64) {
-    const B = Math.ceil(Math.sqrt(R));
-    const nb = Math.ceil(R / B);
+  const body = ['let i = this.thread.x;'];
+  if (chunks > 1) {
+    body.push(`let cell = Math.floor((i + 0.5) / ${lit(chunks)});`, `let first = (i - cell * ${lit(chunks)}) * ${lit(C)};`);
+  } else {
+    body.push('let cell = i;', 'let first = 0.0;');
+  }
+  body.push(...decompose('cell', outShape, 'c'), `let base = ${dot('c', keptStrides)};`);
+  // the chunk's last term: R for the final (partial) chunk
+  const inRange = (j: string): string => (R % C === 0 ? '' : `${j} < ${lit(R)}`);
+  const guard = (j: string, lines: string[]): string[] => { const c = inRange(j); return c ? guarded([c], lines) : lines; };
+  if (op === 'sum' && C > 64) {
+    const B = Math.ceil(Math.sqrt(C));
+    const nb = Math.ceil(C / B);
+    const inChunk = B * nb === C ? [] : [`t + blk * ${lit(B)} < ${lit(C)}`];
     body.push(
       'let acc = 0.0;',
       `for (let blk = 0.0; blk < ${lit(nb)}; blk++) {`,
       '  let part = 0.0;',
       `  for (let t = 0.0; t < ${lit(B)}; t++) {`,
-      `    let j = blk * ${lit(B)} + t;`,
-      `    if (j < ${lit(R)}) {`,
-      ...offsetOf('j').map((l) => `      ${l}`),
-      '      part = part + x[off];',
-      '    }',
+      `    let j = first + blk * ${lit(B)} + t;`,
+      ...guarded([...inChunk, ...(inRange('j') ? [inRange('j')] : [])], [...offsetOf('j'), 'part = part + x[off];']).map((l) => `    ${l}`),
       '  }',
       '  acc = acc + part;',
       '}',
     );
   } else {
+    if (op === 'sum') body.push('let acc = 0.0;');
+    else body.push(...offsetOf('first'), 'let acc = x[off];');
     body.push(
-      op === 'sum' ? 'let acc = 0.0;' : 'let acc = x[base];',
-      `for (let j = ${op === 'sum' ? '0.0' : '1.0'}; j < ${lit(R)}; j++) {`,
-      ...offsetOf('j').map((l) => `  ${l}`),
-      '  let v = x[off];',
-      `  ${combine}`,
+      `for (let t = ${op === 'sum' ? '0.0' : '1.0'}; t < ${lit(C)}; t++) {`,
+      '  let j = first + t;',
+      ...guard('j', [...offsetOf('j'), 'let v = x[off];', combine]).map((l) => `  ${l}`),
       '}',
     );
   }
   body.push('return acc;');
-  return { source: fn(['x'], body), size: sizeOf(outShape), args: ['storage'] };
+  return { source: fn(['x'], body), size: sizeOf(outShape) * chunks, args: ['storage'] };
 }
 
 /** Index of the first maximum (minimum) along `axis`: a strict comparison keeps the earliest. */
@@ -273,6 +308,7 @@ export function argReduceKernel(op: 'argmax' | 'argmin', shape: Shape, axis: num
   const strides = stridesOf(shape);
   const outShape = shape.map((s, d) => (d === axis ? 1 : s));
   const n = shape[axis]!;
+  checkLoop(`${op} over an axis of ${n}`, n);
   const cmp = op === 'argmax' ? '>' : '<';
   return {
     source: fn(['x'], [
@@ -303,6 +339,7 @@ export function argReduceKernel(op: 'argmax' | 'argmin', shape: Shape, axis: num
  * O(n^2) per row, which is fine for the small last axes top-k is used on (expert gating).
  */
 export function topkRankKernel(rows: number, n: number): KernelSource {
+  checkLoop(`topk over a last axis of ${n}`, n);
   return {
     source: fn(['x'], [
       'let i = this.thread.x;',
@@ -350,6 +387,9 @@ export function topkSelectKernel(rows: number, n: number, k: number): KernelSour
 /**
  * out[bi, r, c] = sum_t A[bi, r, t] * B[bi, t, c], one thread per output element. The
  * transposed layouts only change the strides of the reads; a batch of 1 reads at stride 0.
+ * A k longer than MAX_LOOP_TERMS is split: thread (q, bi, r, c) sums only the q-th run of
+ * MAX_LOOP_TERMS values of t, the output is laid out [chunksOf(k), batch, m, n], and the backend
+ * sums the partial products over the first axis (GpuBackend.matmul).
  */
 export function matmulKernel(spec: MatmulSpec): KernelSource {
   const { batch, m, k, n, batchA, batchB, transA, transB } = spec;
@@ -359,19 +399,24 @@ export function matmulKernel(spec: MatmulSpec): KernelSource {
   const [aR, aT] = transA ? [1, m] : [k, 1];
   const [bT, bC] = transB ? [1, k] : [n, 1];
   const term = (v: string, s: number): string => (s === 1 ? v : `${v} * ${lit(s)}`);
+  const chunks = chunksOf(k);
+  const K = Math.min(k, MAX_LOOP_TERMS);
+  const tt = chunks > 1 ? 'tt' : 't';
+  const step = [`acc = acc + a[aBase + ${term(tt, aT)}] * b[bBase + ${term(tt, bT)}];`];
   return {
     source: fn(['a', 'b'], [
       'let i = this.thread.x;',
-      ...decompose('i', [batch, m, n], 'c'),
-      `let aBase = ${dot('c', [aBatch, aR, 0])};`,
-      `let bBase = ${dot('c', [bBatch, 0, bC])};`,
+      // coordinates c0 (chunk), c1 (batch), c2 (row), c3 (column)
+      ...decompose('i', [chunks, batch, m, n], 'c'),
+      `let aBase = ${dot('c', [0, aBatch, aR, 0])};`,
+      `let bBase = ${dot('c', [0, bBatch, 0, bC])};`,
       'let acc = 0.0;',
-      `for (let t = 0.0; t < ${lit(k)}; t++) {`,
-      `  acc = acc + a[aBase + ${term('t', aT)}] * b[bBase + ${term('t', bT)}];`,
+      `for (let t = 0.0; t < ${lit(K)}; t++) {`,
+      ...(chunks > 1 ? [`  let tt = c0 * ${lit(K)} + t;`, ...guarded(k % K === 0 ? [] : [`tt < ${lit(k)}`], step).map((l) => `  ${l}`)] : step.map((l) => `  ${l}`)),
       '}',
       'return acc;',
     ]),
-    size: batch * m * n,
+    size: chunks * batch * m * n,
     args: ['storage', 'storage'],
   };
 }
@@ -433,6 +478,7 @@ export function gatherKernel(xShape: Shape, axis: number, indexShape: Shape): Ke
  */
 export function scatterAddKernel(indexShape: Shape, axis: number, outShape: Shape): KernelSource {
   const is = stridesOf(indexShape);
+  checkLoop(`scatterAdd of ${indexShape[axis]} entries along axis ${axis}`, indexShape[axis]!);
   const inRange = outShape.flatMap((s, d) => (d !== axis && indexShape[d]! < s ? [`c${d} < ${lit(indexShape[d]!)}`] : []));
   return {
     source: fn(['src', 'index'], [

@@ -18,6 +18,7 @@ import { sizeOf } from '../shape';
 import { assertAllClose } from './close';
 import { OP_CASES } from './cases';
 import { toTensor } from './arbitraries';
+import { longReductionCases } from './large';
 
 export interface ConformanceCase {
   name: string;
@@ -33,6 +34,8 @@ export interface ConformanceOptions {
   seed?: number;
   /** names of op cases to skip, each with the reason (printed) */
   skip?: Record<string, string>;
+  /** the largest long reduction to run (default 1e7; see large.ts) */
+  largestReduction?: number;
 }
 
 const reference = new ReferenceCpuBackend();
@@ -100,6 +103,8 @@ export function backendConformanceCases(backend: Backend, options: ConformanceOp
   for (const op of ['argmax', 'argmin'] as const) {
     add(`${op}`, () => { const v = randomArray(60); for (const axis of [0, 1, 2]) same(`${op} axis ${axis}`, (b, up) => b.argReduce(op, up(v), rshape, axis)); });
   }
+  // ---- long reductions and a long matmul, compared exactly (large.ts; issue 20: GPU loops were cut at 65535) ----
+  cases.push(...longReductionCases(backend, options.largestReduction));
   add('topkIndices', () => { const v = randomArray(4 * 7); same('topk', (b, up) => b.topkIndices(up(v), [4, 7], 3)); });
 
   // ---- matmul ----
