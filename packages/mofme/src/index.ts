@@ -51,3 +51,4 @@ export { ViTClassifier, ViTEncoder } from './classifier';
 export type { BackboneOptions, ClassifierOutput, EncoderOutput } from './classifier';
 export { ViTSegmenter } from './segmenter';
 export type { SegmenterOutput } from './segmenter';
+export { exportOnnx, traceMofme, officialExportProblem, ONNX_IO_NOTE, type OnnxSizeOptions } from './export';

@@ -19,7 +19,7 @@
 // The selection itself (which k experts) is not differentiable; it is computed on the host from
 // detached scores and enters the graph as a constant 0/1 mask. Ties go to the lower expert index.
 
-import { Generator, bmm, dropout, maximum, stack, tensor, topk, type Tensor } from '@mofme/tensor';
+import { Generator, arange, bmm, compare, dropout, maximum, stack, topk, type Tensor } from '@mofme/tensor';
 import type { TopkMode, UarConfig } from './config';
 
 /** What a router hands to the experts (and to the statistics hook). */
@@ -44,11 +44,12 @@ export function affine(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
 /** The k largest entries of `scores` along the last axis (ties: lower index), as host indices and a 0/1 mask. */
 export function selectTopk(scores: Tensor, k: number): { indices: Int32Array; mask: Tensor } {
   const E = scores.shape[scores.ndim - 1]!;
-  const idx = Int32Array.from(topk(scores.detach(), k, -1).indices.data()); // [B, N, k]
-  const rows = idx.length / k;
-  const mask = new Float64Array(rows * E);
-  for (let r = 0; r < rows; r++) for (let j = 0; j < k; j++) mask[r * E + idx[r * k + j]!] = 1;
-  return { indices: idx, mask: tensor(mask, { shape: [...scores.shape], dtype: scores.dtype, backend: scores.backend }) };
+  const top = topk(scores.detach(), k, -1).indices; // [B, N, k]
+  // the mask is the one-hot of each kept index summed over the k slots, made with tensor ops
+  // rather than a host loop, so that a traced forward (ONNX export) routes every image by its own scores
+  const experts = arange(0, E, 1, { dtype: scores.dtype, backend: scores.backend }); // [E]
+  const mask = compare('eq', top.unsqueeze(-1), experts).sum(-2); // [B, N, k, E] -> [B, N, E]
+  return { indices: Int32Array.from(top.data()), mask };
 }
 
 /** max(‖x‖₂, eps) over the last axis, keepdim. Written as sqrt(max(Σx², eps²)) so that an all-zero

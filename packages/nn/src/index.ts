@@ -31,3 +31,4 @@ export {
   type RawTensor, type ParsedSafetensors, type ParseOptions,
 } from './safetensors';
 export { saveModel, saveModelSync, loadModel, loadModelSync } from './checkpoint';
+export { tracedGraphToOnnx, ONNX_OPSET, type OnnxExportOptions } from './onnx';

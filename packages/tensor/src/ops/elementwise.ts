@@ -11,6 +11,7 @@ import { Tensor } from '../tensor';
 import { broadcastShapes, padShape, shapeToString } from '../shape';
 import { record } from './record';
 import { scalar } from './creation';
+import { traceOp } from '../trace';
 
 /** Numbers become 0-d tensors with the other operand's dtype and backend. */
 export function lift(x: Tensor | number, like: Tensor): Tensor {
@@ -101,7 +102,8 @@ export { sub1 };
 // ---- comparisons (not differentiable: the result is piecewise constant) ----
 
 export function compare(op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge', a: Tensor, b: Tensor | number): Tensor {
-  return binaryKernel(op, a, lift(b, a));
+  const B = lift(b, a);
+  return traceOp('compare', [a, B], binaryKernel(op, a, B), { op }); // trace.ts: not differentiable, so not recorded
 }
 export const gt = (a: Tensor, b: Tensor | number): Tensor => compare('gt', a, b);
 export const lt = (a: Tensor, b: Tensor | number): Tensor => compare('lt', a, b);

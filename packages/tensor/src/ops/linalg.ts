@@ -20,6 +20,7 @@ import { record } from './record';
 import { add } from './elementwise';
 import { expand, reshape, squeeze, unsqueeze } from './movement';
 import { max, mean, sum } from './reduce';
+import { traceAttrs } from '../trace';
 
 /** op(A) op(B) for A [batchA, m, k] (or [batchA, k, m] if transA) and B [batchB, k, n] (or [batchB, n, k]). */
 export function bmm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
@@ -34,6 +35,7 @@ export function bmm(a: Tensor, b: Tensor, transA = false, transB = false): Tenso
   const batch = Math.max(batchA, batchB);
   const spec = { batch, m, k, n, batchA, batchB, transA, transB };
   const y = new Tensor(a.backend.matmul(a.storage, b.storage, spec), [batch, m, n]);
+  traceAttrs('matmul', { transA, transB }); // trace.ts: what the shapes do not tell
   return record('matmul', [a, b], y, (g, _y, needs) => [
     // dop(A) = dC op(B)^T; stored transposed when transA:  dA = op(B) dC^T
     needs[0] ? (transA ? bmm(b, g, transB, true) : bmm(g, b, false, !transB)) : null,
@@ -70,6 +72,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 /** im2col as a differentiable op: [B, C, H, W] -> [B, C*kh*kw, outH*outW].  Backward: col2im. */
 export function im2col(x: Tensor, spec: WindowSpec): Tensor {
   const cols = new Tensor(x.backend.im2col(x.storage, spec), [spec.batch, spec.channels * spec.kh * spec.kw, spec.outH * spec.outW]);
+  traceAttrs('im2col', { spec });
   return record('im2col', [x], cols, (g) => [new Tensor(x.backend.col2im(g.storage, spec), x.shape)]);
 }
 
@@ -102,6 +105,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const [O, Cg, kh, kw] = weight.shape as [number, number, number, number];
   const groups = options.groups ?? 1;
   const spec = windowSpec('conv2d', x, kh, kw, options, 0);
+  traceAttrs('conv2d', { spec, groups }); // read by the direct route's record (the im2col route records its own)
   if (spec.channels !== Cg * groups || O % groups !== 0) {
     throw new Error(`conv2d: input ${shapeToString(x.shape)} has ${spec.channels} channels but weight ${shapeToString(weight.shape)} with groups=${groups} expects ${Cg * groups} (and out channels divisible by groups)`);
   }

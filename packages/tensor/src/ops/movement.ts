@@ -10,6 +10,7 @@ import { Tensor } from '../tensor';
 import { normalizeAxes, normalizeAxis, resolveReshape, sameShape, shapeToString, sizeOf, stridesOf, broadcastShapes } from '../shape';
 import { record } from './record';
 import { binaryKernel } from './elementwise';
+import { traceAttrs, traceOp } from '../trace';
 
 /** Same data, new shape (one axis may be -1). Free: the storage is shared. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -50,6 +51,7 @@ export function permute(x: Tensor, order: readonly number[]): Tensor {
   const y = new Tensor(x.backend.strided(x.storage, outShape, ord.map((a) => inStrides[a]!), 0), outShape);
   const inverse = new Array<number>(ord.length);
   ord.forEach((a, i) => { inverse[a] = i; });
+  traceAttrs('permute', { perm: ord }); // trace.ts: what the shapes do not tell
   return record('permute', [x], y, (g) => [permute(g, inverse)]);
 }
 
@@ -90,6 +92,7 @@ export function slice(x: Tensor, ranges: readonly (readonly [number, number] | n
   const strides = stridesOf(x.shape);
   const offset = bounds.reduce((acc, [a], d) => acc + a * strides[d]!, 0);
   const y = new Tensor(x.backend.strided(x.storage, outShape, strides, offset), outShape);
+  traceAttrs('slice', { starts: bounds.map(([a]) => a) });
   return record('slice', [x], y, (g) => [pad(g, bounds.map(([a, b], d) => [a, x.shape[d]! - b]))]);
 }
 
@@ -108,6 +111,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
   if (full.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a) || !Number.isInteger(b))) throw new Error(`pad: pads must be non-negative integers, got ${JSON.stringify(pads)}`);
   const outShape = x.shape.map((s, d) => s + full[d]![0] + full[d]![1]);
   const y = new Tensor(x.backend.pad(x.storage, x.shape, full, value), outShape);
+  traceAttrs('pad', { pads: full, value });
   return record('pad', [x], y, (g) => [slice(g, full.map(([a], d) => [a, a + x.shape[d]!]))]);
 }
 
@@ -118,6 +122,7 @@ export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
   // walk each flipped axis backwards: start at its last entry, step by minus its stride
   const offset = ax.reduce((acc, a) => acc + Math.max(0, x.shape[a]! - 1) * strides[a]!, 0);
   const y = new Tensor(x.backend.strided(x.storage, x.shape, strides.map((s, d) => (ax.includes(d) ? -s : s)), offset), x.shape);
+  traceAttrs('flip', { axes: ax });
   return record('flip', [x], y, (g) => [flip(g, ax)]);
 }
 
@@ -146,6 +151,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
     out = out === null ? placed : binaryKernel('add', out, placed);
     offset += t.shape[a]!;
   }
+  traceAttrs('concat', { axis: a });
   return record('concat', [...tensors], out!, (g) => tensors.map((t, i) => narrow(g, a, starts[i]!, t.shape[a]!)));
 }
 
@@ -178,6 +184,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   checkIndex('gather', x, index, a);
   const idx = index.dtype === x.dtype ? index : cast(index, x.dtype);
   const y = new Tensor(x.backend.gather(x.storage, x.shape, a, idx.storage, idx.shape), idx.shape);
+  traceAttrs('gather', { axis: a, index: idx }); // the index becomes the node's second input
   return record('gather', [x], y, (g) => [scatterAdd(x.shape, a, idx, g)]);
 }
 
@@ -207,6 +214,7 @@ export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices
   const last = x.ndim - 1;
   const moved = a === last ? x : transpose(x, a, last);
   const indicesLast = new Tensor(x.backend.topkIndices(moved.storage, moved.shape, k), [...moved.shape.slice(0, -1), k]);
+  traceOp('topk', [moved], indicesLast, { k }); // trace.ts: indices are not differentiable, so not recorded
   const values = gather(moved, last, indicesLast);
   if (a === last) return { values, indices: indicesLast };
   return { values: transpose(values, a, last), indices: transpose(indicesLast, a, last) };
@@ -214,7 +222,7 @@ export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices
 
 /** The same data, outside the graph. */
 export function detach(x: Tensor): Tensor {
-  return new Tensor(x.storage, x.shape);
+  return traceOp('detach', [x], new Tensor(x.storage, x.shape)); // trace.ts: an identity in a traced graph
 }
 
 /** A copy with its own storage.  Backward: identity. */

@@ -12,12 +12,14 @@ import type { Tensor } from '../tensor';
 import { isGradEnabled } from '../autograd';
 import { checkFinite, isAnomalyDetectionEnabled } from '../anomaly';
 import { isProfiling, noteOp } from '../profile';
+import { isTracing, traceRecorded } from '../trace';
 
 export type BackwardFn = (grad: Tensor, output: Tensor, needs: boolean[]) => (Tensor | null)[];
 
 export function record(op: string, inputs: Tensor[], output: Tensor, backward: BackwardFn): Tensor {
   if (isProfiling()) noteOp(op); // MOFME_PROFILE: the kernels run since the last op were this op's
   if (isAnomalyDetectionEnabled()) checkFinite(`op '${op}'`, output, inputs);
+  if (isTracing()) traceRecorded(op, inputs, output); // trace.ts: the same facts, for an exporter
   if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return output;
   const needs = inputs.map((t) => t.requiresGrad);
   output.requiresGrad = true;

@@ -8,6 +8,7 @@ import { normalizeAxes, normalizeAxis, reducedShape, sizeOf } from '../shape';
 import { record } from './record';
 import { binaryKernel, div, mul, sub } from './elementwise';
 import { expand, reshape } from './movement';
+import { traceAttrs } from '../trace';
 
 /** Sum over `axes` (all when omitted).  d/dx = 1 for every element: the gradient is broadcast back. */
 export function sum(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
@@ -15,6 +16,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepdim = fals
   const kept = reducedShape(x.shape, ax, true);
   const y = new Tensor(x.backend.reduce('sum', x.storage, x.shape, ax), kept);
   const out = keepdim ? y : reshapeNoGrad(y, reducedShape(x.shape, ax, false));
+  traceAttrs('sum', { axes: ax, keepdim }); // trace.ts: what the shapes do not tell
   return record('sum', [x], out, (g) => [expand(reshape(g, kept), [...x.shape])]);
 }
 
@@ -28,6 +30,7 @@ function extremum(op: 'max' | 'min', x: Tensor, axes: number | readonly number[]
   const kept = reducedShape(x.shape, ax, true);
   const y = new Tensor(x.backend.reduce(op, x.storage, x.shape, ax), kept);
   const out = keepdim ? y : reshapeNoGrad(y, reducedShape(x.shape, ax, false));
+  traceAttrs(op, { axes: ax, keepdim });
   return record(op, [x], out, (g) => {
     const isExtreme = binaryKernel('eq', x, y); // 1 where x equals the max of its group
     const count = new Tensor(x.backend.reduce('sum', isExtreme.storage, x.shape, ax), kept);
