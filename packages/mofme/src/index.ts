@@ -41,8 +41,8 @@ export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute } fr
 export type { McDropout, Routing } from './router';
 export { RouterStats } from './stats';
 export type { RoutingSummary } from './stats';
-export { restore, tileStarts } from './restore';
-export type { RestoreOptions } from './restore';
+export { restore, restorePlanes, tileStarts, blendWeights, DEFAULT_TILE, DEFAULT_STRIDE } from './restore';
+export type { RestoreOptions, Planes } from './restore';
 export {
   applyOfficialSharedInit, detectOfficialKind, fromOfficialStateDict, loadOfficialStateDict, officialToOurs, oursToOfficial,
   stripDdpPrefix, toOfficialStateDict,

@@ -1,26 +1,52 @@
-// Whole-image inference with overlapping tiles, the official evaluation protocol (mofme-paper.md §1.1
-// and §7): the network is trained on 240x240 crops, so a 480x720 image is cut into 240x240 windows
-// at stride 120, each window is restored, and every output pixel is the average of the windows that
-// cover it. Averaging overlapping windows also hides the seams that independent tiles would leave.
+// Whole-image inference with overlapping tiles (mofme-paper.md §1.1 and §7): the network is trained
+// on 240x240 crops, so a photo is cut into windows of that size, each window is restored, and the
+// windows' outputs are blended where they overlap.
 //
-// Tile and stride are options. Sides that are not covered exactly are handled by
-//   - shrinking the tile to the image (rounded up to the patch size) when the image is smaller, and
-//   - reflect-padding the image up to the tile when a side is not a multiple of the patch size,
-// then cropping back. The last window of each row/column is placed flush with the edge, so every
+// Blending. A window's output is least trustworthy near its edges (zero padding, attention that sees
+// only the window), and averaging windows with flat weights makes that visible: every window edge
+// becomes a seam where the average switches between a window's edge and another's interior (a
+// 120-px grid on photos). Each window's output is therefore weighted by a separable raised cosine
+//   w(i) = sin²(π (i + ½) / t),  i = 0 .. t-1,
+// which is largest in the middle and falls to almost nothing at the edges (4e-5 for t = 240), so a
+// pixel takes its value from the windows that see it near their centre, and the weight changes
+// smoothly from one window to the next. The half-pixel shift keeps every weight above zero, also
+// where only one window covers a pixel (image borders); the result is sum(w·out) / sum(w) per
+// pixel in float64, so any positive weight gives that window's own value there. With stride = tile/2 the squared sines of neighbours add up to
+// one (sin² + cos²); other strides are still exact because of the division. `blend: 'flat'` keeps
+// the plain average (the official protocol's) for comparison. The PSNR and time of each tiling
+// choice on the built-in test split are in README.md ("Whole-photo inference").
+//
+// Sides. The tile shrinks to the image (rounded up to the patch size) when the image is smaller,
+// and the image is reflect-padded up to the tile when a side is not a multiple of the patch size,
+// then cropped back. The last window of each row/column is placed flush with the edge, so every
 // pixel is covered and no window reads padding it does not need.
 //
-// Memory stays flat: each window runs under noGrad and tidy, and only its output values are added
-// into host accumulators (sum and count), so the peak is one window's activations.
+// Memory is bounded whatever the image size: windows are visited in bands (one row of windows at a
+// time); weighted sums are kept only for the rows the current band covers (C·tile·W doubles), and
+// rows that no later band reaches are finished into the output at once. Each window runs under
+// noGrad and tidy, so the tensors alive are one window's activations. A 12-megapixel photo thus
+// needs its input and output planes (float32) plus a few tens of MB.
 
-import { indexSelect, noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
+import { noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
 import type { MoFME } from './model';
 
 export interface RestoreOptions {
-  /** window side in pixels, a multiple of the patch size (default 240, official) */
+  /** window side in pixels, a multiple of the patch size (default 240: the training crop of the paper) */
   tile?: number;
-  /** step between windows (default 120, official); at most the tile */
+  /**
+   * step between windows; at most the tile. Default 180: on the built-in test split it scored the
+   * same PSNR as 120 (the official stride) to 0.01 dB with the raised-cosine blend, in ~35 % less
+   * time (README.md, "Whole-photo inference")
+   */
   stride?: number;
+  /** how overlapping windows are combined: 'cosine' (default, seamless) or 'flat' (plain average) */
+  blend?: 'cosine' | 'flat';
+  /** called after each window with (windows done, windows in all): progress for long photos */
+  onTile?: (done: number, total: number) => void;
 }
+
+export const DEFAULT_TILE = 240;
+export const DEFAULT_STRIDE = 180;
 
 /** Window starts along one axis of length `size`: 0, s, 2s, ... and one flush with the end. */
 export function tileStarts(size: number, tile: number, stride: number): number[] {
@@ -30,61 +56,107 @@ export function tileStarts(size: number, tile: number, stride: number): number[]
   return starts;
 }
 
-/** Reflect indices 0..size-1 then size-2, size-3, ... (edge-replicated if the pad exceeds the image). */
-function reflectIndex(size: number, padded: number): Float64Array {
-  return Float64Array.from({ length: padded }, (_, i) => {
-    if (i < size) return i;
-    const r = 2 * (size - 1) - i;
-    return Math.max(0, r);
-  });
+/** Blend weights along one side of a window (see the top of the file). */
+export function blendWeights(side: number, blend: 'cosine' | 'flat'): Float64Array {
+  return Float64Array.from({ length: side }, (_, i) => (blend === 'flat' ? 1 : Math.sin((Math.PI * (i + 0.5)) / side) ** 2));
 }
 
+/** Reflect indices 0..size-1 then size-2, size-3, ... (edge-replicated if the pad exceeds the image). */
+function reflectIndex(size: number, padded: number): Int32Array {
+  return Int32Array.from({ length: padded }, (_, i) => (i < size ? i : Math.max(0, 2 * (size - 1) - i)));
+}
+
+/** Planes [C, H, W] of one image, flat, in the values the model takes. */
+export interface Planes { data: Float32Array; channels: number; height: number; width: number }
+
 /**
- * Restore `x` [B, 3, H, W] (normalised as the model expects) with overlapping windows; returns
- * [B, 3, H, W]. The model runs in eval mode (its previous mode is restored afterwards).
+ * Restore one image given as planes (`data` is C·H·W values in the model's input range) with
+ * overlapping, blended windows; returns the model's output planes, C·H·W float32. Memory beyond
+ * the input and output is one band of weighted sums (see the top of the file). The model runs in
+ * eval mode (its previous mode is restored afterwards).
  */
-export function restore(model: MoFME, x: Tensor, options: RestoreOptions = {}): Tensor {
+export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions = {}): Float32Array {
   const p = model.config.patchSize;
-  const tile = options.tile ?? 240;
-  const stride = options.stride ?? 120;
-  if (tile % p !== 0) throw new Error(`restore: tile ${tile} must be a multiple of the patch size ${p}`);
-  if (!(stride >= 1 && stride <= tile)) throw new Error(`restore: stride ${stride} must be in [1, tile = ${tile}]`);
-  const [B, C, H, W] = x.shape as [number, number, number, number];
+  const tile = options.tile ?? DEFAULT_TILE;
+  const stride = options.stride ?? DEFAULT_STRIDE;
+  if (!(Number.isInteger(tile) && tile > 0 && tile % p === 0)) throw new Error(`restore: tile ${tile} must be a positive multiple of the patch size ${p}`);
+  if (!(Number.isInteger(stride) && stride >= 1 && stride <= tile)) throw new Error(`restore: stride ${stride} must be a whole number in [1, tile = ${tile}]`);
+  const { channels: C, height: H, width: W } = img;
+  if (img.data.length !== C * H * W) throw new Error(`restore: ${img.data.length} values for ${C}x${H}x${W} planes`);
   const roundUp = (v: number): number => Math.ceil(v / p) * p;
   const th = Math.min(tile, roundUp(H)), tw = Math.min(tile, roundUp(W)); // window sides
   const Hp = Math.max(H, th), Wp = Math.max(W, tw); // padded only when a side is below one window
+  if (Hp > H || Wp > W) {
+    // a side below one window: small, so a reflect-padded copy costs nothing; restore it, crop back
+    const rows = reflectIndex(H, Hp), cols = reflectIndex(W, Wp);
+    const padded = new Float32Array(C * Hp * Wp);
+    for (let c = 0; c < C; c++) for (let i = 0; i < Hp; i++) for (let j = 0; j < Wp; j++) padded[(c * Hp + i) * Wp + j] = img.data[(c * H + rows[i]!) * W + cols[j]!]!;
+    const out = restorePlanes(model, { data: padded, channels: C, height: Hp, width: Wp }, options);
+    const cropped = new Float32Array(C * H * W);
+    for (let c = 0; c < C; c++) for (let i = 0; i < H; i++) cropped.set(out.subarray((c * Hp + i) * Wp, (c * Hp + i) * Wp + W), (c * H + i) * W);
+    return cropped;
+  }
 
+  const blend = options.blend ?? 'cosine';
+  const wy = blendWeights(th, blend), wx = blendWeights(tw, blend);
+  const ys = tileStarts(H, th, stride), xs = tileStarts(W, tw, stride);
+  const total = ys.length * xs.length;
+  const out = new Float32Array(C * H * W);
+  // weighted sums and weights for rows [top, top + th) of the image: one band
+  const sum = new Float64Array(C * th * W), weight = new Float64Array(th * W);
+  const window = new Float32Array(C * th * tw);
   const wasTraining = model.training;
   model.eval();
+  let done = 0;
   try {
-    return tidy(() => {
-      let xp = x; // [B, C, Hp, Wp]
-      if (Hp > H) xp = indexSelect(xp, 2, tensor(reflectIndex(H, Hp), { dtype: x.dtype, backend: x.backend }));
-      if (Wp > W) xp = indexSelect(xp, 3, tensor(reflectIndex(W, Wp), { dtype: x.dtype, backend: x.backend }));
-      const sum = new Float64Array(B * C * Hp * Wp);
-      const count = new Float64Array(Hp * Wp);
-      for (const y0 of tileStarts(Hp, th, stride)) {
-        for (const x0 of tileStarts(Wp, tw, stride)) {
-          const out = tidy(() => noGrad(() => model.forward(xp.slice([null, null, [y0, y0 + th], [x0, x0 + tw]])).image.data())); // [B, C, th, tw]
-          for (let bc = 0; bc < B * C; bc++) {
-            for (let i = 0; i < th; i++) {
-              const src = (bc * th + i) * tw, dst = (bc * Hp + y0 + i) * Wp + x0;
-              for (let j = 0; j < tw; j++) sum[dst + j]! += out[src + j]!;
-            }
+    for (const [band, top] of ys.entries()) {
+      for (const x0 of xs) {
+        for (let c = 0; c < C; c++) {
+          for (let i = 0; i < th; i++) window.set(img.data.subarray((c * H + top + i) * W + x0, (c * H + top + i) * W + x0 + tw), (c * th + i) * tw);
+        }
+        const y = tidy(() => noGrad(() => model.forward(tensor(window, { shape: [1, C, th, tw] })).image.data())); // [1, C, th, tw]
+        for (let i = 0; i < th; i++) {
+          for (let j = 0; j < tw; j++) {
+            const w = wy[i]! * wx[j]!;
+            weight[i * W + x0 + j]! += w;
+            for (let c = 0; c < C; c++) sum[(c * th + i) * W + x0 + j]! += w * y[(c * th + i) * tw + j]!;
           }
-          for (let i = 0; i < th; i++) for (let j = 0; j < tw; j++) count[(y0 + i) * Wp + x0 + j]! += 1;
+        }
+        options.onTile?.(++done, total);
+      }
+      // rows above the next band's top are final: write them out and move the band down
+      const next = band + 1 < ys.length ? ys[band + 1]! : top + th;
+      const finished = next - top;
+      for (let i = 0; i < finished; i++) {
+        for (let j = 0; j < W; j++) {
+          const w = weight[i * W + j]!;
+          for (let c = 0; c < C; c++) out[(c * H + top + i) * W + j] = sum[(c * th + i) * W + j]! / w;
         }
       }
-      // average and crop back to H x W
-      const result = new Float64Array(B * C * H * W);
-      for (let bc = 0; bc < B * C; bc++) {
-        for (let i = 0; i < H; i++) {
-          for (let j = 0; j < W; j++) result[(bc * H + i) * W + j] = sum[(bc * Hp + i) * Wp + j]! / count[i * Wp + j]!;
-        }
+      weight.copyWithin(0, finished * W);
+      weight.fill(0, (th - finished) * W);
+      for (let c = 0; c < C; c++) {
+        sum.copyWithin(c * th * W, (c * th + finished) * W, (c + 1) * th * W);
+        sum.fill(0, (c * th + th - finished) * W, (c + 1) * th * W);
       }
-      return tensor(result, { shape: [B, C, H, W], dtype: x.dtype, backend: x.backend });
-    });
+    }
   } finally {
     model.train(wasTraining);
   }
+  return out;
+}
+
+/**
+ * Restore `x` [B, C, H, W] (normalised as the model expects) image by image with `restorePlanes`;
+ * returns [B, C, H, W] on x's backend.
+ */
+export function restore(model: MoFME, x: Tensor, options: RestoreOptions = {}): Tensor {
+  const [B, C, H, W] = x.shape as [number, number, number, number];
+  const values = Float32Array.from(x.data());
+  const result = new Float32Array(B * C * H * W);
+  for (let b = 0; b < B; b++) {
+    const one = values.subarray(b * C * H * W, (b + 1) * C * H * W);
+    result.set(restorePlanes(model, { data: one, channels: C, height: H, width: W }, options), b * C * H * W);
+  }
+  return tensor(result, { shape: [B, C, H, W], dtype: x.dtype, backend: x.backend });
 }

@@ -1,11 +1,13 @@
 // Tiled whole-image inference (src/restore.ts). Attention is global over a window, so windows of a
 // larger image see less context than the whole image: tiled and whole-image inference agree exactly
 // where one window covers the image (the receptive field is then the same), and in general the
-// output is the per-pixel average of the windows' outputs, which is what is checked here.
+// output is the per-pixel weighted average of the windows' outputs, which is what is checked here
+// (flat weights and the raised-cosine blend), along with seams on a 2560x1440 photo-sized image
+// and the memory-bounded band order (progress callbacks, no full-size accumulators).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Generator, noGrad, randn, tensor, type Tensor } from '@mofme/tensor';
-import { createModel, resolveConfig, restore, tileStarts } from '../src/index';
+import { conv2d, Generator, noGrad, randn, tensor, type Tensor } from '@mofme/tensor';
+import { blendWeights, createModel, resolveConfig, restore, restorePlanes, tileStarts, type MoFME } from '../src/index';
 
 const img = (H: number, W: number, seed = 1): Tensor => randn([1, 3, H, W], { generator: new Generator(seed) }).clamp(-1, 1);
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
@@ -29,22 +31,97 @@ test('one window covering the image: tiled == whole-image inference', () => {
   assert.ok(maxDiff(restore(model, x, { tile: 48, stride: 8 }).data(), whole(x).data()) < 1e-6);
 });
 
-test('overlapping windows: each pixel is the average of the windows covering it', () => {
-  const x = img(16, 40, 2); // tile 16, stride 8 along W: windows at 0, 8, 16, 24
-  const got = restore(model, x, { tile: 16, stride: 8 }).data();
-  const starts = [0, 8, 16, 24];
-  const outs = starts.map((s) => whole(x.slice([null, null, null, [s, s + 16]])).data());
-  const want = new Float64Array(3 * 16 * 40);
+for (const blend of ['flat', 'cosine'] as const) {
+  test(`overlapping windows (${blend}): each pixel is the weighted average of the windows covering it`, () => {
+    const x = img(16, 40, 2); // tile 16, stride 8 along W: windows at 0, 8, 16, 24
+    const got = restore(model, x, { tile: 16, stride: 8, blend }).data();
+    const starts = [0, 8, 16, 24];
+    const outs = starts.map((s) => whole(x.slice([null, null, null, [s, s + 16]])).data());
+    // the weight of window column t: 1 (flat), or sin²(π(t + ½)/16) written out here (cosine)
+    const w = (t: number): number => (blend === 'flat' ? 1 : Math.sin((Math.PI * (t + 0.5)) / 16) ** 2);
+    const want = new Float64Array(3 * 16 * 40);
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < 16; i++) {
+        for (let j = 0; j < 40; j++) {
+          const covering = starts.map((s, k) => [s, k] as const).filter(([s]) => j >= s && j < s + 16);
+          const num = covering.reduce((acc, [s, k]) => acc + w(j - s) * outs[k]![(c * 16 + i) * 16 + j - s]!, 0);
+          want[(c * 16 + i) * 40 + j] = num / covering.reduce((acc, [s]) => acc + w(j - s), 0);
+        }
+      }
+    }
+    assert.ok(maxDiff(got, want) < 1e-5, `max diff ${maxDiff(got, want)}`);
+    assert.equal(restore(model, x, { tile: 16, stride: 8 }).shape, [1, 3, 16, 40]);
+  });
+}
+
+test('blend weights: flat is all ones; cosine peaks mid-window, is symmetric, never zero, and half-overlaps sum to one', () => {
+  assert.equal(Array.from(blendWeights(4, 'flat')), [1, 1, 1, 1]);
+  const w = blendWeights(240, 'cosine');
+  assert.ok(w[0]! > 0 && w[0]! < 0.01, `edge weight ${w[0]}`);
+  assert.ok(Math.abs(w[119]! - 1) < 1e-3 && Math.abs(w[120]! - 1) < 1e-3);
+  for (let i = 0; i < 240; i++) assert.ok(Math.abs(w[i]! - w[239 - i]!) < 1e-12);
+  // stride = tile / 2: window t and its neighbour at t + 120 add to sin² + cos² = 1
+  for (let i = 0; i < 120; i++) assert.ok(Math.abs(w[i]! + w[i + 120]! - 1) < 1e-9, `i=${i}`);
+});
+
+// ---- seams on a photo-sized image --------------------------------------------------------------
+
+/**
+ * A cheap stand-in for the network that, like it, is wrong near a window's edges: a 3x3 box blur
+ * with zero padding (edge pixels lose a third or more of their mass). Whole-image inference of it
+ * is the same blur over the whole image, so any extra error at internal window edges is a seam.
+ */
+function blurModel(): MoFME {
+  const kernel = tensor(new Float32Array(3 * 9).fill(1 / 9), { shape: [3, 1, 3, 3] });
+  const fake = {
+    config: { patchSize: 8 }, training: false,
+    eval() { return fake; }, train() { return fake; },
+    forward: (x: Tensor) => ({ image: conv2d(x, kernel, undefined, { padding: 1, groups: 3 }) }),
+  };
+  return fake as unknown as MoFME;
+}
+
+/** Worst error against `want` in columns at a window edge (j % 120 in {0, 119}) vs all other columns, away from the image border. */
+function seamErrors(got: Float32Array, want: (c: number, i: number, j: number) => number, H: number, W: number): { edge: number; interior: number } {
+  let edge = 0, interior = 0;
   for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < 16; i++) {
-      for (let j = 0; j < 40; j++) {
-        const covering = starts.map((s, k) => [s, k] as const).filter(([s]) => j >= s && j < s + 16);
-        want[(c * 16 + i) * 40 + j] = covering.reduce((acc, [s, k]) => acc + outs[k]![(c * 16 + i) * 16 + j - s]!, 0) / covering.length;
+    for (let i = 2; i < H - 2; i++) {
+      for (let j = 2; j < W - 2; j++) {
+        const e = Math.abs(got[(c * H + i) * W + j]! - want(c, i, j));
+        if (j % 120 === 0 || j % 120 === 119) edge = Math.max(edge, e); else interior = Math.max(interior, e);
       }
     }
   }
-  assert.ok(maxDiff(got, want) < 1e-6);
-  assert.equal(restore(model, x, { tile: 16, stride: 8 }).shape, [1, 3, 16, 40]);
+  return { edge, interior };
+}
+
+test('a constant and a smooth 2560x1440 image: no seams at window edges with the cosine blend (flat averaging shows them)', () => {
+  const H = 1440, W = 2560, fake = blurModel();
+  const constant = new Float32Array(3 * H * W).fill(0.5);
+  // smooth: a slow ramp plus a wave of period 300 px, different per channel
+  const smoothValue = (c: number, i: number, j: number): number => 0.3 + 0.2 * Math.sin((2 * Math.PI * (j + 40 * c)) / 300) * Math.cos((2 * Math.PI * i) / 500) + 0.1 * (j / W);
+  const smooth = new Float32Array(3 * H * W);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) smooth[(c * H + i) * W + j] = smoothValue(c, i, j);
+  // the box blur of the smooth image, away from the border: the mean of the 3x3 neighbourhood
+  const blurred = (c: number, i: number, j: number): number => {
+    let s = 0;
+    for (let a = -1; a <= 1; a++) for (let b = -1; b <= 1; b++) s += smooth[(c * H + i + a) * W + j + b]!;
+    return s / 9;
+  };
+  let tiles = 0, total = 0;
+  const cosine = (data: Float32Array) => restorePlanes(fake, { data, channels: 3, height: H, width: W }, { tile: 240, stride: 120, onTile: (d, t) => { tiles = d; total = t; } });
+  const flat = (data: Float32Array) => restorePlanes(fake, { data, channels: 3, height: H, width: W }, { tile: 240, stride: 120, blend: 'flat' });
+  const c1 = seamErrors(cosine(constant), () => 0.5, H, W);
+  assert.is(total, 11 * 21, 'windows of a 2560x1440 image at 240/120');
+  assert.is(tiles, total, 'progress reaches the last window');
+  // a window edge weighs 4e-5 of a window centre: the constant stays constant to ~1e-5
+  assert.ok(c1.edge < 5e-5 && c1.interior < 5e-5, `constant, cosine: edge ${c1.edge}, interior ${c1.interior}`);
+  const f1 = seamErrors(flat(constant), () => 0.5, H, W);
+  assert.ok(f1.edge > 0.05, `constant, flat: window edges should show (edge error ${f1.edge})`);
+  const c2 = seamErrors(cosine(smooth), blurred, H, W);
+  assert.ok(c2.edge < 5e-5 && c2.edge < 3 * c2.interior + 2e-5, `smooth, cosine: edge ${c2.edge}, interior ${c2.interior}`);
+  const f2 = seamErrors(flat(smooth), blurred, H, W);
+  assert.ok(f2.edge > 100 * c2.edge, `smooth, flat: edge ${f2.edge} vs cosine ${c2.edge}`);
 });
 
 test('sides that are not multiples of the patch: reflect-pad, restore, crop back', () => {
