@@ -24,7 +24,7 @@
 // official PyTorch code. It refuses models the official network cannot compute: the residual
 // output of the tiny/small presets, and MoFME models without the official expert slots.
 
-import { Generator, compareTraces, noGrad, trace, uniform, type TracedGraph } from '@mofme/tensor';
+import { Generator, compareTraces, getDefaultBackend, noGrad, trace, uniform, withBackend, withoutFusedKernels, type TracedGraph } from '@mofme/tensor';
 import { tracedGraphToOnnx, ONNX_OPSET } from '@mofme/nn';
 import type { MofmeConfig } from './config';
 import { createModel, type MoFME } from './model';
@@ -41,13 +41,14 @@ export interface OnnxSizeOptions {
 /** What the exported graph reads and returns, stored in the file's metadata and printed by the CLI. */
 export const ONNX_IO_NOTE = "input 'image' [B, 3, H, W] float32 in [-1, 1] (x·2 − 1 of an RGB image in [0, 1]); output 'restored' [B, 3, H, W] in [0, 1]";
 
-/** A copy of `model` that traces as a graph: same weights and generator state, dense expert execution, eval mode. */
+/** A copy of `model` that traces as a graph: same weights and generator state, dense expert
+ *  execution, eval mode, on a view of its backend without fused kernels (trace.ts says why). */
 function traceableCopy(model: MoFME): MoFME {
-  const dtype = model.parameters()[0]?.dtype;
-  const copy = createModel({ ...model.config, execution: 'dense' }, dtype ? { dtype } : {});
+  const first = model.parameters()[0];
+  const copy = createModel({ ...model.config, execution: 'dense' }, first ? { dtype: first.dtype } : {});
   copy.loadStateDict(model.stateDict());
   copy.rng.setState(model.rng.getState());
-  return copy.eval();
+  return copy.to(withoutFusedKernels(first?.backend ?? getDefaultBackend())).eval();
 }
 
 /** Trace the eval-mode forward of `model` at one size (checked: see the header). */
@@ -62,9 +63,10 @@ export function traceMofme(model: MoFME, options: OnnxSizeOptions = {}): TracedG
   const start = copy.rng.getState(); // every trace draws the UaR's MC masks from the same state
   const dtype = copy.parameters()[0]?.dtype ?? 'float32';
   const once = (seed: number): TracedGraph => {
-    const x = uniform([B, 3, H, W], -1, 1, { dtype, generator: new Generator(seed) });
+    const backend = copy.parameters()[0]!.backend;
+    const x = uniform([B, 3, H, W], -1, 1, { dtype, backend, generator: new Generator(seed) });
     copy.rng.setState(start);
-    return noGrad(() => trace(() => copy.forward(x).image, [x]));
+    return withBackend(backend, () => noGrad(() => trace(() => copy.forward(x).image, [x])));
   };
   const graph = once(1);
   const difference = compareTraces(graph, once(2));

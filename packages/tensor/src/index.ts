@@ -20,4 +20,4 @@ export { im2colFast, col2imFast } from './backend/cpu-window';
 export { createWasmKernels, sharedFastKernels, wasmSimdAvailable, fastKernelsEnabled, setFastKernelsEnabled, FAST_MATMUL_MIN_WORK, type FastKernelOptions } from './backend/wasm';
 export * from './backend/backend';
 export { broadcastShapes, shapeToString } from './shape';
-export { trace, compareTraces, isTracing, traceAttrs, traceOp, traceRecorded, type TracedGraph, type TracedNode, type TracedConstant } from './trace';
+export { trace, compareTraces, isTracing, traceAttrs, traceOp, traceRecorded, withoutFusedKernels, FUSED_KERNELS, type TracedGraph, type TracedNode, type TracedConstant } from './trace';

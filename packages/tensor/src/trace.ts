@@ -22,8 +22,13 @@
  * Every tensor the forward reads that no traced op produced (parameters, literal scalars, masks)
  * is a constant of the graph; its values are copied when first seen, so the graph stays valid after
  * a `tidy` scope frees the originals.
+ *
+ * Fused kernels (a backend's optional one-pass softmax, layerNorm, GELU) record one op whose
+ * arguments (eps, the approximation) stay inside the kernel call. An exporter wants the definition
+ * instead: run the traced function on `withoutFusedKernels(backend)`, where the ops fall back to
+ * their compositions of primitives (which the conformance suite holds equal to the fused kernels).
  */
-import type { DType, TypedArray } from './backend/backend';
+import type { Backend, DType, TypedArray } from './backend/backend';
 import type { Tensor } from './tensor';
 
 /** One recorded op: `output = op(inputs...; attrs)`, inputs and output as value ids. */
@@ -165,4 +170,18 @@ export function compareTraces(a: TracedGraph, b: TracedGraph): string | null {
     }
   }
   return null;
+}
+
+/** The optional fused kernels of a backend (backend.ts) that `withoutFusedKernels` hides. */
+export const FUSED_KERNELS = ['softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'gelu', 'geluBackward'] as const;
+
+/**
+ * The same backend, seen without its fused kernels: the ops then run as compositions of primitives,
+ * so a trace records only primitives. Storage made through the view belongs to the view: move a
+ * model there with `module.to(view)` and make its inputs there.
+ */
+export function withoutFusedKernels(backend: Backend): Backend {
+  const view = Object.create(backend) as Backend;
+  for (const k of FUSED_KERNELS) Object.defineProperty(view, k, { value: undefined });
+  return view;
 }

@@ -9,7 +9,14 @@ import * as assert from 'uvu/assert';
 import {
   Tensor, add, clamp, compareTraces, concat, detach, div, gather, matmul, max, mul, noGrad, pad, permute, relu, reshape,
   slice, softmax, sub, sum, tensor, topk, trace, exp, compare, isTracing, type TracedGraph,
+  getDefaultBackend, setDefaultBackend, withoutFusedKernels, FUSED_KERNELS, layerNorm, gelu,
 } from '../src/index';
+
+// the tests read graphs of primitives: run them where fused kernels (one op for a whole softmax,
+// layerNorm or GELU) are hidden, as an exporter does
+const fullBackend = getDefaultBackend();
+setDefaultBackend(withoutFusedKernels(fullBackend));
+test.after(() => setDefaultBackend(fullBackend));
 
 const x0 = (): Tensor => tensor([[1, -2, 3], [4, 5, -6]]);
 
@@ -39,6 +46,19 @@ test('comparisons, detach and top-k indices are traced although autograd does no
   const g3 = trace(() => topk(x, 2, -1).indices, [x]);
   assert.equal(g3.nodes.map((n) => n.op), ['topk', 'gather']); // topk also gathers its values
   assert.equal(g3.nodes[0]!.attrs, { k: 2 });
+});
+
+test('withoutFusedKernels: the fused kernels are gone, the ops trace as their compositions, results agree', () => {
+  const view = getDefaultBackend();
+  for (const k of FUSED_KERNELS) assert.is((view as unknown as Record<string, unknown>)[k], undefined, k);
+  const x = x0();
+  const ops = trace(() => gelu(layerNorm(softmax(x, -1), 1, null, null, 1e-3)), [x]).nodes.map((n) => n.op);
+  for (const fused of ['softmax', 'layerNorm', 'gelu']) assert.not.ok(ops.includes(fused), fused);
+  assert.ok(ops.includes('erf') && ops.includes('sqrt') && ops.includes('exp'));
+  const onFull = tensor([[1, -2, 3], [4, 5, -6]], { backend: fullBackend });
+  const want = gelu(layerNorm(softmax(onFull, -1), 1, null, null, 1e-3)).data();
+  const got = gelu(layerNorm(softmax(x, -1), 1, null, null, 1e-3)).data();
+  for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-5);
 });
 
 test('a tensor-valued argument (gather index) becomes an input of its node', () => {
