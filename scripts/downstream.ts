@@ -27,6 +27,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { Generator, crossEntropy, indexSelect, noGrad, tensor, tidy, type Tensor } from '../packages/tensor/src/index';
 import { AdamW, LRScheduler, warmupCosineSchedule, withInitDefaults, writeFileAtomicSync, type Module } from '../packages/nn/src/index';
@@ -38,26 +39,38 @@ import { chartPng } from '../apps/cli/src/charts';
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const root = resolve(new URL('..', import.meta.url).pathname);
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
-const smoke = argv.includes('--smoke');
-const reportOnly = argv.includes('--report-only');
+// Node's own argument parser: an unknown flag is an error that names it, not a silent default
+const options = {
+  smoke: { type: 'boolean', default: false },
+  'report-only': { type: 'boolean', default: false },
+  task: { type: 'string', default: 'all' },
+  seeds: { type: 'string' },
+  docs: { type: 'string' },
+} as const;
+let parsed: ReturnType<typeof parseArgs<{ options: typeof options }>>;
+try {
+  parsed = parseArgs({ options });
+} catch (e) {
+  console.error(`downstream: ${(e as Error).message} (flags: ${Object.keys(options).map((k) => `--${k}`).join(', ')})`);
+  process.exit(2);
+}
+const args = parsed.values;
+const smoke = args.smoke!;
+const reportOnly = args['report-only']!;
 const TASKS = ['fmnist', 'weather', 'seg'] as const;
 type TaskName = (typeof TASKS)[number];
-const only = flag('task', 'all');
+const only = args.task!;
 if (only !== 'all' && !TASKS.includes(only as TaskName)) throw new Error(`downstream: --task ${only} is not one of all, ${TASKS.join(', ')}`);
-const seeds = flag('seeds', smoke ? '1' : '1,2,3').split(',').map(Number);
-const docs = resolve(root, flag('docs', smoke ? 'runs/downstream-smoke' : 'docs'));
+const seeds = (args.seeds ?? (smoke ? '1' : '1,2,3')).split(',').map(Number);
+if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`downstream: --seeds ${args.seeds} is not a comma-separated list of integers`);
+const docs = resolve(root, args.docs ?? (smoke ? 'runs/downstream-smoke' : 'docs'));
 const resultsDir = join(docs, 'downstream');
 
 // The sizes, chosen so that the whole run (3 tasks x 4 variants x 3 seeds) takes about 40 minutes
 // of a shared 2-core machine. Smoke sizes only check that the pipeline runs.
 const SIZES = smoke
   ? { fmnistTrain: 64, fmnistTest: 32, fmnistEpochs: 1, weatherTrain: 36, weatherTest: 18, weatherEpochs: 1, segEpochs: 1 }
-  : { fmnistTrain: 4000, fmnistTest: 2000, fmnistEpochs: 2, weatherTrain: 1200, weatherTest: 600, weatherEpochs: 4, segEpochs: 4 };
+  : { fmnistTrain: 1536, fmnistTest: 1000, fmnistEpochs: 2, weatherTrain: 576, weatherTest: 480, weatherEpochs: 3, segEpochs: 3 };
 // The backbone of every variant: D = 32, 2 blocks of 4 heads, FFN hidden 4·D, E = 4 experts, top-2.
 const BACKBONE = { dim: 32, depth: 2, heads: 4, hidden: 128, experts: 4, topk: 2, dropout: 0 };
 const CROP = 40; // weather crops: 40x40 windows of the photos at half size (240x160), patch 5 -> 64 tokens
@@ -292,24 +305,32 @@ function train(task: TaskData, v: Variant, seed: number, log: (s: string) => voi
 
 interface TaskResult { task: TaskName; sizes: string; classes: string[]; groups: string[]; kind: TaskData['kind']; runs: RunResult[]; load: number[]; cpus: string; finished: string }
 
+/** Train every variant and seed of a task. The results file is rewritten after each run, and a run
+ *  already in it (same sizes) is not trained again, so an interrupted task resumes where it stopped. */
 async function runTask(name: TaskName, data: TaskData): Promise<TaskResult> {
-  const runs: RunResult[] = [];
-  const loads: number[] = [];
+  const file = join(resultsDir, `${name}.json`);
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TaskResult) : null;
+  const reuse = previous && previous.sizes === data.sizes ? previous : null;
+  const result: TaskResult = {
+    task: name, sizes: data.sizes, classes: data.classes, groups: data.groups, kind: data.kind, runs: reuse?.runs ?? [], load: reuse?.load ?? [],
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`, finished: '',
+  };
+  mkdirSync(resultsDir, { recursive: true });
   for (const seed of seeds) {
     for (const v of VARIANTS) {
       const tag = `[${name} ${v.name} seed ${seed}]`;
+      if (result.runs.some((r) => r.variant === v.name && r.seed === seed)) {
+        console.log(`${tag} already in ${file}`);
+        continue;
+      }
       const r = train(data, v, seed, (s) => console.log(`${tag} ${s}`));
-      loads.push(loadavg()[0]!);
+      result.load.push(loadavg()[0]!);
       console.log(`${tag} ${data.kind === 'classify' ? 'accuracy' : 'mIoU'} ${(100 * r.score).toFixed(2)}%, ${r.trainSeconds.toFixed(1)} s, load ${loadavg()[0]!.toFixed(2)}`);
-      runs.push(r);
+      result.runs.push(r);
+      result.finished = new Date().toISOString();
+      writeFileAtomicSync(file, utf8(JSON.stringify(result, null, 1)));
     }
   }
-  const result: TaskResult = {
-    task: name, sizes: data.sizes, classes: data.classes, groups: data.groups, kind: data.kind, runs, load: loads,
-    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`, finished: new Date().toISOString(),
-  };
-  mkdirSync(resultsDir, { recursive: true });
-  writeFileAtomicSync(join(resultsDir, `${name}.json`), utf8(JSON.stringify(result, null, 1)));
   return result;
 }
 

@@ -138,7 +138,7 @@ export class MoFME extends Module {
   }
 
   /** Own parameters come first in Module's walk; list posEmbed after the patch embedding instead,
-   *  the order of parameterShapes (params.ts) and of the official state dicts. */
+   *  the order of the official state dicts. */
   override namedParameters(): [string, Tensor][] {
     const all = super.namedParameters();
     const i = all.findIndex(([n]) => n === 'posEmbed');
