@@ -10,7 +10,7 @@
  * 1/sqrt(v) like everything else); AdamW instead shrinks the weights directly, p <- p (1 - lr wd),
  * "decoupled" from the adaptive scaling, which regularises large and small-gradient weights alike.
  */
-import type { Tensor } from '@mofme/tensor';
+import { Tensor } from '@mofme/tensor';
 import { Optimizer, type BaseHyper, type ParamGroup, type ParamState, type ParamsInput } from './optimizer';
 
 export interface AdamHyper extends BaseHyper {
@@ -32,6 +32,16 @@ export class Adam extends Optimizer<AdamHyper> {
     const { lr, eps, weightDecay: wd, amsgrad } = group;
     const [b1, b2] = group.betas;
     const t = state.step; // 1 on the first step
+    const fused = p.backend.adamStep;
+    if (fused && !amsgrad && grad.dtype === p.dtype) {
+      // the whole update below in one pass over memory (Backend.adamStep), where the backend has it
+      const m0 = state.tensors.expAvg, v0 = state.tensors.expAvgSq;
+      const r = fused.call(p.backend, p.storage, grad.storage, m0?.storage ?? null, v0?.storage ?? null, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled: this.decoupled, t });
+      this.setState(state, 'expAvg', new Tensor(r.m, p.shape));
+      this.setState(state, 'expAvgSq', new Tensor(r.v, p.shape));
+      p.assign(new Tensor(r.param, p.shape));
+      return;
+    }
     let g = grad;
     let param = p as Tensor;
     if (wd !== 0) {

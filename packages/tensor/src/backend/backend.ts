@@ -180,6 +180,46 @@ export interface Backend {
   conv2dBackwardInput?(grad: Storage, weight: Storage, spec: ConvSpec): Storage | null;
   /** dL/dweight [outChannels, channels/groups, kh, kw] from dL/dout and the input */
   conv2dBackwardFilter?(grad: Storage, x: Storage, spec: ConvSpec): Storage | null;
+
+  // Row kernels: x viewed as [rows, n], the op along each row. One pass over memory instead of
+  // the five to ten kernels (and intermediate arrays) of the composed op. Ops fall back to the
+  // composition where a backend lacks them.
+  /** y = softmax along each row (the row maximum subtracted first, so exp never overflows) */
+  softmax?(x: Storage, rows: number, n: number): Storage;
+  /** dx = y * (dy - sum_j dy_j y_j) along each row, from the softmax output y */
+  softmaxBackward?(y: Storage, grad: Storage, rows: number, n: number): Storage;
+  /**
+   * y = (x - mean) / sqrt(var + eps) * weight + bias along each row (biased variance; weight and
+   * bias [n] or null); stats [rows, 2] holds (mean, 1 / sqrt(var + eps)) for the backward
+   */
+  layerNorm?(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): { out: Storage; stats: Storage };
+  /** dx, and d(weight) = sum over rows of dy * xhat and d(bias) = sum over rows of dy (both [n]) */
+  layerNormBackward?(grad: Storage, x: Storage, weight: Storage | null, stats: Storage, rows: number, n: number): { dx: Storage; dweight: Storage; dbias: Storage };
+  /** GELU elementwise: x Φ(x) (exact, with erf) or its tanh approximation */
+  gelu?(x: Storage, approximate: 'none' | 'tanh'): Storage;
+  /** dy * GELU'(x) */
+  geluBackward?(x: Storage, grad: Storage, approximate: 'none' | 'tanh'): Storage;
+  /**
+   * One Adam / AdamW step for one parameter, every moment in one pass: returns the new parameter
+   * and moments (see AdamStep); the inputs are not modified.
+   */
+  adamStep?(param: Storage, grad: Storage, m: Storage | null, v: Storage | null, step: AdamStep): { param: Storage; m: Storage; v: Storage };
+}
+
+/**
+ * The scalars of one Adam step (torch.optim semantics): m <- b1 m + (1 - b1) g,
+ * v <- b2 v + (1 - b2) g^2, p <- p' - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), where
+ * p' = p (1 - lr wd) for AdamW (`decoupled`) and g includes + wd p for Adam. m, v null: zeros.
+ */
+export interface AdamStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  /** 1 on the first step */
+  t: number;
 }
 
 /** Row-major strides of a contiguous array of the given shape. */

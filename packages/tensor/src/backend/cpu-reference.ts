@@ -15,7 +15,7 @@
  */
 import {
   sizeOf, stridesOf,
-  type ArgReduceOp, type Backend, type BinaryOp, type ConvSpec, type DType, type MatmulSpec, type MemoryInfo,
+  type AdamStep, type ArgReduceOp, type Backend, type BinaryOp, type ConvSpec, type DType, type MatmulSpec, type MemoryInfo,
   type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
 } from './backend';
 
@@ -95,6 +95,23 @@ export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
   gt: (a, b) => (a > b ? 1 : 0),
   ge: (a, b) => (a >= b ? 1 : 0),
 };
+
+/** GELU and its derivative, exact (x Φ(x), Φ the normal CDF) or with PyTorch's tanh approximation. */
+export const GELU = {
+  none: {
+    f: (x: number, erfOf = erf) => 0.5 * x * (1 + erfOf(x * Math.SQRT1_2)),
+    // Φ(x) + x φ(x), φ(x) = e^{-x^2/2} / sqrt(2 pi)
+    df: (x: number, erfOf = erf) => 0.5 * (1 + erfOf(x * Math.SQRT1_2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI),
+  },
+  tanh: {
+    // u = sqrt(2/pi) (x + 0.044715 x^3): 0.5 x (1 + tanh u)
+    f: (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
+    df: (x: number) => {
+      const t = Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x));
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Math.sqrt(2 / Math.PI) * (1 + 3 * 0.044715 * x * x);
+    },
+  },
+} as const;
 
 /** The reductions as (accumulator, value) -> accumulator, from their identity. NaN wins max and min. */
 const REDUCE: Record<ReduceOp, { init: number; step: (acc: number, v: number) => number }> = {
@@ -381,6 +398,107 @@ export class ReferenceCpuBackend implements Backend {
     const dw = this.alloc(grad.dtype, (spec.outChannels * spec.channels * spec.kh * spec.kw) / spec.groups, true);
     forEachConvTap(spec, (o, i, k) => { dw[k] += g[o]! * src[i]!; });
     return this.wrap(dw);
+  }
+
+  // ---- row kernels ----
+  softmax(x: Storage, rows: number, n: number): Storage {
+    const src = this.data(x);
+    const out = this.alloc(x.dtype, rows * n);
+    for (let r = 0; r < rows; r++) {
+      const o = r * n;
+      let max = -Infinity;
+      for (let j = 0; j < n; j++) max = Math.max(max, src[o + j]!);
+      let total = 0;
+      for (let j = 0; j < n; j++) { out[o + j] = Math.exp(src[o + j]! - max); total += out[o + j]!; }
+      for (let j = 0; j < n; j++) out[o + j] = out[o + j]! / total;
+    }
+    return this.wrap(out);
+  }
+
+  softmaxBackward(y: Storage, grad: Storage, rows: number, n: number): Storage {
+    const yv = this.data(y), g = this.data(grad);
+    const dx = this.alloc(y.dtype, rows * n);
+    for (let r = 0; r < rows; r++) {
+      const o = r * n;
+      let dot = 0;
+      for (let j = 0; j < n; j++) dot += g[o + j]! * yv[o + j]!;
+      for (let j = 0; j < n; j++) dx[o + j] = yv[o + j]! * (g[o + j]! - dot);
+    }
+    return this.wrap(dx);
+  }
+
+  layerNorm(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): { out: Storage; stats: Storage } {
+    const src = this.data(x), w = weight ? this.data(weight) : null, b = bias ? this.data(bias) : null;
+    const out = this.alloc(x.dtype, rows * n), stats = this.alloc(x.dtype, rows * 2);
+    for (let r = 0; r < rows; r++) {
+      const o = r * n;
+      let mean = 0;
+      for (let j = 0; j < n; j++) mean += src[o + j]!;
+      mean /= n;
+      let variance = 0;
+      for (let j = 0; j < n; j++) variance += (src[o + j]! - mean) ** 2;
+      variance /= n;
+      const rstd = 1 / Math.sqrt(variance + eps);
+      for (let j = 0; j < n; j++) out[o + j] = (src[o + j]! - mean) * rstd * (w ? w[j]! : 1) + (b ? b[j]! : 0);
+      stats[2 * r] = mean;
+      stats[2 * r + 1] = rstd;
+    }
+    return { out: this.wrap(out), stats: this.wrap(stats) };
+  }
+
+  /**
+   * With xhat = (x - mean) rstd and dxhat = dy * weight, per row:
+   * dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) (the mean and the variance depend on
+   * every x of the row, which gives the two subtracted terms).
+   */
+  layerNormBackward(grad: Storage, x: Storage, weight: Storage | null, stats: Storage, rows: number, n: number): { dx: Storage; dweight: Storage; dbias: Storage } {
+    const g = this.data(grad), src = this.data(x), w = weight ? this.data(weight) : null, st = this.data(stats);
+    const dx = this.alloc(x.dtype, rows * n), dw = this.alloc(x.dtype, n, true), db = this.alloc(x.dtype, n, true);
+    for (let r = 0; r < rows; r++) {
+      const o = r * n, mean = st[2 * r]!, rstd = st[2 * r + 1]!;
+      let meanD = 0, meanDX = 0;
+      for (let j = 0; j < n; j++) {
+        const xhat = (src[o + j]! - mean) * rstd, d = g[o + j]! * (w ? w[j]! : 1);
+        meanD += d;
+        meanDX += d * xhat;
+        dw[j] += g[o + j]! * xhat;
+        db[j] += g[o + j]!;
+      }
+      meanD /= n;
+      meanDX /= n;
+      for (let j = 0; j < n; j++) {
+        const xhat = (src[o + j]! - mean) * rstd, d = g[o + j]! * (w ? w[j]! : 1);
+        dx[o + j] = rstd * (d - meanD - xhat * meanDX);
+      }
+    }
+    return { dx: this.wrap(dx), dweight: this.wrap(dw), dbias: this.wrap(db) };
+  }
+
+  gelu(x: Storage, approximate: 'none' | 'tanh'): Storage {
+    const src = this.data(x), out = this.alloc(x.dtype, src.length), f = GELU[approximate].f;
+    for (let i = 0; i < src.length; i++) out[i] = f(src[i]!);
+    return this.wrap(out);
+  }
+
+  geluBackward(x: Storage, grad: Storage, approximate: 'none' | 'tanh'): Storage {
+    const src = this.data(x), g = this.data(grad), out = this.alloc(x.dtype, src.length), df = GELU[approximate].df;
+    for (let i = 0; i < src.length; i++) out[i] = g[i]! * df(src[i]!);
+    return this.wrap(out);
+  }
+
+  adamStep(param: Storage, grad: Storage, m: Storage | null, v: Storage | null, s: AdamStep): { param: Storage; m: Storage; v: Storage } {
+    const p = this.data(param), g = this.data(grad), m0 = m ? this.data(m) : null, v0 = v ? this.data(v) : null;
+    const size = p.length;
+    const pOut = this.alloc(param.dtype, size), mOut = this.alloc(param.dtype, size), vOut = this.alloc(param.dtype, size);
+    const bc1 = 1 - s.beta1 ** s.t, bc2 = 1 - s.beta2 ** s.t;
+    for (let i = 0; i < size; i++) {
+      const decayed = s.decoupled ? p[i]! * (1 - s.lr * s.weightDecay) : p[i]!;
+      const gi = s.decoupled ? g[i]! : g[i]! + s.weightDecay * p[i]!;
+      mOut[i] = s.beta1 * (m0 ? m0[i]! : 0) + (1 - s.beta1) * gi;
+      vOut[i] = s.beta2 * (v0 ? v0[i]! : 0) + (1 - s.beta2) * gi * gi;
+      pOut[i] = decayed - (s.lr / bc1) * (mOut[i]! / (Math.sqrt(vOut[i]!) / Math.sqrt(bc2) + s.eps));
+    }
+    return { param: this.wrap(pOut), m: this.wrap(mOut), v: this.wrap(vOut) };
   }
 
   // ---- movement ----

@@ -195,6 +195,11 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
  * 'tanh' is the approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
  */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  // a fused kernel each way where the backend has one (Backend.gelu); the composition below is the definition
+  if (x.backend.gelu && x.backend.geluBackward) {
+    const y = new Tensor(x.backend.gelu(x.storage, approximate), x.shape);
+    return record('gelu', [x], y, (g) => [new Tensor(x.backend.geluBackward!(x.storage, g.storage, approximate), x.shape)]);
+  }
   if (approximate === 'tanh') {
     const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
     return mul(mul(x, 0.5), add(tanh(inner), 1));

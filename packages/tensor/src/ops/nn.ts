@@ -1,10 +1,14 @@
 /**
- * Neural-network functions composed from primitives: softmax, layerNorm, dropout and losses.
+ * Neural-network functions: softmax, layerNorm, dropout and losses.
  *
- * None of these has backward code: autograd differentiates the ops they are made of. Numerical
- * stability is handled in the composition (softmax subtracts the row maximum, which cancels in the
- * ratio and keeps exp from overflowing; the maximum is detached because the result does not
- * depend on it).
+ * Each is written as a composition of primitives, which autograd differentiates with no backward
+ * code of its own; that composition is the definition. Numerical stability is handled in it
+ * (softmax subtracts the row maximum, which cancels in the ratio and keeps exp from overflowing;
+ * the maximum is detached because the result does not depend on it). softmax over the last axis
+ * and layerNorm also have fused row kernels (Backend.softmax, Backend.layerNorm and their
+ * backwards): one pass over memory instead of a kernel and an intermediate array per step of the
+ * composition. Where the backend has them the op uses them; the gradient property tests and the
+ * conformance suite hold them to the same results.
  */
 import { Tensor } from '../tensor';
 import { shapeToString } from '../shape';
@@ -13,9 +17,27 @@ import { abs, add, div, exp, log, lt, mul, sqrt, sub, where } from './elementwis
 import { max, mean, sum } from './reduce';
 import { detach, gather, reshape } from './movement';
 import { rand } from './creation';
+import { record } from './record';
+
+/**
+ * x viewed as [rows, n] for a row kernel over its last `trailing` axes, or null when the backend
+ * lacks the kernel (or the tensor is empty): the caller then composes the op.
+ */
+function rowsOf(x: Tensor, trailing: number, has: unknown): { rows: number; n: number } | null {
+  const n = x.shape.slice(x.ndim - trailing).reduce((a, b) => a * b, 1);
+  return has && x.size > 0 && n > 0 ? { rows: x.size / n, n } : null;
+}
 
 /** softmax(x)_i = e^{x_i - m} / sum_j e^{x_j - m}, with m the max along `axis`. */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  const b = x.backend;
+  const fused = x.ndim > 0 && (axis === -1 || axis === x.ndim - 1) ? rowsOf(x, 1, b.softmax && b.softmaxBackward) : null;
+  if (fused) {
+    // one kernel each way; backward from the output: dx = y (dy - sum_j dy_j y_j)
+    const { rows, n } = fused;
+    const y = new Tensor(b.softmax!(x.storage, rows, n), x.shape);
+    return record('softmax', [x], y, (g, out) => [new Tensor(b.softmaxBackward!(out.storage, g.storage, rows, n), x.shape)]);
+  }
   const shifted = sub(x, detach(max(x, axis, true)));
   const e = exp(shifted);
   return div(e, sum(e, axis, true));
@@ -33,6 +55,19 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  */
 export function layerNorm(x: Tensor, normalizedDims: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
   if (normalizedDims < 1 || normalizedDims > x.ndim) throw new Error(`layerNorm: cannot normalise ${normalizedDims} trailing axes of ${shapeToString(x.shape)}`);
+  const b = x.backend;
+  const fused = rowsOf(x, normalizedDims, b.layerNorm && b.layerNormBackward);
+  if (fused && (!weight || weight.dtype === x.dtype) && (!bias || bias.dtype === x.dtype)) {
+    const { rows, n } = fused;
+    const r = b.layerNorm!(x.storage, weight?.storage ?? null, bias?.storage ?? null, rows, n, eps);
+    const stats = new Tensor(r.stats, [rows, 2]); // (mean, 1/std) per row, for the backward
+    const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+    return record('layerNorm', inputs, new Tensor(r.out, x.shape), (g) => {
+      const d = b.layerNormBackward!(g.storage, x.storage, weight?.storage ?? null, stats.storage, rows, n);
+      const dweight = new Tensor(d.dweight, weight ? weight.shape : [n]), dbias = new Tensor(d.dbias, bias ? bias.shape : [n]);
+      return [new Tensor(d.dx, x.shape), ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
+    });
+  }
   const axes = Array.from({ length: normalizedDims }, (_, i) => x.ndim - normalizedDims + i);
   const mu = mean(x, axes, true);
   const centred = sub(x, mu);
