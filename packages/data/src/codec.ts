@@ -18,6 +18,8 @@
  *   - EXIF orientation is NOT applied: a degraded image and its ground truth must stay pixel-aligned
  *     as stored, whatever their metadata says.
  * Any decoding failure (corrupt, truncated, not an image) throws an Error naming the file.
+ * These rules are for dataset pairs. Photos a user restores are read by `readPhoto` instead (at the
+ * end of this file): EXIF orientation applied, alpha, 16 bits and grey kept for writing back.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -235,4 +237,111 @@ export async function writeImage(path: string, img: Image, opts: PngOptions & Jp
   else if (ext === '.jpg' || ext === '.jpeg') bytes = await encodeJpeg(img, opts);
   else throw new Error(`writeImage "${path}": unsupported extension "${ext}" (use .png, .jpg or .jpeg)`);
   await writeFile(path, bytes);
+}
+
+// ---- photos: what `mofme restore` reads and writes ----------------------------------------------
+//
+// A dataset image must stay pixel-aligned with its ground truth as stored, so readImage ignores
+// EXIF orientation and drops alpha (above). A user's photo is different: it should come back as
+// the viewer shows it and in the form it came in. readPhoto therefore
+//   - applies the EXIF orientation (a phone's portrait JPEG is stored sideways plus a tag);
+//   - keeps the alpha channel apart, as stored (the network restores RGB only);
+//   - remembers 16-bit samples and one-channel (grey) storage;
+// and encodePhotoPng writes the restored RGB back in that form: alpha reattached unchanged,
+// 16 bits if the input had 16, one grey channel (the mean of the restored R, G, B, since the grey
+// input was replicated into three equal channels) if the input was grey.
+
+/** A photo as read for restoration: oriented RGB, plus what is needed to write it back alike. */
+export interface Photo {
+  /** RGB planes in [0, 1], EXIF orientation applied; grey inputs replicated into R, G, B */
+  image: Image;
+  /** the alpha channel as stored (H·W samples of `bits` bits, oriented like the image), or null */
+  alpha: Uint8Array | Uint16Array | null;
+  /** bits per sample of the input: 16-bit inputs are written back as 16-bit PNGs */
+  bits: 8 | 16;
+  /** the input stored one colour channel (grey, with or without alpha) */
+  grey: boolean;
+  /** the EXIF orientation tag that was applied (1: none) */
+  orientation: number;
+}
+
+/** Reads a photo for restoration (see above); errors name the file. Needs sharp for EXIF and TIFF/WebP. */
+export async function readPhoto(path: string): Promise<Photo> {
+  const bytes = await readBytes(path);
+  const fmt = sniffFormat(bytes);
+  const sharp = fmt === 'bmp' ? null : await loadSharp();
+  try {
+    if (sharp) return await readPhotoWithSharp(sharp, bytes);
+    if (fmt === 'png') return readPngPhotoJs(bytes);
+  } catch (e) {
+    throw new Error(`Cannot decode "${path}" (${fmt}): ${(e as Error).message}`);
+  }
+  // BMP, or JPEG without sharp: no alpha or grey to keep (and no EXIF reader): the plain rule
+  const raw = await decodeRaw(bytes, path);
+  return { image: rawToImage(raw), alpha: null, bits: raw.bits, grey: false, orientation: 1 };
+}
+
+async function readPhotoWithSharp(sharp: SharpFn, bytes: Uint8Array): Promise<Photo> {
+  const meta = await sharp(bytes, { failOn: 'warning' }).metadata();
+  const deep = meta.depth === 'ushort';
+  const hasAlpha = Boolean(meta.hasAlpha);
+  const grey = (meta.channels ?? 3) - (hasAlpha ? 1 : 0) === 1;
+  // rotate() with no angle applies the EXIF orientation (and drops the tag)
+  let pipe = sharp(bytes, { failOn: 'warning' }).rotate().toColourspace(deep ? 'rgb16' : 'srgb');
+  pipe = hasAlpha ? pipe.ensureAlpha() : pipe.removeAlpha();
+  const { data, info } = await pipe.raw({ depth: deep ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height, ch = info.channels;
+  if (ch !== (hasAlpha ? 4 : 3)) throw new Error(`expected ${hasAlpha ? 4 : 3} channels after conversion, got ${ch}`);
+  // samples in a fresh, aligned array (Buffer slices may start at odd offsets)
+  const samples = deep ? new Uint16Array(n * ch) : new Uint8Array(n * ch);
+  new Uint8Array(samples.buffer).set(data);
+  return { ...splitChannels(samples, info.width, info.height, ch, deep ? 16 : 8), grey, orientation: meta.orientation ?? 1 };
+}
+
+/** pngjs fallback (no sharp): PNG carries grey, alpha and 16 bits; it has no EXIF orientation to apply. */
+function readPngPhotoJs(bytes: Uint8Array): Photo {
+  const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { skipRescale: true });
+  const samples = (png.depth === 16 ? Uint16Array : Uint8Array).from(png.data as unknown as ArrayLike<number>); // RGBA
+  const colorType = (png as unknown as { colorType?: number }).colorType ?? 6;
+  const split = splitChannels(samples, png.width, png.height, 4, png.depth === 16 ? 16 : 8);
+  // pngjs always expands to RGBA: keep its alpha only when the file has one (colour types 4 and 6)
+  return { ...split, alpha: colorType === 4 || colorType === 6 ? split.alpha : null, grey: colorType === 0 || colorType === 4, orientation: 1 };
+}
+
+/** Interleaved RGB(A) samples -> RGB planes in [0, 1] and the alpha samples. */
+function splitChannels(samples: Uint8Array | Uint16Array, width: number, height: number, ch: number, bits: 8 | 16): Pick<Photo, 'image' | 'alpha' | 'bits'> {
+  const n = width * height, scale = 1 / (2 ** bits - 1);
+  const planes = new Float32Array(3 * n);
+  const alpha = ch === 4 ? (bits === 16 ? new Uint16Array(n) : new Uint8Array(n)) : null;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) planes[c * n + i] = samples[ch * i + c]! * scale;
+    if (alpha) alpha[i] = samples[ch * i + 3]!;
+  }
+  return { image: { data: planes, channels: 3, height, width }, alpha, bits };
+}
+
+/**
+ * Encodes a restored RGB image as a PNG in the form of the photo it came from (`like`): alpha
+ * reattached, 16 bits kept, grey written as one channel (mean of R, G, B). A plain 8-bit RGB photo
+ * gives the same bytes as encodePng.
+ */
+export async function encodePhotoPng(img: Image, like: Pick<Photo, 'alpha' | 'bits' | 'grey'>): Promise<Uint8Array> {
+  const { height, width } = img, n = height * width;
+  if (like.alpha && like.alpha.length !== n) throw new Error(`encodePhotoPng: the alpha channel has ${like.alpha.length} samples for a ${width}x${height} image`);
+  if (!like.alpha && !like.grey && like.bits === 8) return encodePng(img);
+  const max = 2 ** like.bits - 1;
+  const colour = like.grey ? 1 : 3, ch = colour + (like.alpha ? 1 : 0);
+  const samples = like.bits === 16 ? new Uint16Array(n * ch) : new Uint8Array(n * ch);
+  const quantise = (v: number): number => Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * max);
+  for (let i = 0; i < n; i++) {
+    if (like.grey) samples[ch * i] = quantise((img.data[i]! + img.data[n + i]! + img.data[2 * n + i]!) / 3);
+    else for (let c = 0; c < 3; c++) samples[ch * i + c] = quantise(img.data[c * n + i]!);
+    if (like.alpha) samples[ch * i + colour] = like.alpha[i]!;
+  }
+  // PNG colour types: 0 grey, 2 RGB, 4 grey + alpha, 6 RGB + alpha. pngjs takes 16-bit samples
+  // native-endian from the buffer (whose byte offset must be 0) and writes them big-endian.
+  const colorType = (like.grey ? 0 : 2) + (like.alpha ? 4 : 0);
+  const png = new PNG({ width, height, colorType, inputColorType: colorType, inputHasAlpha: Boolean(like.alpha), bitDepth: like.bits } as never);
+  png.data = Buffer.from(samples.buffer, 0, samples.byteLength);
+  return new Uint8Array(PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: Boolean(like.alpha), bitDepth: like.bits } as never));
 }

@@ -12,6 +12,7 @@ export type { Image, RawImage } from './image';
 export { createImage, cloneImage, cropImage, resizeImage, dihedral, rawToImage, imageToRaw, clamp01 } from './image';
 export {
   readImage, decodeImage, decodeRaw, writeImage, encodePng, encodeJpeg, imageSize, sniffFormat, codecBackend, setCodecBackend,
+  readPhoto, encodePhotoPng, type Photo,
   type DecodeOptions, type PngOptions, type JpegOptions, type ImageFormat,
 } from './codec';
 export {
