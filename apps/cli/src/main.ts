@@ -16,6 +16,8 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, oneLine } from './errors';
+import { registerExport } from './export';
+import { registerImport } from './import';
 import { BACKENDS, LAYOUTS, MODEL_KINDS, PRESETS as presetNames, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, WEATHERS, type TrainConfig } from './options';
 
 // The commands are imported when they run: loading the tensor engine, sharp and vega takes seconds,
@@ -203,6 +205,9 @@ program.command('demo')
   .option('--out <dir>', 'output folder (default: runs/demo-<date>)')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .action(async (o) => { process.exitCode = await (await import('./demo')).demoCommand(o); });
+
+registerExport(program); // mofme export: ONNX, official names, safetensors (export.ts)
+registerImport(program); // mofme import: PyTorch/DDP safetensors into a model folder (import.ts)
 
 // ---- top-level error handler: one line, no stack (MOFME_DEBUG=1 shows it) ----
 function fail(e: unknown): void {

@@ -1,0 +1,109 @@
+/**
+ * `mofme import FILE -o DIR`: a PyTorch state dict saved as safetensors, made into our model folder
+ * (DIR/model.safetensors with the config in its metadata), which `mofme eval`, `restore`, `export`
+ * and `train --init` read.
+ *
+ * FILE may hold
+ *   - the official MoFME-Pytorch names (dense ViT, MoE or MoFME; the kind is read off the names,
+ *     official.ts), e.g. an official checkpoint converted by scripts/torch/pth_to_safetensors.py;
+ *   - or our own names (a file written by the PyTorch twin, scripts/torch/mofme_torch.py), with our
+ *     config in the metadata;
+ * in both cases with or without the `module.` prefix that DistributedDataParallel puts on every
+ * name when the wrapped model's state dict is saved.
+ * Official files carry no config: the network sizes are found by trying the presets (paper, small,
+ * tiny; or the one given with --preset) until every name and shape matches, and the official
+ * network's own choices are set (sigmoid output, the official expert slots of MoFME). A file that
+ * fits no preset is refused with the first name or shape that did not fit.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import type { Tensor } from '@mofme/tensor';
+import type { MofmeConfig, PresetName } from '@mofme/mofme';
+import { CliError, oneLine } from './errors';
+
+export interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
+
+const PRESET_ORDER: PresetName[] = ['paper', 'small', 'tiny'];
+
+export async function importCommand(file: string, o: ImportOpts): Promise<number> {
+  if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new CliError(`-o ${o.out} is a file; give a folder`);
+  const dest = join(o.out, 'model.safetensors');
+  if (existsSync(dest) && !o.overwrite) throw new CliError(`${dest} already exists; pass --overwrite to replace it`);
+  const { loadSafetensors, serializeSafetensors, writeFileAtomicSync, formatLoadReport } = await import('@mofme/nn');
+  const mofme = await import('@mofme/mofme');
+  const { modelMetadata } = await import('./checkpoint');
+  let parsed;
+  try {
+    parsed = await loadSafetensors(file);
+  } catch (e) {
+    throw new CliError(`${file} is not a readable safetensors file: ${oneLine(e)}`);
+  }
+  const raw = Object.entries(parsed.tensors);
+  if (raw.length === 0) throw new CliError(`${file} holds no tensors`);
+  const ddp = raw.every(([k]) => k.startsWith('module.'));
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, v] of raw) tensors[mofme.stripDdpPrefix(k)] = v;
+
+  let config: Readonly<MofmeConfig>;
+  let model: import('@mofme/mofme').MoFME;
+  let source: string;
+  if (parsed.metadata.config) {
+    // our names: the config travels in the metadata
+    try {
+      config = mofme.resolveConfig(JSON.parse(parsed.metadata.config) as MofmeConfig);
+    } catch (e) {
+      throw new CliError(`${file}: the model config in its metadata is invalid: ${oneLine(e)}`);
+    }
+    model = mofme.createModel(config, { seed: 0 });
+    try {
+      model.loadStateDict(tensors);
+    } catch (e) {
+      throw new CliError(`${file} does not match the config in its own metadata: ${oneLine(e)}`);
+    }
+    source = `our names, ${config.ffn}`;
+  } else {
+    const kind = mofme.detectOfficialKind(Object.keys(tensors));
+    let renamed;
+    try {
+      renamed = mofme.fromOfficialStateDict(tensors);
+    } catch (e) {
+      throw new CliError(`${file}: not an official MoFME-Pytorch state dict and no config in its metadata: ${oneLine(e)}`);
+    }
+    const withPos = Object.hasOwn(renamed, 'posEmbed');
+    const tried: string[] = [];
+    let found: { config: Readonly<MofmeConfig>; model: import('@mofme/mofme').MoFME; preset: PresetName } | null = null;
+    for (const preset of o.preset ? [o.preset] : PRESET_ORDER) {
+      const c = mofme.resolveConfig(preset, {
+        ffn: kind,
+        officialExpertSlots: kind === 'mofme',
+        officialUnusedParams: withPos,
+        residualOutput: false, // the official network ends in a sigmoid
+      });
+      const m = mofme.createModel(c, { seed: 0 });
+      const report = m.loadStateDict(renamed, { strict: false });
+      if (!report.missing.length && !report.unexpected.length && !report.mismatched.length) { found = { config: c, model: m, preset }; break; }
+      tried.push(`${preset}: ${oneLine(formatLoadReport(report))}`);
+    }
+    if (!found) throw new CliError(`${file}: an official ${kind} state dict that fits no preset (${tried.join(' | ').slice(0, 400)})`);
+    ({ config, model } = found);
+    source = `official names, ${kind}, ${found.preset} preset sizes`;
+  }
+  try { mkdirSync(o.out, { recursive: true }); } catch (e) { throw new CliError(`cannot create the folder ${o.out}: ${oneLine(e)}`); }
+  const step = Number(parsed.metadata.step ?? 0);
+  writeFileAtomicSync(dest, serializeSafetensors(model.stateDict(), modelMetadata(config, Number.isFinite(step) ? step : 0)));
+  console.log(`wrote ${dest}: ${raw.length} tensors (${source}${ddp ? ', DDP `module.` prefix removed' : ''}); try: mofme eval --checkpoint ${o.out}`);
+  return 0;
+}
+
+/** Define `mofme import` on the program (one line in main.ts). */
+export function registerImport(program: Command): void {
+  program.command('import')
+    .description('read a PyTorch state dict (safetensors; official MoFME-Pytorch names or ours, DDP `module.` prefix handled) into a model folder')
+    .argument('<file>', 'safetensors file (convert .pth with scripts/torch/pth_to_safetensors.py)')
+    .requiredOption('-o, --out <dir>', 'model folder to write (DIR/model.safetensors)')
+    .addOption(new Option('--preset <name>', 'official files: the network sizes (default: the preset whose shapes match)').choices(PRESET_ORDER))
+    .option('--overwrite', 'replace an existing DIR/model.safetensors')
+    .addHelpText('after', '\nExample:\n  python3 scripts/torch/pth_to_safetensors.py official.pth official.safetensors\n  mofme import official.safetensors -o runs/official && mofme eval --checkpoint runs/official')
+    .action(async (file: string, o: ImportOpts) => { process.exitCode = await importCommand(file, o); });
+}
