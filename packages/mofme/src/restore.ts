@@ -43,6 +43,13 @@ export interface RestoreOptions {
   blend?: 'cosine' | 'flat';
   /** called after each window with (windows done, windows in all): progress for long photos */
   onTile?: (done: number, total: number) => void;
+  /**
+   * 'model' (default): values are in the model's input range [-1, 1] and the output is returned as
+   * the model gives it. 'unit' (photos): pixels in [0, 1], mapped to [-1, 1] window by window (no
+   * normalised copy of the whole photo), output clamped to [0, 1], and an output that is not a
+   * number is an error naming the pixel (clamping would turn NaN into black silently).
+   */
+  range?: 'model' | 'unit';
 }
 
 export const DEFAULT_TILE = 240;
@@ -98,6 +105,7 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
   }
 
   const blend = options.blend ?? 'cosine';
+  const unit = options.range === 'unit';
   const wy = blendWeights(th, blend), wx = blendWeights(tw, blend);
   const ys = tileStarts(H, th, stride), xs = tileStarts(W, tw, stride);
   const total = ys.length * xs.length;
@@ -114,6 +122,7 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
         for (let c = 0; c < C; c++) {
           for (let i = 0; i < th; i++) window.set(img.data.subarray((c * H + top + i) * W + x0, (c * H + top + i) * W + x0 + tw), (c * th + i) * tw);
         }
+        if (unit) for (let k = 0; k < window.length; k++) window[k] = (window[k]! - 0.5) / 0.5; // [0, 1] -> the model's [-1, 1]
         const y = tidy(() => noGrad(() => model.forward(tensor(window, { shape: [1, C, th, tw] })).image.data())); // [1, C, th, tw]
         for (let i = 0; i < th; i++) {
           for (let j = 0; j < tw; j++) {
@@ -130,7 +139,11 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
       for (let i = 0; i < finished; i++) {
         for (let j = 0; j < W; j++) {
           const w = weight[i * W + j]!;
-          for (let c = 0; c < C; c++) out[(c * H + top + i) * W + j] = sum[(c * th + i) * W + j]! / w;
+          for (let c = 0; c < C; c++) {
+            const v = sum[(c * th + i) * W + j]! / w;
+            if (unit && !Number.isFinite(v)) throw new Error(`restore: the model's output is ${v} at pixel (x ${j}, y ${top + i}) of a ${W}x${H} image: its weights overflow (a diverged run?); use an earlier checkpoint`);
+            out[(c * H + top + i) * W + j] = unit ? (v < 0 ? 0 : v > 1 ? 1 : v) : v;
+          }
         }
       }
       weight.copyWithin(0, finished * W);

@@ -136,4 +136,17 @@ test('sides that are not multiples of the patch: reflect-pad, restore, crop back
   assert.throws(() => restore(model, x, { tile: 20 }), /multiple of the patch size/);
 });
 
+test("range 'unit' (photos): [0, 1] pixels mapped to [-1, 1] per window, output clamped; a NaN output is an error naming the pixel", () => {
+  const H = 40, W = 56, fake = blurModel();
+  const g = new Generator(5);
+  const pixels = Float32Array.from({ length: 3 * H * W }, () => g.uniform(0, 1));
+  const got = restorePlanes(fake, { data: pixels, channels: 3, height: H, width: W }, { tile: 24, stride: 16, range: 'unit' });
+  const normalised = Float32Array.from(pixels, (v) => (v - 0.5) / 0.5);
+  const want = restorePlanes(fake, { data: normalised, channels: 3, height: H, width: W }, { tile: 24, stride: 16 }).map((v) => Math.min(1, Math.max(0, v)));
+  assert.ok(maxDiff(got, want) < 1e-6, `max diff ${maxDiff(got, want)}`);
+  assert.ok(got.some((v) => v === 0) && got.every((v) => v >= 0 && v <= 1), 'clamped to [0, 1]');
+  const broken = { ...fake, forward: (x: Tensor) => ({ image: x.sub(10).sqrt() }) } as unknown as MoFME; // sqrt of a negative: NaN
+  assert.throws(() => restorePlanes(broken, { data: pixels, channels: 3, height: H, width: W }, { range: 'unit' }), /output is NaN at pixel \(x 0, y 0\) of a 56x40 image/);
+});
+
 test.run();
