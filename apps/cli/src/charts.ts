@@ -5,13 +5,13 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
-import { writeFileSync } from 'node:fs';
+import { writeOutput } from './io';
 
 export async function chartPng(spec: TopLevelSpec, file: string): Promise<void> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG(2); // scale 2: crisp text at the rendered size
   view.finalize();
-  writeFileSync(file, await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png({ compressionLevel: 9 }).toBuffer());
+  writeOutput(file, await sharp(Buffer.from(svg)).flatten({ background: '#ffffff' }).png({ compressionLevel: 9 }).toBuffer());
 }
 
 export interface Point { step: number; value: number; series: string }

@@ -10,19 +10,25 @@
  *   state.json          step, loader position, the model's RNG state (dropout, UaR sampling), best
  *                       validation score so far, elapsed training time, the training config
  *
- * Atomicity: the files are written into `ckpt-000100.tmp/` (each one fsync-ed by the nn package's
- * atomic writer), then the folder is renamed to `ckpt-000100/`. rename(2) of a directory is atomic,
+ * Atomicity: the files are written into `ckpt-000100.tmp/` (each one fsync-ed by io.ts's atomic
+ * writer), then the folder is renamed to `ckpt-000100/`. rename(2) of a directory is atomic,
  * so a folder without `.tmp` is always complete; leftover `.tmp` folders are ignored and cleaned.
+ * The whole save is synchronous, so a signal handler cannot run in the middle of it (train.ts).
+ * A failed save (a full disk) removes its `.tmp` folder and names the file it could not write.
+ *
+ * Finite weights. A model file whose tensors hold NaN or Inf restores nothing but black: loading
+ * one for eval, restore, info or report is refused, naming the first such tensor.
  * `best/` (the checkpoint with the best validation PSNR, never chosen on test data) is replaced by
  * writing `best.tmp/`, moving the old one to `best.old/`, renaming, then deleting `best.old/`.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, cpSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { GeneratorState, Tensor } from '@mofme/tensor';
 import {
-  flattenOptimizerState, unflattenOptimizerState, loadSafetensors, saveSafetensors, writeFileAtomic, SafetensorsError,
-  type LRScheduler, type Optimizer, type BaseHyper,
+  flattenOptimizerState, unflattenOptimizerState, loadSafetensors, serializeSafetensors, SafetensorsError, formatLoadReport,
+  type LRScheduler, type Optimizer, type BaseHyper, type LoadReport,
 } from '@mofme/nn';
+import { fsError, fsyncDir, writeOutput } from './io';
 import { createModel, resolveConfig, type MoFME, type MofmeConfig } from '@mofme/mofme';
 import type { LoaderPosition } from '@mofme/data';
 import { CliError } from './errors';
@@ -45,13 +51,6 @@ export function ckptName(step: number): string {
   return `ckpt-${String(step).padStart(6, '0')}`;
 }
 
-function fsyncDir(path: string): void {
-  try {
-    const fd = openSync(path, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* not supported everywhere; rename is still atomic */ }
-}
-
 /** Rename `tmp` onto `dest`, replacing an existing `dest` folder (through `dest.old`). */
 function replaceDir(tmp: string, dest: string): void {
   const old = dest + '.old';
@@ -62,22 +61,52 @@ function replaceDir(tmp: string, dest: string): void {
   if (existsSync(old)) rmSync(old, { recursive: true, force: true });
 }
 
-/** Write a complete checkpoint folder atomically; returns its path. */
-export async function saveCheckpoint(runDir: string, model: MoFME, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler, state: TrainingState): Promise<string> {
+/** Write a complete checkpoint folder atomically (synchronously: see the header); returns its path. */
+export function saveCheckpoint(runDir: string, model: MoFME, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler, state: TrainingState): string {
   const dest = join(runDir, ckptName(state.step));
   const tmp = dest + '.tmp';
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  await saveSafetensors(join(tmp, MODEL_FILE), model.stateDict(), modelMetadata(model.config, state.step));
-  const flat = flattenOptimizerState(optimizer.stateDict());
-  await saveSafetensors(join(tmp, 'optim.safetensors'), flat.tensors as Record<string, Tensor>, {
-    optimizer: flat.metadata,
-    scheduler: JSON.stringify(scheduler.stateDict()),
-  });
-  await writeFileAtomic(join(tmp, 'state.json'), new TextEncoder().encode(JSON.stringify(state, null, 2) + '\n'));
-  fsyncDir(tmp);
-  replaceDir(tmp, dest);
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    try { mkdirSync(tmp, { recursive: true }); } catch (e) { throw fsError('create the folder', tmp, e); }
+    writeOutput(join(tmp, MODEL_FILE), serializeSafetensors(model.stateDict(), modelMetadata(model.config, state.step)));
+    const flat = flattenOptimizerState(optimizer.stateDict());
+    writeOutput(join(tmp, 'optim.safetensors'), serializeSafetensors(flat.tensors as Record<string, Tensor>, {
+      optimizer: flat.metadata,
+      scheduler: JSON.stringify(scheduler.stateDict()),
+    }));
+    writeOutput(join(tmp, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    fsyncDir(tmp);
+    try { replaceDir(tmp, dest); } catch (e) { throw fsError('rename', `${tmp} to ${dest}`, e); }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // roll back: no half checkpoint stays behind
+    throw e;
+  }
   return dest;
+}
+
+/** "name (NaN at index i)" of the first tensor holding a NaN or an infinity, or null when all are finite. */
+export function firstNonFinite(tensors: Record<string, Tensor> | Iterable<[string, Tensor]>): string | null {
+  for (const [name, t] of Symbol.iterator in tensors ? tensors as Iterable<[string, Tensor]> : Object.entries(tensors)) {
+    const d = t.data();
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (!Number.isFinite(v)) return `tensor ${name}: ${v} at index ${i}`;
+    }
+  }
+  return null;
+}
+
+/** A load report in one short line: counts and the first few keys, not all of them. */
+export function shortLoadReport(report: LoadReport): string {
+  const few = (keys: string[]) => keys.slice(0, 3).join(', ') + (keys.length > 3 ? `, ... (${keys.length} in all)` : '');
+  const parts: string[] = [];
+  if (report.missing.length) parts.push(`missing ${few(report.missing)}`);
+  if (report.unexpected.length) parts.push(`unexpected ${few(report.unexpected)}`);
+  if (report.mismatched.length) {
+    const m = report.mismatched[0]!;
+    parts.push(`${m.key} is [${m.got.join(', ')}] where the network has [${m.expected.join(', ')}]${report.mismatched.length > 1 ? ` (and ${report.mismatched.length - 1} more shapes)` : ''}`);
+  }
+  return parts.join('; ') || formatLoadReport(report);
 }
 
 export function modelMetadata(config: MofmeConfig, step: number): Record<string, string> {
@@ -115,7 +144,10 @@ export function resolveResume(dir: string): { ckpt: string; runDir: string } {
   if (existsSync(join(dir, 'state.json')) && CKPT_RE.test(basename(dir))) return { ckpt: dir, runDir: dirname(dir) };
   if (existsSync(join(dir, 'state.json')) && basename(dir) === 'best') return { ckpt: dir, runDir: dirname(dir) };
   const list = listCheckpoints(dir);
-  if (!list.length) throw new CliError(`--resume ${dir}: no complete checkpoint (ckpt-NNNNNN/ with state.json) in it`);
+  if (!list.length) {
+    const unfinished = readdirSync(dir).filter((n) => /^ckpt-\d+\.tmp$/.test(n));
+    throw new CliError(`--resume ${dir}: no complete checkpoint (ckpt-NNNNNN/ with state.json) in it${unfinished.length ? ` (${unfinished.join(', ')} was never finished)` : ''}`);
+  }
   return { ckpt: list[list.length - 1]!.path, runDir: dir };
 }
 
@@ -172,11 +204,12 @@ export async function loadModelFile(path: string, adapt: (c: Readonly<MofmeConfi
     throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
   }
   const model = createModel(config, { seed: 0 });
-  try {
-    model.loadStateDict(parsed.tensors);
-  } catch (e) {
-    throw new CliError(`checkpoint ${file} does not match its own config: ${(e as Error).message}`);
+  const report = model.loadStateDict(parsed.tensors, { strict: false });
+  if (report.missing.length || report.unexpected.length || report.mismatched.length) {
+    throw new CliError(`checkpoint ${file}: its weights do not match the config in its metadata: ${shortLoadReport(report)}`);
   }
+  const bad = firstNonFinite(parsed.tensors);
+  if (bad) throw new CliError(`checkpoint ${file}: ${bad}; a model with NaN/Inf weights restores nothing (a diverged run? use an earlier checkpoint)`);
   const step = parsed.metadata.step !== undefined ? Number(parsed.metadata.step) : null;
   return { model, config, file, step };
 }

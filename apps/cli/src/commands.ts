@@ -1,19 +1,20 @@
 /**
  * The commands other than train, demo and report: eval, restore, info, metrics, data check and
  * data synth. Each takes parsed options (main.ts parses) and returns an exit code; user errors are
- * thrown as CliError and become one line on stderr.
+ * thrown as CliError and become one line on stderr. Every file they write goes through io.ts:
+ * atomically (temp file + rename), with errors that name the file.
  */
-import { existsSync, mkdirSync, readdirSync, statSync, accessSync, constants, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countFlops, countParameters, presetNames, type MofmeConfig, type PresetName } from '@mofme/mofme';
-import { openDataset, readImage, writeImage, synthesize, builtinPhotos, photosDir, WEATHERS, TASKS, type Image, type Weather, type Layout } from '@mofme/data';
-import { writeFileAtomic } from '@mofme/nn';
+import { openDataset, readImage, encodePng, synthesize, builtinPhotos, photosDir, WEATHERS, TASKS, type Image, type Weather, type Layout } from '@mofme/data';
 import { CliError, oneLine } from './errors';
+import { outputDir, outputSubdir, selfCommand, writeOutput } from './io';
 import { loadModelFile } from './checkpoint';
 import { modelConfigOf, type TrainConfig } from './config';
 import { evaluate, formatTable, restoreImage, type EvalResult, type ImageScore } from './evaluate';
-import { openData } from './train';
+import { openData, skippedProblem } from './train';
 import { psnr, ssim } from './metrics';
 import { gridPng } from './images';
 import { executionFor, selectBackend } from './backend';
@@ -27,18 +28,8 @@ export function checkpointOrPretrained(path: string | undefined): string {
   return PRETRAINED;
 }
 
-/** Make sure DIR exists (or can be made) and is writable, before any work is done. */
-export function ensureWritableDir(dir: string, flag: string): string {
-  const abs = resolve(dir);
-  try {
-    if (existsSync(abs) && !statSync(abs).isDirectory()) throw Object.assign(new Error('it is a file'), { code: 'ENOTDIR' });
-    mkdirSync(abs, { recursive: true });
-    accessSync(abs, constants.W_OK);
-  } catch (e) {
-    throw new CliError(`${flag} ${dir}: cannot write there (${(e as NodeJS.ErrnoException).code ?? oneLine(e)})`);
-  }
-  return abs;
-}
+/** Make sure DIR exists (or can be made) and is writable, before any work is done (io.ts's outputDir). */
+export const ensureWritableDir = outputDir;
 
 /** Refuse to replace an existing file unless asked. */
 function assertFresh(path: string, overwrite: boolean, flag: string): void {
@@ -60,7 +51,7 @@ export interface EvalOpts {
 
 export async function evalCommand(o: EvalOpts): Promise<number> {
   for (const [flag, path] of [['--csv', o.csv], ['--gallery', o.gallery]] as const) {
-    if (path) { ensureWritableDir(resolve(path, '..'), flag); assertFresh(path, Boolean(o.overwrite), '--overwrite'); }
+    if (path) { outputDir(resolve(path, '..'), flag); assertFresh(path, Boolean(o.overwrite), '--overwrite'); }
   }
   const backend = await selectBackend(o.backend);
   const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint), (c) => executionFor(c, backend));
@@ -75,8 +66,8 @@ export async function evalCommand(o: EvalOpts): Promise<number> {
     },
   });
   if (!o.json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  if (o.csv) await writeFileAtomic(o.csv, new TextEncoder().encode(csvOf(r.images)));
-  if (o.gallery) await writeFileAtomic(o.gallery, await keep.gallery());
+  if (o.csv) writeOutput(o.csv, csvOf(r.images));
+  if (o.gallery) writeOutput(o.gallery, await keep.gallery());
   if (o.json) {
     console.log(JSON.stringify({ checkpoint: file, data: o.data, split: o.split, tile: o.tile, stride: o.stride, ...summaryJson(r) }, null, 2));
   } else {
@@ -120,7 +111,7 @@ export class Extremes {
 export interface RestoreOpts { checkpoint?: string; out: string; tile: number; stride: number; backend: string; overwrite?: boolean }
 
 export async function restoreCommand(files: string[], o: RestoreOpts): Promise<number> {
-  const outDir = ensureWritableDir(o.out, '-o');
+  const outDir = outputDir(o.out, '-o');
   const targets = files.map((f) => join(outDir, basename(f, extname(f)) + '.png'));
   const dup = targets.find((t, i) => targets.indexOf(t) !== i);
   if (dup) throw new CliError(`two inputs would both be written to ${dup}; restore them into different folders`);
@@ -140,7 +131,7 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
   for (const [i, img] of images.entries()) {
     const t0 = performance.now();
     const out = restoreImage(model, img, o.tile, o.stride);
-    await writeImage(targets[i]!, out);
+    writeOutput(targets[i]!, await encodePng(out));
     console.log(`${files[i]} -> ${targets[i]} (${img.width}x${img.height}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   return 0;
@@ -230,7 +221,7 @@ export async function dataCheckCommand(path: string, o: { layout?: string; json?
     throw new CliError(`${path}: ${oneLine(e)}`);
   }
   // headers were compared at open time; now decode every file once to catch corrupt data
-  const problems: { file: string; problem: string }[] = ds.skipped.map((s) => ({ file: s.input, problem: `${s.reason}${s.target ? ` (ground truth ${s.target})` : ''}` }));
+  const problems: { file: string; problem: string }[] = ds.skipped.map((s) => ({ file: s.input, problem: skippedProblem(s).slice(s.input.length + 2) }));
   const counts: Record<string, number> = {};
   for (const p of ds.pairs) {
     let ok = true;
@@ -268,7 +259,7 @@ export async function dataSynthCommand(o: SynthOpts): Promise<number> {
   } else {
     photos = builtinPhotos().filter((p) => p.split === 'test').map((p) => join(photosDir(), p.file));
   }
-  const out = ensureWritableDir(o.out, '--out');
+  const out = outputDir(o.out, '--out');
   const cleans: Image[] = [];
   for (const p of photos) {
     const img = await readOrFail(p);
@@ -280,13 +271,13 @@ export async function dataSynthCommand(o: SynthOpts): Promise<number> {
     assertFresh(file, Boolean(o.overwrite), '--overwrite');
     const rows = cleans.map((c, r) => [c, ...weathers.map((w, k) => synthesize(c, w as Weather, {}, o.seed + 1000 * r + k).image)]);
     const h = 160, w = Math.round((160 * cleans[0]!.width) / cleans[0]!.height);
-    writeFileSync(file, await gridPng(rows, { cellHeight: h, cellWidth: w, titles: ['clean', ...weathers] }));
+    writeOutput(file, await gridPng(rows, { cellHeight: h, cellWidth: w, titles: ['clean', ...weathers] }));
     console.log(`wrote ${file} (${rows.length} photos x ${weathers.length} weathers)`);
     return 0;
   }
   // paired layout: input/<name>_<weather>_<k>.png and gt/<same name>.png (openDataset's 'paired' layout)
-  mkdirSync(join(out, 'input'), { recursive: true });
-  mkdirSync(join(out, 'gt'), { recursive: true });
+  outputSubdir(join(out, 'input'));
+  outputSubdir(join(out, 'gt'));
   let n = 0;
   for (const [i, c] of cleans.entries()) {
     const stem = basename(photos[i]!, extname(photos[i]!));
@@ -294,11 +285,11 @@ export async function dataSynthCommand(o: SynthOpts): Promise<number> {
       const name = `${stem}_${w}_${v}.png`;
       assertFresh(join(out, 'input', name), Boolean(o.overwrite), '--overwrite');
       const { image } = synthesize(c, w as Weather, {}, o.seed + 1_000_000 * i + 1000 * k + v);
-      await writeImage(join(out, 'input', name), image);
-      await writeImage(join(out, 'gt', name), c);
+      writeOutput(join(out, 'input', name), await encodePng(image));
+      writeOutput(join(out, 'gt', name), await encodePng(c));
       n++;
     }
   }
-  console.log(`wrote ${n} pairs to ${out}/input and ${out}/gt (train on them with: mofme train --data ${out} --layout paired)`);
+  console.log(`wrote ${n} pairs to ${out}/input and ${out}/gt (train on them with: ${selfCommand()} train --data ${out} --layout paired)`);
   return 0;
 }

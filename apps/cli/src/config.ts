@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs';
 import { presetNames, resolveConfig, type ConfigOverrides, type MofmeConfig } from '@mofme/mofme';
 import { LAYOUTS } from '@mofme/data';
 import { CliError } from './errors';
-import { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, type TrainConfig } from './options';
+import { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, flagOf, type TrainConfig } from './options';
 
-export { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, type TrainConfig };
+export { BACKENDS, MODEL_KINDS, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, flagOf, type TrainConfig };
 
 const KEYS: readonly (keyof TrainConfig)[] = [
   'model', 'preset', 'experts', 'topk', 'router', 'width', 'depth', 'data', 'init', 'layout', 'val', 'crop', 'batchSize', 'steps', 'epochs',
@@ -27,11 +27,6 @@ const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
 const STRINGS = new Set<keyof TrainConfig>(['data', 'init', 'out', 'val', ...Object.keys(CHOICES) as (keyof TrainConfig)[]]);
 const POSITIVE_INTS = new Set<keyof TrainConfig>(['experts', 'topk', 'width', 'depth', 'crop', 'batchSize', 'steps', 'epochs', 'ckptEvery', 'keepLast', 'logEvery']);
 const NONNEG_INTS = new Set<keyof TrainConfig>(['warmup', 'seed', 'workers', 'valEvery', 'valCrop', 'valLimit']);
-
-/** kebab-case flag of a key: batchSize -> --batch-size */
-export function flagOf(key: string): string {
-  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-}
 
 /** Check one key/value pair; `where` says where it came from ("--lr", "run.json: lr"). */
 export function checkValue(key: keyof TrainConfig, value: unknown, where: string): void {
@@ -47,6 +42,8 @@ export function checkValue(key: keyof TrainConfig, value: unknown, where: string
   if (typeof value !== 'number' || !Number.isFinite(value)) throw new CliError(`${where}: expected a number, got ${JSON.stringify(value)}`);
   if (POSITIVE_INTS.has(key) && !(Number.isInteger(value) && value >= 1)) throw new CliError(`${where}: expected a positive integer, got ${value}`);
   if (NONNEG_INTS.has(key) && !(Number.isInteger(value) && value >= 0)) throw new CliError(`${where}: expected an integer >= 0, got ${value}`);
+  const max = key === 'crop' || key === 'valCrop' ? 16_384 : 1_000_000_000; // as the flags' bounds (main.ts)
+  if ((POSITIVE_INTS.has(key) || NONNEG_INTS.has(key)) && value > max) throw new CliError(`${where}: expected at most ${max.toLocaleString('en-US')}, got ${value}`);
   if ((key === 'lr' || key === 'minLr') && !(value > 0)) throw new CliError(`${where}: expected a positive number, got ${value}`);
   if (key === 'weightDecay' && !(value >= 0)) throw new CliError(`${where}: expected a number >= 0, got ${value}`);
 }

@@ -12,7 +12,7 @@
  *
  * During training the same code validates on a center crop per image (`centerCrop`) to stay cheap.
  */
-import { clamp, noGrad, tensor, tidy } from '@mofme/tensor';
+import { noGrad, tensor, tidy } from '@mofme/tensor';
 import { restore, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
 import { getPair, cropImage, type AnyDataset, type Image } from '@mofme/data';
 import { psnr, ssim } from './metrics';
@@ -57,15 +57,31 @@ export interface EvalOptions {
   /** collect routing statistics per task (one extra forward of a center window per image) */
   routing?: boolean;
   onImage?: (score: ImageScore, images: { input: Image; output: Image; target: Image }, done: number, total: number) => void;
+  /** asked before each image; true abandons the evaluation with EvaluationStopped (train's Ctrl-C) */
+  stop?: () => boolean;
 }
 
-/** Restore one image (CHW in [0, 1]) with tiled inference; returns CHW in [0, 1]. */
+/** Thrown by `evaluate` when its `stop` option says so. */
+export class EvaluationStopped extends Error {
+  constructor() { super('evaluation stopped'); }
+}
+
+/**
+ * Restore one image (CHW in [0, 1]) with tiled inference; returns CHW in [0, 1]. Outputs that are
+ * not numbers are an error, not a black picture: clamping would turn NaN into 0 silently (weights
+ * that are finite but huge, e.g. after `--lr 1e9`, overflow inside the network).
+ */
 export function restoreImage(model: MoFME, img: Image, tile = 240, stride = 120): Image {
-  const out = tidy(() => noGrad(() => {
+  const out = Float32Array.from(tidy(() => noGrad(() => {
     const x = tensor(img.data, { shape: [1, 3, img.height, img.width] }).sub(0.5).div(0.5); // the model's [−1, 1] input
-    return clamp(restore(model, x, { tile, stride }), 0, 1).data();
-  }));
-  return { data: Float32Array.from(out), channels: 3, height: img.height, width: img.width };
+    return restore(model, x, { tile, stride }).data();
+  })));
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i]!;
+    if (!Number.isFinite(v)) throw new CliError(`the model's output is ${v} at pixel ${i % (img.height * img.width)} of a ${img.width}x${img.height} image: its weights overflow (a diverged run?); use an earlier checkpoint`);
+    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+  return { data: out, channels: 3, height: img.height, width: img.width };
 }
 
 function centerCrop(img: Image, side: number): Image {
@@ -94,6 +110,7 @@ export async function evaluate(model: MoFME, ds: AnyDataset, opts: EvalOptions =
   model.eval();
   try {
     for (const [done, i] of indices.entries()) {
+      if (opts.stop?.()) throw new EvaluationStopped();
       let pair;
       try {
         pair = await getPair(ds, i, opts.resize ? { resize: opts.resize } : {});

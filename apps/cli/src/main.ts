@@ -12,29 +12,35 @@
  *
  * Errors. A bad flag or value is reported by commander as one line naming the flag (and the valid
  * choices); every error a command throws is printed as `mofme: error: <one line>` with a non-zero
- * exit code and no stack trace, unless MOFME_DEBUG=1.
+ * exit code and no stack trace, unless MOFME_DEBUG=1. A failed command removes the output folders
+ * it created while they are still empty (io.ts). Output piped into a reader that stops early
+ * (`mofme info --json | head -1`) ends the program quietly: EPIPE is not an error of ours.
+ *
+ * Conventions. Every command that writes a folder takes `-o, --out <dir>`. Integer flags have an
+ * upper bound (a typo such as `--steps 99999999999999999999` is refused, not run for 45 million hours).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, oneLine } from './errors';
-import { registerExport } from './export';
-import { registerImport } from './import';
-import { BACKENDS, LAYOUTS, MODEL_KINDS, PRESETS as presetNames, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, WEATHERS, type TrainConfig } from './options';
+import { removeCreatedEmptyDirs } from './io';
+import { BACKENDS, LAYOUTS, MODEL_KINDS, PRESETS as presetNames, RESUMABLE, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, WEATHERS, flagOf, type TrainConfig } from './options';
 
 // The commands are imported when they run: loading the tensor engine, sharp and vega takes seconds,
 // and `mofme --help` or a bad flag should answer at once.
 const commands = () => import('./commands');
 
 // ---- value parsers: a bad value names the flag (commander adds it) and what was expected ----
-const positiveInt = (v: string): number => {
+/** Integers in [min, max]; INT_MAX (1e9) bounds counts no run can reach, far below 2^53 where integers stop being exact. */
+const INT_MAX = 1_000_000_000;
+const intIn = (min: number, max = INT_MAX) => (v: string): number => {
   const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(min > 0 ? 'expected a positive integer.' : 'expected an integer >= 0.');
+  if (n > max) throw new InvalidArgumentError(`expected at most ${max.toLocaleString('en-US')}.`);
   return n;
 };
-const nonNegInt = (v: string): number => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n)) throw new InvalidArgumentError('expected an integer >= 0.');
-  return n;
-};
+const positiveInt = intIn(1);
+const nonNegInt = intIn(0);
+/** image sides (crops, tiles): 16384 px is beyond any photo a CPU restores in reasonable time, and keeps side² in range */
+const pixels = intIn(1, 16_384);
 const positiveNumber = (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.');
@@ -72,7 +78,7 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
   .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
   .option('--init <path>', 'start from these weights (model file, checkpoint or run folder; same network) instead of a random init')
   .addOption(new Option('--val <path>', 'validation data: "builtin", a path, or "none" (default: builtin val split with --data builtin)'))
-  .addOption(new Option('--crop <n>', 'square training crop, a multiple of the patch size').argParser(positiveInt).default(TRAIN_DEFAULTS.crop))
+  .addOption(new Option('--crop <n>', 'square training crop, a multiple of the patch size').argParser(pixels).default(TRAIN_DEFAULTS.crop))
   .addOption(new Option('--batch-size <n>', 'images per step').argParser(positiveInt).default(TRAIN_DEFAULTS.batchSize))
   .addOption(new Option('--steps <n>', 'optimiser steps').argParser(positiveInt).default(TRAIN_DEFAULTS.steps))
   .addOption(new Option('--epochs <n>', 'passes over the training data (instead of --steps)').argParser(positiveInt))
@@ -84,14 +90,14 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
   .addOption(new Option('--seed <n>', 'seed of the weights, the data order and augmentations').argParser(nonNegInt).default(TRAIN_DEFAULTS.seed))
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default(TRAIN_DEFAULTS.backend))
   .addOption(new Option('--workers <n>', 'data loader threads (0: main thread; default min(2, cores-1))').argParser(nonNegInt))
-  .addOption(new Option('--out <dir>', 'run folder').default(TRAIN_DEFAULTS.out))
+  .addOption(new Option('-o, --out <dir>', 'run folder').default(TRAIN_DEFAULTS.out))
   .addOption(new Option('--ckpt-every <n>', 'checkpoint every N steps (and at the end)').argParser(positiveInt).default(TRAIN_DEFAULTS.ckptEvery))
   .addOption(new Option('--keep-last <n>', 'checkpoints kept (plus best/)').argParser(positiveInt).default(TRAIN_DEFAULTS.keepLast))
   .addOption(new Option('--val-every <n>', 'validate every N steps (0: at each checkpoint)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valEvery))
-  .addOption(new Option('--val-crop <n>', 'validate on a center crop of N pixels per image (0: whole images, tiled)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valCrop))
+  .addOption(new Option('--val-crop <n>', 'validate on a center crop of N pixels per image (0: whole images, tiled)').argParser(intIn(0, 16_384)).default(TRAIN_DEFAULTS.valCrop))
   .addOption(new Option('--val-limit <n>', 'validate on at most N images (0: all)').argParser(nonNegInt).default(TRAIN_DEFAULTS.valLimit))
   .addOption(new Option('--log-every <n>', 'plain log line every N steps (when not on a terminal)').argParser(positiveInt).default(TRAIN_DEFAULTS.logEvery))
-  .option('--resume <dir>', 'continue a run (its folder or one checkpoint folder) exactly where it stopped; uses the saved config')
+  .option('--resume <dir>', `continue a run (its folder or one checkpoint folder) exactly where it stopped, with its saved config; only ${RESUMABLE.map(flagOf).join(', ')} may be given with it`)
   .addHelpText('after', '\nExamples:\n  mofme train --steps 300 --out runs/tiny\n  mofme train --model moe --experts 4 --topk 2 --data data/allweather --crop 128 --epochs 20\n  mofme train --resume runs/tiny')
   .action(async (opts: Record<string, unknown>, cmd: Command) => {
     const explicit = (key: string) => cmd.getOptionValueSource(key) === 'cli';
@@ -99,14 +105,14 @@ const trainCmd = modelOptions(program.command('train').description('train a mode
     const flags: Partial<TrainConfig> = {};
     for (const k of keys) if (explicit(k)) (flags as Record<string, unknown>)[k] = opts[k];
     if (opts.resume) {
-      const extra = Object.keys(flags);
-      if (extra.length || opts.config) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...extra.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())), ...(opts.config ? ['--config'] : [])].join(', ')}`);
+      const fixed = Object.keys(flags).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
+      if (fixed.length || opts.config) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...fixed.map(flagOf), ...(opts.config ? ['--config'] : [])].join(', ')} (only ${RESUMABLE.map(flagOf).join(', ')} may change)`);
     }
     const { mergeConfig, readConfigFile } = await import('./config');
     const { train } = await import('./train');
     const file = opts.config ? readConfigFile(String(opts.config)) : {};
     const cfg = mergeConfig(file, flags);
-    const r = await train(cfg, opts.resume ? { resume: String(opts.resume) } : {});
+    const r = await train(cfg, opts.resume ? { resume: String(opts.resume), changes: flags } : {});
     process.exitCode = r.exitCode;
   });
 void trainCmd;
@@ -118,8 +124,8 @@ program.command('eval')
   .addOption(new Option('--data <path>', '"builtin" or a dataset folder / list file').default('builtin'))
   .addOption(new Option('--split <name>', 'built-in split (checkpoints are chosen on val; report test)').choices(['val', 'test']).default('test'))
   .addOption(new Option('--layout <name>', 'dataset layout (default: detected)').choices(LAYOUTS))
-  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
-  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .addOption(new Option('--tile <n>', 'inference window').argParser(pixels).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(pixels).default(120))
   .option('--resize <WxH>', 'resize pairs first (default: 720x480 for datasets on disk as the official code, none for builtin; "none" to disable)')
   .addOption(new Option('--limit <n>', 'at most N images, spread over the dataset (0: all)').argParser(nonNegInt).default(0))
   .option('--json', 'print JSON instead of a table')
@@ -136,8 +142,8 @@ program.command('restore')
   .argument('<images...>', 'image files (PNG, JPEG, BMP, WebP, TIFF)')
   .requiredOption('-o, --out <dir>', 'output folder (PNG files named after the inputs)')
   .option('--checkpoint <path>', 'model file, checkpoint folder or run folder (default: the bundled pretrained model)')
-  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
-  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .addOption(new Option('--tile <n>', 'inference window').argParser(pixels).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(pixels).default(120))
   .option('--overwrite', 'replace existing output files')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .addHelpText('after', '\nExample:\n  mofme restore photo1.jpg photo2.png -o restored/')
@@ -170,10 +176,10 @@ data.command('check')
   .action(async (path: string, o) => { process.exitCode = await (await commands()).dataCheckCommand(path, o); });
 data.command('synth')
   .description('synthesise weather on photos: input/ + gt/ pairs, or a contact sheet')
-  .requiredOption('--out <dir>', 'output folder')
+  .requiredOption('-o, --out <dir>', 'output folder')
   .option('--photos <path>', 'an image or a folder of photos (default: the built-in test photos)')
   .option('--weathers <list>', `comma-separated, from ${WEATHERS.join(', ')}`, WEATHERS.join(','))
-  .addOption(new Option('--per <n>', 'variants per photo and weather').argParser(positiveInt).default(1))
+  .addOption(new Option('--per <n>', 'variants per photo and weather').argParser(intIn(1, 10_000)).default(1))
   .addOption(new Option('--seed <n>', 'seed').argParser(nonNegInt).default(0))
   .option('--sheet', 'write one contact sheet (clean | weathers...) instead of pairs')
   .option('--overwrite', 'replace existing files')
@@ -192,28 +198,35 @@ program.command('report')
   .description('write report.md with curves, the per-task table, routing statistics and pictures for a run')
   .argument('<run>', 'run folder (of mofme train)')
   .option('--checkpoint <path>', 'checkpoint to evaluate (default: the run\'s best/, else its last)')
+  .option('-o, --out <dir>', 'folder for report.md and its pictures (default: the run folder)')
   .addOption(new Option('--split <name>', 'built-in split for the table').choices(['val', 'test']).default('val'))
   .addOption(new Option('--limit <n>', 'at most N images (0: all)').argParser(nonNegInt).default(0))
-  .addOption(new Option('--tile <n>', 'inference window').argParser(positiveInt).default(240))
-  .addOption(new Option('--stride <n>', 'step between windows').argParser(positiveInt).default(120))
+  .addOption(new Option('--tile <n>', 'inference window').argParser(pixels).default(240))
+  .addOption(new Option('--stride <n>', 'step between windows').argParser(pixels).default(120))
   .action(async (run: string, o) => { process.exitCode = await (await import('./report')).reportCommand(run, o); });
 
 // ---- demo ----
 program.command('demo')
   .description('train on the built-in data for a few minutes, evaluate against the identity baseline, restore sample photos, write a report')
   .addOption(new Option('--steps <n>', 'training steps').argParser(positiveInt).default(200))
-  .option('--out <dir>', 'output folder (default: runs/demo-<date>)')
+  .option('-o, --out <dir>', 'output folder (default: runs/demo-<date>)')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .action(async (o) => { process.exitCode = await (await import('./demo')).demoCommand(o); });
 
-registerExport(program); // mofme export: ONNX, official names, safetensors (export.ts)
-registerImport(program); // mofme import: PyTorch/DDP safetensors into a model folder (import.ts)
 
 // ---- top-level error handler: one line, no stack (MOFME_DEBUG=1 shows it) ----
 function fail(e: unknown): void {
   if (process.env.MOFME_DEBUG) console.error(e);
+  removeCreatedEmptyDirs();
   console.error(`mofme: error: ${oneLine(e)}`);
   process.exit(e instanceof CliError ? e.exitCode : 1);
 }
 process.on('unhandledRejection', fail);
+// A reader that stops early (`| head`) closes the pipe: stop quietly, as cat and grep do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    fail(e);
+  });
+}
 program.parseAsync(process.argv).catch(fail);

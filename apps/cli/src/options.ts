@@ -17,6 +17,20 @@ export const WEATHERS = ['rain', 'rain_fog', 'snow', 'raindrop', 'haze'] as cons
 
 export type PresetName = (typeof PRESETS)[number];
 
+/**
+ * What `--resume` may change: nothing that decides the numbers a step computes. Logging cadence,
+ * checkpoint cadence and count, loader threads (crops and weather are a function of seed, epoch and
+ * sample index, not of the thread that draws them), and more steps (the cosine schedule then
+ * stretches to the new end from the step where the run resumes). Validation is not in the list: the
+ * UaR router draws from the model's generator in eval mode too.
+ */
+export const RESUMABLE = ['steps', 'logEvery', 'ckptEvery', 'keepLast', 'workers'] as const;
+
+/** kebab-case flag of a config key: batchSize -> --batch-size */
+export function flagOf(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
 /** Everything a training run is: saved as config.json in the run folder. Keys match the flags. */
 export interface TrainConfig {
 
@@ -86,8 +100,11 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   ckptEvery: 100,
   keepLast: 3,
   valEvery: 0,
-  valCrop: 0,
-  valLimit: 0,
+  // Validation sized to the run, not to the dataset: 16 center crops of 128x128 (one 128 window
+  // each) cost about as much as 4 steps of batch 8 at 64x64 on the CPU, where 20 whole 480x320
+  // images with 240/120 tiles cost minutes. 16 crops spread over the split keep every weather in it.
+  valCrop: 128,
+  valLimit: 16,
   logEvery: 10,
 };
 

@@ -6,7 +6,7 @@
  *   - a strip input | restored | ground truth, one row per weather.
  * The demo calls `writeReport` with the evaluation it already ran.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import type { Image } from '@mofme/data';
 import type { MofmeConfig } from '@mofme/mofme';
@@ -16,6 +16,7 @@ import { evaluate, formatTable, type EvalResult } from './evaluate';
 import { loadModelFile, resolveModelFile } from './checkpoint';
 import { openData } from './train';
 import { CliError } from './errors';
+import { outputDir, writeOutput } from './io';
 import { formatDuration } from './progress';
 
 interface MetricLine { type: 'train' | 'val'; step: number; loss?: number; lr?: number; imagesPerSec?: number; time?: number; psnr?: number; identityPsnr?: number; ssim?: number }
@@ -23,7 +24,13 @@ interface MetricLine { type: 'train' | 'val'; step: number; loss?: number; lr?: 
 export function readMetrics(runDir: string): MetricLine[] {
   const f = join(runDir, 'metrics.jsonl');
   if (!existsSync(f)) throw new CliError(`${runDir}: no metrics.jsonl (is it a mofme train run folder?)`);
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricLine);
+  const lines = readFileSync(f, 'utf8').split('\n').filter((l) => l.trim());
+  return lines.flatMap((l, i) => {
+    try { return [JSON.parse(l) as MetricLine]; } catch {
+      if (i === lines.length - 1) return []; // the last line of a killed run may be cut short
+      throw new CliError(`${f}: line ${i + 1} is not JSON: ${l.slice(0, 60)}`);
+    }
+  });
 }
 
 /** Keeps the first image of every task, for the strip. */
@@ -48,8 +55,7 @@ export interface ReportInput {
 const fmtTask = (t: string) => t.replace('_', '+');
 
 export async function writeReport(r: ReportInput): Promise<string> {
-  const out = r.outDir ?? r.runDir;
-  mkdirSync(out, { recursive: true });
+  const out = outputDir(r.outDir ?? r.runDir, '--out');
   const lines = readMetrics(r.runDir);
   const config = JSON.parse(readFileSync(join(r.runDir, 'config.json'), 'utf8')) as { train: Record<string, unknown>; model: MofmeConfig; totalSteps: number };
   const train = lines.filter((l) => l.type === 'train');
@@ -105,17 +111,18 @@ export async function writeReport(r: ReportInput): Promise<string> {
     const rows = [...r.strip.rows.values()].map((x) => [x.input, x.output, x.target]);
     const first = [...r.strip.rows.values()][0]!.input;
     const h = 160, w = Math.round((h * first.width) / first.height);
-    writeFileSync(join(out, 'strip.png'), await gridPng(rows, { cellHeight: h, cellWidth: w, titles: ['input', 'restored', 'ground truth'], rowLabels: [...r.strip.rows.keys()].map(fmtTask) }));
+    writeOutput(join(out, 'strip.png'), await gridPng(rows, { cellHeight: h, cellWidth: w, titles: ['input', 'restored', 'ground truth'], rowLabels: [...r.strip.rows.keys()].map(fmtTask) }));
     md.push('## Pictures', '', `One ${r.split} image per weather: input | restored | ground truth.`, '', `![input, restored, ground truth](${link('strip.png')})`, '');
   }
   const file = join(out, 'report.md');
-  writeFileSync(file, md.join('\n'));
+  writeOutput(file, md.join('\n'));
   return file;
 }
 
-export async function reportCommand(run: string, o: { checkpoint?: string; split: 'val' | 'test'; limit: number; tile: number; stride: number }): Promise<number> {
+export async function reportCommand(run: string, o: { checkpoint?: string; out?: string; split: 'val' | 'test'; limit: number; tile: number; stride: number }): Promise<number> {
   const runDir = resolve(run);
   readMetrics(runDir); // fails early with a clear message when RUN is not a run folder
+  const outDir = o.out ? outputDir(o.out, '--out') : runDir;
   const ckpt = resolveModelFile(o.checkpoint ?? runDir);
   const { model } = await loadModelFile(ckpt);
   const cfg = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as { train: { data: string; layout?: string; val?: string } };
@@ -124,7 +131,7 @@ export async function reportCommand(run: string, o: { checkpoint?: string; split
   const strip = new StripCollector();
   const res = await evaluate(model, ds, { tile: o.tile, stride: o.stride, limit: o.limit, routing: true, onImage: (s, imgs) => strip.offer(s.task, imgs), ...(data === 'builtin' ? {} : { resize: { width: 720, height: 480 } }) });
   console.log(formatTable(res));
-  const file = await writeReport({ runDir, checkpoint: relative(process.cwd(), dirname(ckpt)) || '.', split: o.split, evalResult: res, strip });
+  const file = await writeReport({ runDir, outDir, checkpoint: relative(process.cwd(), dirname(ckpt)) || '.', split: o.split, evalResult: res, strip });
   console.log(`\nreport: ${file}`);
   return 0;
 }

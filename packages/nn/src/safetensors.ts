@@ -134,10 +134,20 @@ function writeLittleEndian(data: Float32Array | Float64Array, out: Uint8Array, a
   }
 }
 
+/**
+ * Node's file-system errors name no file for a failed write ("ENOSPC: no space left on device,
+ * write"): say which file, keeping the error's code for callers that branch on it.
+ */
+function namingFile(path: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  return Object.assign(new Error(`cannot write ${path}: ${err.message ?? String(e)}`), { code: err.code, path });
+}
+
 /** Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename. */
 export function writeFileAtomicSync(path: string, bytes: Uint8Array): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
-  const fd = openSync(tmp, 'w');
+  let fd: number;
+  try { fd = openSync(tmp, 'w'); } catch (e) { throw namingFile(path, e); }
   try {
     let written = 0;
     while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
@@ -145,14 +155,14 @@ export function writeFileAtomicSync(path: string, bytes: Uint8Array): void {
   } catch (e) {
     closeSync(fd);
     try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
+    throw namingFile(path, e);
   }
   closeSync(fd);
   try {
     renameSync(tmp, path);
   } catch (e) {
     try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
+    throw namingFile(path, e);
   }
   fsyncDirectory(dirname(path));
 }
@@ -160,21 +170,21 @@ export function writeFileAtomicSync(path: string, bytes: Uint8Array): void {
 /** The async form of writeFileAtomicSync. */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
-  const handle = await open(tmp, 'w');
+  const handle = await open(tmp, 'w').catch((e: unknown) => { throw namingFile(path, e); });
   try {
     await handle.writeFile(bytes);
     await handle.sync();
   } catch (e) {
     await handle.close();
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw namingFile(path, e);
   }
   await handle.close();
   try {
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw namingFile(path, e);
   }
   fsyncDirectory(dirname(path));
 }

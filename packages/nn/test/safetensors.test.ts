@@ -244,4 +244,19 @@ test('fuzz: random bytes and mutations of a valid file (300 + 300 runs)', () => 
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
+test('a failed save names the file and keeps the error code; no temp file is left', async () => {
+  const missing = join(dir, 'no-such-folder', 'w.safetensors');
+  const t = { w: tensor([1, 2, 3]) };
+  for (const save of [() => saveSafetensors(missing, t), async () => saveSafetensorsSync(missing, t)]) {
+    try {
+      await save();
+      assert.unreachable('saving into a missing folder must fail');
+    } catch (e) {
+      assert.match((e as Error).message, /^cannot write .*no-such-folder\/w\.safetensors: ENOENT/);
+      assert.is((e as NodeJS.ErrnoException).code, 'ENOENT');
+    }
+  }
+  assert.not.ok(readdirSync(dir).some((n) => n.endsWith('.tmp')));
+});
+
 test.run();
