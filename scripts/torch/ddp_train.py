@@ -48,7 +48,7 @@ def parse_args():
     p.add_argument('--out', required=True, help='folder for model.safetensors and losses.json')
     p.add_argument('--steps', type=int, default=30, help='optimiser steps (default 30: a few epochs of a small folder)')
     p.add_argument('--batch', type=int, default=4, help='images per process per step (global batch = this x processes)')
-    p.add_argument('--lr', type=float, default=1e-3, help='AdamW learning rate (1e-3: a short fine-tuning run)')
+    p.add_argument('--lr', type=float, default=1e-3, help='AdamW learning rate (1e-3: mofme train\'s default from scratch; about 1e-4 to fine-tune an already trained model)')
     p.add_argument('--weight-decay', type=float, default=1e-4, help='AdamW weight decay (mofme train default)')
     p.add_argument('--threads', type=int, default=1, help='torch threads per process (default 1: one core per process)')
     p.add_argument('--seed', type=int, default=0)
