@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const order = ['packages/tensor', 'packages/nn', 'packages/data', 'packages/mofme', 'apps/cli'];
+const order = ['packages/tensor', 'packages/nn', 'packages/data', 'packages/mofme', 'apps/cli', 'apps/web'];
 const only = process.argv.slice(2);
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
