@@ -199,6 +199,10 @@ export interface Backend {
   gelu?(x: Storage, approximate: 'none' | 'tanh'): Storage;
   /** dy * GELU'(x) */
   geluBackward?(x: Storage, grad: Storage, approximate: 'none' | 'tanh'): Storage;
+  /** the elementwise Smooth L1 loss of pred - target (same sizes): 0.5 d^2 / beta where |d| < beta, |d| - beta/2 elsewhere */
+  smoothL1?(pred: Storage, target: Storage, beta: number): Storage;
+  /** d(loss)/d(pred) = grad * (|d| < beta ? d / beta : sign(d)); d/d(target) is its negative */
+  smoothL1Backward?(pred: Storage, target: Storage, grad: Storage, beta: number): Storage;
   /**
    * One Adam / AdamW step for one parameter, every moment in one pass: returns the new parameter
    * and moments (see AdamStep); the inputs are not modified.

@@ -486,6 +486,24 @@ export class ReferenceCpuBackend implements Backend {
     return this.wrap(out);
   }
 
+  smoothL1(pred: Storage, target: Storage, beta: number): Storage {
+    const p = this.data(pred), t = this.data(target), out = this.alloc(pred.dtype, p.length);
+    for (let i = 0; i < p.length; i++) {
+      const d = p[i]! - t[i]!, ad = Math.abs(d);
+      out[i] = ad < beta ? (0.5 * d * d) / beta : ad - 0.5 * beta;
+    }
+    return this.wrap(out);
+  }
+
+  smoothL1Backward(pred: Storage, target: Storage, grad: Storage, beta: number): Storage {
+    const p = this.data(pred), t = this.data(target), g = this.data(grad), out = this.alloc(pred.dtype, p.length);
+    for (let i = 0; i < p.length; i++) {
+      const d = p[i]! - t[i]!;
+      out[i] = g[i]! * (Math.abs(d) < beta ? d / beta : Math.sign(d));
+    }
+    return this.wrap(out);
+  }
+
   adamStep(param: Storage, grad: Storage, m: Storage | null, v: Storage | null, s: AdamStep): { param: Storage; m: Storage; v: Storage } {
     const p = this.data(param), g = this.data(grad), m0 = m ? this.data(m) : null, v0 = v ? this.data(v) : null;
     const size = p.length;

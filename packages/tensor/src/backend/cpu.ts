@@ -14,7 +14,7 @@
  * - conv2d and its two gradients: WebAssembly SIMD direct convolution for float32 where the
  *   kernels have it; otherwise null, and the op composes im2col + matmul;
  * - erf and GELU in float32: an erf accurate to float32 instead of the exact series.
- * The row kernels (softmax, layerNorm, GELU, the Adam step) are already one fused pass each in the
+ * The row kernels (softmax, layerNorm, GELU, Smooth L1, the Adam step) are already one fused pass each in the
  * reference and are inherited as they are.
  * `new CpuBackend({ kernels: 'reference' })` switches every fast path off (each override then
  * calls the reference loop), for teaching and for bisecting a wrong result. The conformance suite

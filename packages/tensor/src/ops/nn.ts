@@ -119,6 +119,15 @@ export function mseLoss(pred: Tensor, target: Tensor, reduction: Reduction = 'me
  */
 export function smoothL1Loss(pred: Tensor, target: Tensor, beta = 1, reduction: Reduction = 'mean'): Tensor {
   checkSame('smoothL1Loss', pred, target);
+  const b = pred.backend;
+  if (beta > 0 && b.smoothL1 && b.smoothL1Backward && pred.dtype === target.dtype) {
+    // one kernel each way instead of sub, abs, lt, mul, div, where (Backend.smoothL1)
+    const loss = new Tensor(b.smoothL1(pred.storage, target.storage, beta), pred.shape);
+    return reduce(record('smoothL1Loss', [pred, target], loss, (g, _y, needs) => {
+      const dpred = new Tensor(b.smoothL1Backward!(pred.storage, target.storage, g.storage, beta), pred.shape);
+      return [dpred, needs[1] ? mul(dpred, -1) : null];
+    }), reduction);
+  }
   const d = sub(pred, target);
   const ad = abs(d);
   if (beta === 0) return reduce(ad, reduction);
