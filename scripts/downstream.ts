@@ -35,7 +35,7 @@ import { RouterStats, ViTClassifier, ViTSegmenter, type BackboneOptions, type Ro
 import {
   FASHION_MNIST_CLASSES, builtinPhotos, cropImage, loadFashionMnist, photosDir, readImage, resizeImage, synthesize, type Image, type Weather,
 } from '../packages/data/src/index';
-import { chartPng } from '../apps/cli/src/charts';
+import { chartPng, routingSpec } from '../apps/cli/src/charts';
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const root = resolve(new URL('..', import.meta.url).pathname);
@@ -371,7 +371,7 @@ function findings(r: TaskResult, s: VariantSummary[]): string[] {
   const gap = best.score.mean - worst.score.mean;
   const spread = Math.max(...s.map((x) => x.score.sd));
   out.push(`${TITLES[r.task]}: ${best.name} has the highest mean ${metric} (${pct(best.score.mean)}%) and ${worst.name} the lowest (${pct(worst.score.mean)}%); ` +
-    (s[0]!.n < 2 ? `one seed only, so there is no spread to judge the gap of ${pct(gap)} points by.` : gap <= 2 * spread
+    (Math.min(...s.map((x) => x.n)) < 2 ? `at least one variant has a single seed, so there is no spread to judge the gap of ${pct(gap)} points by.` : gap <= 2 * spread
       ? `the gap of ${pct(gap)} points is within twice the largest seed standard deviation (${pct(spread)} points), so these runs do not separate the variants.`
       : `the gap of ${pct(gap)} points is more than twice the largest seed standard deviation (${pct(spread)} points).`));
   const moe = by('MoE'), lin = by('MoFME-linear'), uar = by('MoFME-UaR'), dense = by('dense');
@@ -382,6 +382,14 @@ function findings(r: TaskResult, s: VariantSummary[]): string[] {
       `and ${d >= 0 ? 'a higher' : 'a lower'} mean ${metric} by ${pct(Math.abs(d))} points` +
       `${Math.abs(d) <= lin.score.sd + moe.score.sd ? ', less than the sum of their seed standard deviations' : ''}; ` +
       `it trained in ${(lin.trainSeconds / moe.trainSeconds).toFixed(2)}x the MoE's time and ${(lin.trainSeconds / dense.trainSeconds).toFixed(2)}x the dense model's.`);
+  }
+  const mixtures = r.runs.filter((x) => x.seed === r.runs[0]!.seed && x.routing);
+  if (mixtures.length > 0) {
+    const info = mixtures.map((x) => ({ name: x.variant, best: Math.max(...x.routing!.map((layer) => routingInformation(layer.filter((row) => row.length > 0)))) }));
+    const top = [...info].sort((a, b) => b.best - a.best)[0]!;
+    out.push(`The expert choice says most about the ${r.kind === 'classify' ? 'class' : 'weather'} in ${top.name} (I(class; expert) = ${top.best.toFixed(3)} of log2 E in its most class-dependent block; ` +
+      `${info.filter((x) => x !== top).map((x) => `${x.name} ${x.best.toFixed(3)}`).join(', ')})` +
+      `${top.best < 0.05 ? ': at these sizes no router has learnt to send different classes to different experts' : ''}.`);
   }
   if (uar && lin) {
     const d = uar.score.mean - lin.score.mean;
@@ -426,9 +434,9 @@ async function writePage(results: TaskResult[]): Promise<void> {
     const s = summarise(r);
     const metric = r.kind === 'classify' ? 'accuracy (%)' : 'mIoU (%)';
     md.push(`### ${TITLES[r.task]}`, '');
-    md.push(`| variant | ${metric}, mean ± sd (${s[0]?.n ?? 0} seeds) | parameters | train time (s) | eval (ms / image) |`, '|---|---|---|---|---|');
+    md.push(`| variant | ${metric}, mean ± sd | seeds | parameters | train time (s) | eval (ms / image) |`, '|---|---|---|---|---|---|');
     for (const v of s) {
-      md.push(`| ${v.name} | ${pct(v.score.mean, 2)} ± ${pct(v.score.sd, 2)} | ${v.params.toLocaleString('en-US')} | ${v.trainSeconds.toFixed(0)} | ${v.evalMs.toFixed(2)} |`);
+      md.push(`| ${v.name} | ${pct(v.score.mean, 2)} ± ${pct(v.score.sd, 2)} | ${v.n} | ${v.params.toLocaleString('en-US')} | ${v.trainSeconds.toFixed(0)} | ${v.evalMs.toFixed(2)} |`);
       chartRows.push({ task: TITLES[r.task], variant: v.name, score: 100 * v.score.mean, low: 100 * (v.score.mean - v.score.sd), high: 100 * (v.score.mean + v.score.sd) });
     }
     md.push('');
@@ -450,6 +458,11 @@ async function writePage(results: TaskResult[]): Promise<void> {
       md.push('| variant | ' + Array.from({ length: BACKBONE.depth }, (_, l) => `block ${l}`).join(' | ') + ' |', `|---|${Array.from({ length: BACKBONE.depth }, () => '---').join('|')}|`);
       for (const run of routed) md.push(`| ${run.variant} | ${run.routing!.map((layer) => routingInformation(layer.filter((x) => x.length > 0)).toFixed(3)).join(' | ')} |`);
       md.push('');
+      // the same shares as a picture: one heat map per variant, last block, share of tokens = top-k share / k
+      const cells = routed.flatMap((run) => r.groups.flatMap((grp, gi) => (run.routing![run.routing!.length - 1]![gi] ?? [])
+        .map((v, e) => ({ layer: run.variant, task: grp, expert: `e${e}`, share: v / BACKBONE.topk }))));
+      await chartPng(routingSpec(cells), join(resultsDir, `routing-${r.task}.png`));
+      md.push(`![routing per ${r.kind === 'classify' ? 'class' : 'weather'}, ${TITLES[r.task]}](downstream/routing-${r.task}.png)`, '');
     }
     md.push('**What the numbers say.** ' + findings(r, s).join(' '), '');
   }
@@ -460,7 +473,7 @@ async function writePage(results: TaskResult[]): Promise<void> {
   writeFileAtomicSync(join(docs, 'downstream.md'), utf8(md.join('\n')));
   await chartPng({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Downstream tasks: mean ± sd over ${seeds.length} seed${seeds.length > 1 ? 's' : ''} (accuracy; mIoU for segmentation)`,
+    title: `Downstream tasks: mean ± sd over the seeds run (accuracy; mIoU for segmentation)`,
     data: { values: chartRows }, background: 'white',
     facet: { column: { field: 'task', type: 'nominal', title: null, sort: TASKS.map((t) => TITLES[t]) } },
     spec: {
