@@ -22,7 +22,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Generator, keep, noGrad, randn, tensor, uniform, type GeneratorState, type Tensor, type TypedArray } from '@mofme/tensor';
+import {
+  Generator, avgPool2d, compare, concat, conv2d, flip, gather, getDefaultBackend, keep, maxPool2d, maximum, min, minimum, noGrad, pad,
+  cos, randn, sin, tensor, topk, trace, uniform, where, withBackend, withoutFusedKernels, type GeneratorState, type Tensor, type TypedArray,
+} from '@mofme/tensor';
+import { tracedGraphToOnnx } from '@mofme/nn';
 import { createModel, resolveConfig, type MoFME, type MofmeConfig } from '../src/index';
 import { exportOnnx, officialExportProblem } from '../src/export';
 
@@ -108,6 +112,34 @@ for (const preset of ['tiny', 'small', 'paper'] as const) {
     });
   }
 }
+
+test('every op the ONNX writer translates agrees with onnxruntime (ops the model does not use too)', async () => {
+  const backend = withoutFusedKernels(getDefaultBackend());
+  const x = uniform([2, 3, 6, 8], -1, 1, { generator: new Generator(5), backend });
+  const w = uniform([4, 3, 3, 3], -0.5, 0.5, { generator: new Generator(6), backend });
+  const f = (t: Tensor): Tensor[] => [
+    pad(flip(t, [2, 3]), [[0, 0], [0, 0], [1, 2], [0, 1]], 0.25), // Pad, Slice step −1
+    avgPool2d(t, 2), maxPool2d(t, 2), // im2col as a one-hot Conv, ReduceMax
+    conv2d(t, w, null, { padding: 1, stride: 2 }), // conv2d (direct kernel or im2col + matmul)
+    min(t.abs().add(0.1).log().mul(t.sigmoid()).sub(t.tanh().pow(2)), [1, 3], true), // ReduceMin and unary ops
+    concat([sin(t), cos(t).relu(), minimum(t, 0.2), maximum(t, -0.2)], 1), // Concat, Min, Max
+    where(compare('ne', t, t.narrow(3, 0, 1)), compare('le', t, 0), compare('ge', t, 0.5)), // Not(Equal), Where
+    gather(t, 3, topk(t, 3, -1).indices), // TopK, GatherElements
+    t.clone().permute([0, 2, 3, 1]).reshape([2, 48, 3]).expand([2, 2, 48, 3]), // Identity, Transpose, Reshape, Expand
+  ];
+  const graph = withBackend(backend, () => noGrad(() => trace(() => f(x), [x])));
+  const ops = new Set(graph.nodes.map((n) => n.op));
+  for (const op of ['pad', 'flip', 'im2col', 'max', 'min', 'topk', 'gather', 'concat', 'compare', 'where', 'expand', 'clone', 'permute', 'pow', 'abs', 'log']) assert.ok(ops.has(op), op);
+  const session = await ort.InferenceSession.create(tracedGraphToOnnx(graph));
+  const fresh = uniform([2, 3, 6, 8], -1, 1, { generator: new Generator(7), backend });
+  const out = await session.run({ input0: new ort.Tensor('float32', Float32Array.from(fresh.data()), [...fresh.shape]) });
+  const ours = withBackend(backend, () => noGrad(() => f(fresh)));
+  ours.forEach((t, i) => {
+    const theirs = out[`output${i}`]!;
+    assert.equal([...theirs.dims], [...t.shape], `output ${i} shape`);
+    assert.ok(maxDiff(t.data(), theirs.data as Float32Array) < 1e-5, `output ${i}`);
+  });
+});
 
 test('the exported files pass the python3-onnx checker (full check, with shape inference)', () => {
   let ok = true;

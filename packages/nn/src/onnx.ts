@@ -163,7 +163,8 @@ function translate(g: GraphBuilder, graph: TracedGraph, n: TracedNode, name: (id
     }
     case 'im2col': {
       const s = a.spec as WindowSpecLike;
-      if (s.padValue !== 0) throw new Error(`ONNX export: im2col padded with ${s.padValue} (a padded max-pool) has no ONNX translation here`);
+      // the one-hot Conv pads with zeros; a padded max-pool pads with −∞ (0·∞ would be NaN)
+      if (s.padValue !== 0 && (s.padH > 0 || s.padW > 0)) throw new Error(`ONNX export: im2col padded with ${s.padValue} (a padded max-pool) has no ONNX translation here`);
       const cols = g.node('Conv', [x, g.oneHotKernels(s.channels, s.kh, s.kw, dtype)], null, convAttrs(s, s.channels));
       g.node('Reshape', [cols, g.int64s(outShape)], out);
       return;
