@@ -134,8 +134,13 @@ export function pruneCheckpoints(runDir: string, keep: number): void {
 export function markBest(runDir: string, ckptDir: string): void {
   const tmp = join(runDir, 'best.tmp');
   rmSync(tmp, { recursive: true, force: true });
-  cpSync(ckptDir, tmp, { recursive: true });
-  replaceDir(tmp, join(runDir, 'best'));
+  try {
+    cpSync(ckptDir, tmp, { recursive: true });
+    replaceDir(tmp, join(runDir, 'best'));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // the previous best/ stays
+    throw fsError('copy', `${ckptDir} to ${join(runDir, 'best')}`, e);
+  }
 }
 
 /** Where `--resume DIR` continues from: DIR itself if it is a checkpoint, else the newest in the run folder. */

@@ -111,7 +111,7 @@ test('damaged list files: the dataset opens or fails in one line naming the list
   assert.ok(failures > 0, 'some damage was caught');
 });
 
-test('end to end: a cut image, a cut model file and a garbled list give one line and a non-zero exit', async () => {
+test('end to end: a cut image and a garbled list give one line and a non-zero exit (cli.test.ts has a corrupt model file)', async () => {
   const good = join(dir, 'e2e.png');
   await writePng(good, pattern(24, 40, 5, 0.2));
   const cutImage = join(dir, 'cut.png');
@@ -121,11 +121,6 @@ test('end to end: a cut image, a cut model file and a garbled list give one line
   assert.is.not(r.code, 0);
   assert.match(errorLine(r), /cut\.png: cannot read the image/);
   assert.not.ok(readdirSync(dir).includes('e2e-out'), 'the output folder it made is removed again');
-  const cutModel = join(dir, 'cut.safetensors');
-  writeFileSync(cutModel, readFileSync(PRETRAINED).subarray(0, 5000));
-  r = mofme(['info', cutModel]);
-  assert.is.not(r.code, 0);
-  assert.match(errorLine(r), /cut\.safetensors/);
   const list = join(dir, 'garbled.txt');
   writeFileSync(list, '\u0000\u00ff\n#!?\n');
   r = mofme(['train', '--data', list, '--steps', '1', '--out', join(dir, 'never')]);
