@@ -24,9 +24,9 @@
 //   const block = new TransformerBlock({ dim: 32, heads: 4 }, ffn);
 //   const { t, routing } = block.forward(tokens); // tokens [B, N, 32] -> t [B, N, 32]
 
-import { Generator, defaultGenerator, indexSelect, scatterAdd, tensor, zeros, type Tensor } from '@mofme/tensor';
+import { Generator, indexSelect, scatterAdd, tensor, zeros, type Tensor } from '@mofme/tensor';
 import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, resolveInit } from '@mofme/nn';
-import { defaultUar, type Execution, type RouterKind, type TopkMode, type UarConfig } from './config';
+import { defaultUar, type Execution, type FfnKind, type RouterKind, type TopkMode, type UarConfig } from './config';
 import { affine, linearRoute, uarRoute, type Routing } from './router';
 
 /** What an FFN layer returns: the residual branch and how the tokens were routed. */
@@ -109,7 +109,7 @@ function mlp(o: FfnOptions, preNorm: boolean, generator: Generator): FeedForward
 
 /** The stream of a layer: the explicit one, else the init scope's (createModel sets it). */
 function streamOf(o: FfnOptions): Generator {
-  return o.generator ?? resolveInit().generator ?? defaultGenerator;
+  return o.generator ?? resolveInit().generator;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,11 +296,8 @@ export class FmeFfn extends Module implements FfnLayer {
   }
 }
 
-/** The three kinds by name, for configs and command lines. */
-export type FfnKindName = 'dense' | 'moe' | 'mofme';
-
 /** Build the FFN layer of a kind; `dense` ignores the mixture options. */
-export function createFfn(kind: FfnKindName, options: FmeOptions): FfnLayer {
+export function createFfn(kind: FfnKind, options: FmeOptions): FfnLayer {
   if (kind === 'dense') return new DenseFfn(options);
   if (kind === 'moe') return new MoeFfn(options);
   return new FmeFfn(options);

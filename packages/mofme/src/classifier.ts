@@ -12,8 +12,8 @@
 
 import { type Generator, type Tensor } from '@mofme/tensor';
 import { LayerNorm, Linear, Module, ModuleList, PatchEmbed, init, resolveInit } from '@mofme/nn';
-import { TransformerBlock, createFfn, type FfnKindName, type FmeOptions } from './blocks';
-import type { RouterKind, UarConfig } from './config';
+import { TransformerBlock, createFfn, type FmeOptions } from './blocks';
+import type { FfnKind, RouterKind, UarConfig } from './config';
 import type { Routing } from './router';
 
 /** The transformer part of a downstream model: which FFN, how wide, how deep. */
@@ -30,7 +30,7 @@ export interface BackboneOptions {
   heads: number;
   /** FFN hidden width F (4·D by ViT convention) */
   hidden: number;
-  ffn: FfnKindName;
+  ffn: FfnKind;
   /** experts E and kept experts k (moe, mofme) */
   experts: number;
   topk: number;

@@ -34,7 +34,7 @@ export type {
 export { countFlops, countParameters, mofmeParameterSaving, numel, parameterShapes } from './count';
 export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParamSpec, ParameterCount } from './count';
 export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, mixExperts } from './blocks';
-export type { BlockOutput, FfnKindName, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
+export type { BlockOutput, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
 export { MoFME, blockOf, createModel, ffnOptionsOf } from './model';
 export type { CreateModelOptions, MofmeOutput } from './model';
 export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute } from './router';
