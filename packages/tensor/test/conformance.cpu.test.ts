@@ -41,6 +41,14 @@ test('conv2d takes the direct route on the WebAssembly path (float32) and im2col
   assert.is.not(route('float64'), 'conv2d');
 });
 
+test('an array too large to allocate is a one-line error with its size and what to do', () => {
+  for (const backend of [new CpuBackend({ fastKernels: null }), new CpuBackend({ kernels: 'reference' })]) {
+    // 2^33 elements is past V8's typed-array limit: refused at once, nothing is reserved
+    assert.throws(() => backend.fill(2 ** 33, 0, 'float32'), (e: Error) =>
+      /^out of memory: a float32 array of 8589934592 elements \(32768 MiB\) could not be allocated with \d+ MiB held by live tensors .*smaller batch or crop/.test(e.message) && !e.message.includes('\n'));
+  }
+});
+
 test("kernels: 'reference' runs the reference loops only (bit-identical to the naive matmul)", () => {
   const spec = { batch: 1, m: 33, k: 300, n: 41, batchA: 1, batchB: 1, transA: false, transB: true };
   const a = Float32Array.from({ length: 33 * 300 }, (_, i) => Math.sin(i * 0.37));

@@ -30,7 +30,18 @@ export class CpuStorage implements Storage {
   }
 }
 
-export const freshArray = (dtype: DType, size: number): TypedArray => (dtype === 'float64' ? new Float64Array(size) : new Float32Array(size));
+/**
+ * A new zero-filled array; when the runtime cannot allocate it, a one-line error with the size,
+ * the memory already held by live tensors and what to do, instead of V8's bare RangeError.
+ */
+export function freshArray(dtype: DType, size: number, liveBytes = 0): TypedArray {
+  try {
+    return dtype === 'float64' ? new Float64Array(size) : new Float32Array(size);
+  } catch (e) {
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    throw new RangeError(`out of memory: a ${dtype} array of ${size} elements (${mib(size * (dtype === 'float64' ? 8 : 4))}) could not be allocated with ${mib(liveBytes)} held by live tensors (${e instanceof Error ? e.message : String(e)}); use a smaller batch or crop, or free tensors (tidy) you no longer need`);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scalar definitions of the elementwise ops
@@ -258,7 +269,7 @@ export class ReferenceCpuBackend implements Backend {
   // ---- storage ----
   /** A fresh, zero-filled array for a kernel's output (the fast backend recycles instead). */
   protected alloc(dtype: DType, size: number, _zero = false): TypedArray {
-    return freshArray(dtype, size);
+    return freshArray(dtype, size, this.liveBytes);
   }
   protected wrap(data: TypedArray): CpuStorage {
     this.live++;

@@ -128,7 +128,7 @@ export class CpuBackend extends ReferenceCpuBackend {
         return zero ? reuse.fill(0) : reuse;
       }
     }
-    return freshArray(dtype, size);
+    return freshArray(dtype, size, this.liveBytes);
   }
   override dispose(x: Storage): void {
     const data = (x as CpuStorage).data;
