@@ -25,23 +25,23 @@ import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { CliError, oneLine } from './errors';
 
-export const EXPORT_FORMATS = ['onnx', 'official', 'safetensors'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+const EXPORT_FORMATS = ['onnx', 'official', 'safetensors'] as const;
+type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export interface ExportOpts { format: ExportFormat; out: string; size?: string; overwrite?: boolean }
+interface ExportOpts { format: ExportFormat; out: string; size?: string; overwrite?: boolean }
 
 /** The largest |ours − onnxruntime| accepted by the check after export. Float32 rounding gives
  *  ~1e-6 on ordinary models; the UaR divides by small variances, which can amplify it to ~1e-4. */
 const VERIFY_TOLERANCE = 1e-3;
 
 /** Check that FILE can be written: its folder exists, and it is new unless --overwrite. */
-export function checkOutputFile(file: string, overwrite: boolean): void {
+function checkOutputFile(file: string, overwrite: boolean): void {
   const dir = dirname(resolve(file));
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`-o ${file}: the folder ${dir} does not exist`);
   if (existsSync(file) && !overwrite) throw new CliError(`${file} already exists; pass --overwrite to replace it`);
 }
 
-export async function exportCommand(checkpoint: string, o: ExportOpts): Promise<number> {
+async function exportCommand(checkpoint: string, o: ExportOpts): Promise<number> {
   checkOutputFile(o.out, Boolean(o.overwrite));
   const { loadModelFile } = await import('./checkpoint');
   const { writeFileAtomicSync, serializeSafetensors } = await import('@mofme/nn');
@@ -50,7 +50,8 @@ export async function exportCommand(checkpoint: string, o: ExportOpts): Promise<
   let what: string;
   if (o.format === 'onnx') {
     const mofme = await import('@mofme/mofme');
-    const { width, height } = o.size ? parseWxH(o.size) : { width: config.imageSize, height: config.imageSize };
+    const { parseSize } = await import('./commands');
+    const { width, height } = o.size ? parseSize(o.size, '--size') : { width: config.imageSize, height: config.imageSize };
     try {
       bytes = mofme.exportOnnx(model, { width, height });
     } catch (e) {
@@ -72,12 +73,6 @@ export async function exportCommand(checkpoint: string, o: ExportOpts): Promise<
   writeFileAtomicSync(o.out, bytes);
   console.log(`wrote ${o.out} (${(bytes.length / 1e6).toFixed(2)} MB): ${what}`);
   return 0;
-}
-
-function parseWxH(v: string): { width: number; height: number } {
-  const m = /^(\d+)x(\d+)$/.exec(v);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new CliError(`--size: expected WIDTHxHEIGHT like 64x64, got "${v}"`);
-  return { width: Number(m[1]), height: Number(m[2]) };
 }
 
 /** Open the file in onnxruntime-node and compare it with our forward on one random image. */

@@ -22,11 +22,11 @@ import type { Tensor } from '@mofme/tensor';
 import type { MofmeConfig, PresetName } from '@mofme/mofme';
 import { CliError, oneLine } from './errors';
 
-export interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
+interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
 
 const PRESET_ORDER: PresetName[] = ['paper', 'small', 'tiny'];
 
-export async function importCommand(file: string, o: ImportOpts): Promise<number> {
+async function importCommand(file: string, o: ImportOpts): Promise<number> {
   if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new CliError(`-o ${o.out} is a file; give a folder`);
   const dest = join(o.out, 'model.safetensors');
   if (existsSync(dest) && !o.overwrite) throw new CliError(`${dest} already exists; pass --overwrite to replace it`);
