@@ -8,7 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countFlops, countParameters, presetNames, type MofmeConfig, type PresetName } from '@mofme/mofme';
-import { openDataset, readImage, encodePng, synthesize, builtinPhotos, photosDir, WEATHERS, TASKS, type Image, type Weather, type Layout } from '@mofme/data';
+import { openDataset, readImage, readPhoto, encodePng, encodePhotoPng, synthesize, builtinPhotos, photosDir, WEATHERS, TASKS, type Image, type Photo, type Weather, type Layout } from '@mofme/data';
 import { CliError, oneLine } from './errors';
 import { outputDir, outputSubdir, selfCommand, writeOutput } from './io';
 import { loadModelFile } from './checkpoint';
@@ -117,21 +117,26 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
   if (dup) throw new CliError(`two inputs would both be written to ${dup}; restore them into different folders`);
   for (const f of files) if (!existsSync(f)) throw new CliError(`${f}: no such file`);
   for (const t of targets) assertFresh(t, Boolean(o.overwrite), '--overwrite');
-  // read every image first: a bad one fails the command before anything is written
-  const images: Image[] = [];
+  // read every image first: a bad one fails the command before anything is written. readPhoto
+  // applies EXIF orientation and keeps alpha, 16 bits and grey for writing back (data codec.ts)
+  const images: Photo[] = [];
   for (const f of files) {
-    let img: Image;
-    try { img = await readImage(f); } catch (e) { throw new CliError(`${f}: cannot read the image (${oneLine(e)})`); }
+    let photo: Photo;
+    try { photo = await readPhoto(f); } catch (e) { throw new CliError(`${f}: cannot read the image (${oneLine(e)})`); }
+    const img = photo.image;
     if (Math.min(img.height, img.width) < 8) throw new CliError(`${f}: image is ${img.width}x${img.height}; at least 8x8 pixels are needed`);
-    images.push(img);
+    images.push(photo);
   }
   const backend = await selectBackend(o.backend);
   const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint), (c) => executionFor(c, backend));
   console.log(`restoring ${files.length} image(s) with ${file}`);
-  for (const [i, img] of images.entries()) {
-    const t0 = performance.now();
-    const out = restoreImage(model, img, o.tile, o.stride);
-    writeOutput(targets[i]!, await encodePng(out));
+  for (const [i, photo] of images.entries()) {
+    const t0 = performance.now(), img = photo.image;
+    // progress for big photos: a line every ~10 % of the windows
+    const out = restoreImage(model, img, o.tile, o.stride, (done, total) => {
+      if (total >= 20 && done < total && done % Math.ceil(total / 10) === 0) console.log(`  ${files[i]}: window ${done}/${total}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    });
+    writeOutput(targets[i]!, await encodePhotoPng(out, photo));
     console.log(`${files[i]} -> ${targets[i]} (${img.width}x${img.height}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   return 0;

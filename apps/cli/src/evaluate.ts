@@ -13,7 +13,7 @@
  * During training the same code validates on a center crop per image (`centerCrop`) to stay cheap.
  */
 import { noGrad, tensor, tidy } from '@mofme/tensor';
-import { restore, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
+import { restorePlanes, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
 import { getPair, cropImage, type AnyDataset, type Image } from '@mofme/data';
 import { psnr, ssim } from './metrics';
 import { CliError, oneLine } from './errors';
@@ -67,20 +67,14 @@ export class EvaluationStopped extends Error {
 }
 
 /**
- * Restore one image (CHW in [0, 1]) with tiled inference; returns CHW in [0, 1]. Outputs that are
- * not numbers are an error, not a black picture: clamping would turn NaN into 0 silently (weights
- * that are finite but huge, e.g. after `--lr 1e9`, overflow inside the network).
+ * Restore one image (CHW in [0, 1]) with tiled inference; returns CHW in [0, 1]. The model package
+ * maps each window to the model's [-1, 1] as it cuts it (no full-size copy: memory stays bounded
+ * for any photo), clamps the output, and refuses outputs that are not numbers, naming the pixel:
+ * clamping would turn NaN into 0 silently (weights that are finite but huge, e.g. after
+ * `--lr 1e9`, overflow inside the network). `onTile` reports progress per window.
  */
-export function restoreImage(model: MoFME, img: Image, tile = 240, stride = 120): Image {
-  const out = Float32Array.from(tidy(() => noGrad(() => {
-    const x = tensor(img.data, { shape: [1, 3, img.height, img.width] }).sub(0.5).div(0.5); // the model's [−1, 1] input
-    return restore(model, x, { tile, stride }).data();
-  })));
-  for (let i = 0; i < out.length; i++) {
-    const v = out[i]!;
-    if (!Number.isFinite(v)) throw new CliError(`the model's output is ${v} at pixel ${i % (img.height * img.width)} of a ${img.width}x${img.height} image: its weights overflow (a diverged run?); use an earlier checkpoint`);
-    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
-  }
+export function restoreImage(model: MoFME, img: Image, tile = 240, stride = 120, onTile?: (done: number, total: number) => void): Image {
+  const out = restorePlanes(model, img, { tile, stride, range: 'unit', onTile });
   return { data: out, channels: 3, height: img.height, width: img.width };
 }
 

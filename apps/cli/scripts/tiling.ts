@@ -1,0 +1,100 @@
+/**
+ * What each tiling choice of whole-photo inference costs: PSNR on the built-in test split (20
+ * synthetic-weather pairs of 480x320 photos) and CPU time, for tile 240 at strides 120/180/200/240,
+ * with the raised-cosine blend and with flat averaging, using the bundled pretrained model. Also
+ * the colour shift of clean photos through the model (mean per channel, input vs output).
+ * The table in packages/mofme/README.md ("Whole-photo inference") is this script's output:
+ *
+ *   cd apps/cli && node --conditions=source --import tsx scripts/tiling.ts [--limit N]
+ *
+ * PSNR is the CLI's own metric (src/metrics.ts, RGB, outputs clamped to [0, 1]) on the same
+ * restoreImage path as `mofme eval`, so the numbers match what a user gets.
+ */
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { builtinDataset, builtinPhotos, getPair, photosDir, readImage } from '@mofme/data';
+import { DEFAULT_STRIDE, restorePlanes, tileStarts, type MoFME } from '@mofme/mofme';
+import { keep, type Tensor } from '@mofme/tensor';
+import { loadModelFile } from '../src/checkpoint';
+import { psnr } from '../src/metrics';
+import { pickIndices } from '../src/evaluate';
+import { checkpointOrPretrained } from '../src/commands';
+
+const limitFlag = process.argv.indexOf('--limit');
+const limit = limitFlag > 0 ? Number(process.argv[limitFlag + 1]) : Infinity;
+
+/**
+ * Restore CHW [0, 1] pixels with the given tiling; output clamped to [0, 1], like restoreImage.
+ * The blend changes only how window outputs are weighted, not the outputs, so the first run of an
+ * image at a stride records each window's output and the other blend replays them (half the model
+ * time; the same numbers as two full runs).
+ */
+function run(model: MoFME, data: Float32Array, height: number, width: number, stride: number, blend: 'cosine' | 'flat', tape?: Tensor[]): Float32Array {
+  let call = 0;
+  const taped = tape === undefined ? model : ({
+    config: model.config, training: false, eval: () => taped, train: () => taped,
+    forward: (x: Tensor) => {
+      if (call < tape.length) return { image: tape[call++]!.clone() };
+      const image = model.forward(x).image;
+      tape.push(keep(image.clone()));
+      call++;
+      return { image };
+    },
+  } as unknown as MoFME);
+  return restorePlanes(taped, { data, channels: 3, height, width }, { tile: 240, stride, blend, range: 'unit' });
+}
+
+const { model, file } = await loadModelFile(checkpointOrPretrained(undefined));
+const ds = builtinDataset('test');
+// --limit N takes N pairs spread evenly over the split (every photo and weather keeps a share)
+const picked = pickIndices(ds.length, Number.isFinite(limit) ? limit : 0);
+const n = picked.length;
+const pairs = [];
+for (const i of picked) pairs.push(await getPair(ds, i));
+console.log(`model ${file}; built-in test split, ${n} pairs; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+/** Windows of a W x H photo at tile 240 and this stride. */
+const windowsOf = (W: number, H: number, stride: number): number => tileStarts(W, 240, stride).length * tileStarts(H, 240, stride).length;
+const rows: string[] = [
+  '| tile / stride | windows per 480x320 test image | windows per 12 MP photo (4000x3000) | PSNR, cosine blend (dB) | PSNR, flat average (dB) | s per window | est. s per 12 MP photo |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+];
+const inputPsnr = pairs.reduce((a, p) => a + psnr(p.input, p.target), 0) / n;
+for (const stride of [120, 180, 200, 240]) {
+  const total = { cosine: 0, flat: 0 };
+  let modelSeconds = 0, windows = 0;
+  for (const p of pairs) {
+    const tape: Tensor[] = [];
+    const t0 = performance.now();
+    for (const blend of ['cosine', 'flat'] as const) {
+      const out = run(model, p.input.data, p.input.height, p.input.width, stride, blend, tape);
+      total[blend] += psnr({ data: out, channels: 3, height: p.input.height, width: p.input.width }, p.target);
+      if (blend === 'cosine') modelSeconds += (performance.now() - t0) / 1000;
+    }
+    windows += tape.length;
+    for (const t of tape) t.dispose();
+  }
+  const perWindow = modelSeconds / windows, big = windowsOf(4000, 3000, stride);
+  rows.push(`| 240 / ${stride} | ${windowsOf(480, 320, stride)} | ${big} | ${(total.cosine / n).toFixed(2)} | ${(total.flat / n).toFixed(2)} | ${perWindow.toFixed(2)} | ${(perWindow * big).toFixed(0)} |`);
+  console.log(rows[rows.length - 1]);
+}
+console.log(`\ninputs (no restoration): ${inputPsnr.toFixed(2)} dB; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+console.log(rows.join('\n'));
+
+// colour shift: the clean test photos through the model (default tiling)
+console.log('\nclean built-in photos through the model: mean per channel x255, input -> output');
+const shift = [0, 0, 0];
+const tests = builtinPhotos().filter((p) => p.split === 'test');
+for (const photo of tests) {
+  const img = await readImage(join(photosDir(), photo.file));
+  const out = run(model, img.data, img.height, img.width, DEFAULT_STRIDE, 'cosine');
+  const plane = img.height * img.width;
+  const means = [0, 1, 2].map((c) => {
+    let a = 0, b = 0;
+    for (let i = c * plane; i < (c + 1) * plane; i++) { a += img.data[i]!; b += out[i]!; }
+    return [(a / plane) * 255, (b / plane) * 255] as const;
+  });
+  means.forEach(([a, b], c) => { shift[c]! += (b - a) / tests.length; });
+  console.log(`  ${photo.file}: ${means.map(([a, b]) => `${a.toFixed(1)} -> ${b.toFixed(1)}`).join(', ')}`);
+}
+console.log(`  mean shift (R, G, B) x255: ${shift.map((s) => s.toFixed(2)).join(', ')}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
