@@ -7,18 +7,35 @@
  * - gpu.js is a dependency of @mofme/tensor, not of this app; the alias points at its browser
  *   bundle so that both the engine and backends.ts use that one copy. Its optional native `gl`
  *   module is Node-only and stays out of the bundle.
- * - The libraries' Node-only files (safetensors' file writers, the data package's codecs) import
- *   `node:*` modules at the top; the page never calls them, and Vite replaces those modules with
- *   empty browser stubs.
+ * - The libraries' Node-only files (safetensors' file writers, say) import `node:*` modules at the
+ *   top; the page never calls them. Vite's own stand-in for such modules throws as soon as a named
+ *   import is bound (in the dev server), so each `node:*` module becomes a stub with the real
+ *   module's export names (read from Node when the config loads), each of which throws when called.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { defineConfig, defaultClientConditions } from 'vite';
+import { defineConfig, defaultClientConditions, type Plugin } from 'vite';
 
 const fromTensor = createRequire(new URL('../../packages/tensor/package.json', import.meta.url));
 const gpuJsBrowser = join(dirname(fromTensor.resolve('gpu.js/package.json')), 'dist', 'gpu-browser.js');
 
-export const isolationHeaders = {
+const STUB = '\0node-stub:';
+function nodeBuiltinStubs(): Plugin {
+  return {
+    name: 'mofme-node-builtin-stubs',
+    enforce: 'pre',
+    resolveId: (id) => (id.startsWith('node:') ? STUB + id : null),
+    async load(id) {
+      if (!id.startsWith(STUB)) return null;
+      const name = id.slice(STUB.length);
+      const names = Object.keys(await import(name)).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n));
+      return `const unavailable = (what) => () => { throw new Error(what + ' is Node-only: not available in a browser'); };\n` +
+        names.map((n) => `export const ${n} = unavailable(${JSON.stringify(`${name}.${n}`)});`).join('\n') + '\nexport default {};\n';
+    },
+  };
+}
+
+const isolationHeaders = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
@@ -29,7 +46,9 @@ export default defineConfig({
     conditions: ['source', ...defaultClientConditions],
     alias: { 'gpu.js': gpuJsBrowser },
   },
-  worker: { format: 'es' },
+  plugins: [nodeBuiltinStubs()],
+  optimizeDeps: { include: ['gpu.js'] }, // pre-bundled at start: no reload on the first page load
+  worker: { format: 'es', plugins: () => [nodeBuiltinStubs()] },
   server: { headers: isolationHeaders },
   preview: { headers: isolationHeaders },
   build: {

@@ -38,9 +38,9 @@ function breakKernelCompilation(backend: GlBackend): void {
 
 /** The first backend at or after `prefer` that opens; announces it, and every one skipped. */
 function open(prefer: BackendKind, simulate?: Simulation): OpenedBackend {
-  if (opened && opened.kind === prefer) return opened;
   for (const kind of BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(prefer))) {
     if (broken.has(kind)) continue;
+    if (opened?.kind === kind) return opened;
     try {
       post({ type: 'status', text: `opening ${kind}…` });
       const o = openBackend(kind);
