@@ -10,7 +10,8 @@
  *     config in the metadata;
  * in both cases with or without the `module.` prefix that DistributedDataParallel puts on every
  * name when the wrapped model's state dict is saved.
- * Official files carry no config: the network sizes are found by trying the presets (paper, small,
+ * Files written by `mofme export --format official` carry our config beside the official names.
+ * Other official files carry no config: the network sizes are found by trying the presets (paper, small,
  * tiny; or the one given with --preset) until every name and shape matches, and the official
  * network's own choices are set (sigmoid output, the official expert slots of MoFME). A file that
  * fits no preset is refused with the first name or shape that did not fit.
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Tensor } from '@mofme/tensor';
 import type { MofmeConfig, PresetName } from '@mofme/mofme';
+import type { LoadReport } from '@mofme/nn';
 import { CliError, oneLine } from './errors';
 
 interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
@@ -56,12 +58,18 @@ async function importCommand(file: string, o: ImportOpts): Promise<number> {
       throw new CliError(`${file}: the model config in its metadata is invalid: ${oneLine(e)}`);
     }
     model = mofme.createModel(config, { seed: 0 });
-    try {
-      model.loadStateDict(tensors);
-    } catch (e) {
-      throw new CliError(`${file} does not match the config in its own metadata: ${oneLine(e)}`);
-    }
+    const clean = (r: LoadReport): boolean => !r.missing.length && !r.unexpected.length && !r.mismatched.length;
+    const asOurs = model.loadStateDict(tensors, { strict: false });
     source = `our names, ${config.ffn}`;
+    if (!clean(asOurs)) {
+      // `mofme export --format official` keeps the config too: official names with our config
+      let renamed = null;
+      try { renamed = mofme.fromOfficialStateDict(tensors); } catch { /* not official names either */ }
+      if (!renamed || !clean(model.loadStateDict(renamed, { strict: false }))) {
+        throw new CliError(`${file} does not match the config in its own metadata: ${oneLine(formatLoadReport(asOurs))}`);
+      }
+      source = `official names, ${config.ffn}, config from the metadata`;
+    }
   } else {
     const kind = mofme.detectOfficialKind(Object.keys(tensors));
     let renamed;

@@ -81,6 +81,12 @@ test('official names with the DDP module. prefix import bit for bit, and export 
   const exported = await loadSafetensors(again);
   assert.equal(Object.keys(exported.tensors).sort(), Object.keys(official).sort());
   for (const [k, v] of Object.entries(official)) assert.equal(Array.from(exported.tensors[k]!.data()), Array.from(v.data()), k);
+  // and that official file (official names, our config in its metadata) imports again
+  const i2 = mofme(['import', again, '-o', join(dir, 'again')]);
+  assert.is(i2.code, 0, i2.stderr);
+  assert.match(i2.stdout, /official names, mofme, config from the metadata/);
+  const twice = await loadSafetensors(join(dir, 'again', 'model.safetensors'));
+  for (const [k, v] of Object.entries(ours)) assert.equal(Array.from(twice.tensors[k]!.data()), Array.from(v.data()), k);
 
   // our own model file, DDP-prefixed (a PyTorch twin's state dict saved from the DDP wrapper) also imports
   const twin: Record<string, Tensor> = {};
