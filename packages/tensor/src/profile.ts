@@ -26,11 +26,17 @@
  */
 import type { Backend, MatmulSpec, Storage } from './backend/backend';
 
+/** The fused row and elementwise kernels: like elementwise kernels, 1 flop per element of their first input. */
+const ELEMENTWISE_FUSED = [
+  'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'gelu', 'geluBackward', 'smoothL1', 'smoothL1Backward', 'adamStep',
+] as const;
+
 /** The kernel methods of Backend that are timed (the optional ones only where the backend has them). */
 const KERNELS = [
   'upload', 'download', 'fill', 'cast', 'unary', 'binary', 'where', 'reduce', 'argReduce', 'topkIndices',
   'matmul', 'strided', 'pad', 'gather', 'scatterAdd', 'im2col', 'col2im',
   'conv2d', 'conv2dBackwardInput', 'conv2dBackwardFilter',
+  ...ELEMENTWISE_FUSED,
 ] as const;
 
 type Phase = 'forward' | 'backward';
@@ -107,12 +113,15 @@ function flopsOf(kernel: string, args: unknown[], out: unknown): number {
   }
   if (kernel === 'unary' || kernel === 'binary' || kernel === 'where') return isStorage(out) ? out.size : 0;
   if (kernel === 'reduce' || kernel === 'argReduce') return isStorage(args[1]) ? args[1].size : 0;
+  if ((ELEMENTWISE_FUSED as readonly string[]).includes(kernel)) return isStorage(args[0]) ? args[0].size : 0;
   return 0;
 }
 
 function bytesOf(args: unknown[], out: unknown): number {
   let elements = 0, bytes = 0;
-  for (const a of [...args, out]) {
+  // fused kernels may return several storages in an object ({ out, stats }, { dx, dweight, dbias }, ...)
+  const outputs = isStorage(out) ? [out] : typeof out === 'object' && out !== null ? Object.values(out) : [];
+  for (const a of [...args, ...outputs]) {
     if (!isStorage(a)) continue;
     elements += a.size;
     bytes += a.size * (a.dtype === 'float64' ? 8 : 4);

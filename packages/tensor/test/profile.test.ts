@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CpuBackend, disableProfiling, enableProfiling, matmul, profileReport, resetProfile, tensor, withBackend } from '@mofme/tensor';
+import { CpuBackend, disableProfiling, enableProfiling, layerNorm, matmul, profileReport, resetProfile, tensor, withBackend } from '@mofme/tensor';
 
 /** the row of a report table named `name` in phase `phase`, as [phase, calls, ms, share, ...] */
 function row(report: string, section: string, name: string, phase: string): string[] | undefined {
@@ -38,6 +38,24 @@ test('a matmul forward and backward is filed per kernel, per op and per phase', 
   assert.is(opFwd![1], '1');
   assert.is(opBwd![1], '1', 'one matmul node differentiated');
   assert.ok(row(report, 'time per op', 'sum', 'forward'), 'the sum op has its own row');
+});
+
+test('fused kernels are timed too: a layerNorm forward and backward', () => {
+  const backend = new CpuBackend({ fastKernels: null });
+  enableProfiling(backend);
+  resetProfile();
+  try {
+    withBackend(backend, () => {
+      const x = tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), { shape: [3, 4], requiresGrad: true });
+      layerNorm(x, 1).sum().backward();
+    });
+  } finally {
+    disableProfiling();
+  }
+  const report = profileReport();
+  assert.is(row(report, 'time per kernel', 'layerNorm', 'forward')?.[1], '1', report);
+  assert.is(row(report, 'time per kernel', 'layerNormBackward', 'backward')?.[1], '1', report);
+  assert.is(row(report, 'time per op', 'layerNorm', 'backward')?.[1], '1', report);
 });
 
 test('not profiling: the report stays empty', () => {
