@@ -190,6 +190,25 @@ export function resolveModelFile(path: string): string {
   throw new CliError(`checkpoint ${path}: no ${MODEL_FILE}, best/ or ckpt-NNNNNN/ in this folder`);
 }
 
+/**
+ * Load a model file's weights into a network built by the caller (resume, `--init`): a short error
+ * naming the file and the first keys when they do not fit, and the tensor when one is not finite.
+ */
+export async function loadWeightsInto(model: MoFME, file: string, what: string, hint: string): Promise<void> {
+  let tensors;
+  try {
+    ({ tensors } = await loadSafetensors(file));
+  } catch (e) {
+    throw new CliError(`${what} ${file} is not a readable safetensors file: ${(e as Error).message}`);
+  }
+  const bad = firstNonFinite(tensors);
+  if (bad) throw new CliError(`${what} ${file}: ${bad}; a model with NaN/Inf weights cannot be trained on`);
+  const report = model.loadStateDict(tensors, { strict: false });
+  if (report.missing.length || report.unexpected.length || report.mismatched.length) {
+    throw new CliError(`${what} ${file}: its weights do not fit the network of this run: ${shortLoadReport(report)}; ${hint}`);
+  }
+}
+
 /** Build the network described by a model file's metadata and load its weights (strictly). */
 export async function loadModelFile(path: string, adapt: (c: Readonly<MofmeConfig>) => Readonly<MofmeConfig> = (c) => c): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
   const file = resolveModelFile(path);

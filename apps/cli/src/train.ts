@@ -29,13 +29,13 @@
 import { existsSync, readFileSync, appendFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { smoothL1Loss, tensor, tidy } from '@mofme/tensor';
-import { AdamW, LRScheduler, constantSchedule, loadSafetensors, warmupCosineSchedule, type Schedule } from '@mofme/nn';
+import { AdamW, LRScheduler, constantSchedule, warmupCosineSchedule, type Schedule } from '@mofme/nn';
 import { createModel, countParameters, type MoFME } from '@mofme/mofme';
 import { builtinDataset, corpusDataset, createLoader, isCorpusDir, openDataset, type AnyDataset, type Layout } from '@mofme/data';
 import { modelConfigOf, type TrainConfig } from './config';
 import { LAYOUTS } from './options';
 import {
-  firstNonFinite, listCheckpoints, loadOptimizerState, markBest, pruneCheckpoints, readState, resolveModelFile, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
+  firstNonFinite, listCheckpoints, loadOptimizerState, loadWeightsInto, markBest, pruneCheckpoints, readState, resolveModelFile, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
 } from './checkpoint';
 import { fsError, outputDir, selfCommand, writeOutput } from './io';
 import { evaluate, EvaluationStopped, type EvalResult } from './evaluate';
@@ -121,9 +121,7 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
   // ---- model, optimiser, schedule ---------------------------------------------------------------
   const model: MoFME = createModel(modelConfig, { seed: cfg.seed });
   if (cfg.init && !resume) { // fine-tuning: the same network, its weights from a model file
-    const file = resolveModelFile(cfg.init);
-    const { tensors } = await loadSafetensors(file).catch((e: Error) => { throw new CliError(`--init ${file}: not a readable model file (${oneLine(e)})`); });
-    try { model.loadStateDict(tensors); } catch (e) { throw new CliError(`--init ${file}: its weights do not fit the network of this run (${oneLine(e)}); pass the same --preset and overrides`); }
+    await loadWeightsInto(model, resolveModelFile(cfg.init), '--init', 'pass the same --preset and overrides');
   }
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: [0.9, 0.999], weightDecay: cfg.weightDecay });
   const warmup = Math.min(cfg.warmup, totalSteps - 1);
@@ -139,10 +137,7 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
   let lastCheckpoint: string | null = null;
   const metricsFile = join(runDir, 'metrics.jsonl');
   if (resume && saved) {
-    const { tensors } = await loadSafetensors(join(resume.ckpt, MODEL_FILE)).catch((e: Error) => {
-      throw new CliError(`checkpoint ${join(resume.ckpt, MODEL_FILE)} is corrupt: ${oneLine(e)}`);
-    });
-    model.loadStateDict(tensors);
+    await loadWeightsInto(model, join(resume.ckpt, MODEL_FILE), 'checkpoint', 'was the run folder edited?');
     await loadOptimizerState(resume.ckpt, optimizer, scheduler);
     model.rng.setState(saved.rng);
     ({ step, bestPsnr, bestStep } = saved);

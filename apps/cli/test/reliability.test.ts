@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImage } from '@mofme/data';
-import { loadModelFile } from '../src/checkpoint';
+import { createModel, resolveConfig } from '@mofme/mofme';
+import { loadModelFile, loadWeightsInto } from '../src/checkpoint';
 import { openData } from '../src/train';
 import { mofme, mofmeAsync, tmp, losses, waitFor, errorLine, pattern, writePng, ROOT } from './fixtures/helpers';
 
@@ -218,6 +219,11 @@ test('a model file whose weights do not match its metadata: one short line namin
   const line = await cliErrorOf(() => loadModelFile(bad));
   assert.match(line, /mismatch\.safetensors: its weights do not match the config in its metadata: missing \S+/);
   assert.ok(line.length < 400, `${line.length} characters`);
+  // the same for weights loaded into a network built from flags (--init, --resume)
+  const deeper = createModel(resolveConfig('tiny', { depth: config.depth + 1 }), { seed: 0 });
+  const init = await cliErrorOf(() => loadWeightsInto(deeper, ckptModel(), '--init', 'pass the same --preset'));
+  assert.match(init, /^--init \S+model\.safetensors: its weights do not fit the network of this run: missing \S+/);
+  assert.ok(init.length < 400, `${init.length} characters`);
 });
 
 test('flags: bounds on numbers; -o on every command that writes a folder', () => {
