@@ -8,7 +8,7 @@
 //     Node pixels;
 //   - a non-image file gets one clear line; a huge image gets its cost and a downscale offer.
 // It saves docs/screenshot.png, the picture in the README. Without chromium (or CHROMIUM_PATH)
-// it prints one line and runs nothing.
+// it prints one line and runs nothing, unless MOFME_REQUIRE_BROWSER=1 (then that is a failure).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -71,7 +71,10 @@ function compareToNode(page: { width: number; height: number; data: Uint8Array }
 }
 
 const have = existsSync(executablePath);
-if (!have) {
+if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
+  // CI sets this: there a missing browser is a failure, not a skip
+  test('chromium is installed (MOFME_REQUIRE_BROWSER=1)', () => assert.unreachable(`no chromium at ${executablePath}`));
+} else if (!have) {
   console.log(`browser test skipped: no chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`);
 } else {
   let server: PreviewServer;
