@@ -155,7 +155,8 @@ function directConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, spec: Conv
       // fallback: dW = sum over items of dy (im2col x)^T, per group
       dw = s ? new Tensor(s, weight.shape) : reshape(sum(reshape(bmm(perGroup(g, Og), perGroup(im2col(x, spec), K), false, true), [B, G, Og, K]), 0), weight.shape);
     }
-    return [dx, dw, needs[2] ? sum(g, [0, 2, 3]) : null];
+    // d(bias): pixels first, then batch (two contiguous reductions, each a fast unit-stride loop)
+    return [dx, dw, needs[2] ? sum(sum(g, [2, 3]), 0) : null];
   });
 }
 
