@@ -35,8 +35,8 @@ export interface RestoreOptions {
   tile?: number;
   /**
    * step between windows; at most the tile. Default 180: on the built-in test split it scored the
-   * same PSNR as 120 (the official stride) to 0.01 dB with the raised-cosine blend, in ~35 % less
-   * time (README.md, "Whole-photo inference")
+   * same PSNR as 120 (the official stride) with the raised-cosine blend, with 2.1x fewer windows on
+   * a 12 MP photo, and keeps 60 px of overlap to blend (README.md, "Whole-photo inference")
    */
   stride?: number;
   /** how overlapping windows are combined: 'cosine' (default, seamless) or 'flat' (plain average) */
