@@ -3,14 +3,28 @@
 // and a NaN loss stopping with the step and the last good checkpoint.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mofme, mofmeAsync, tmp, losses, waitFor, errorLine } from './fixtures/helpers';
+import { mofme, mofmeAsync, tmp, losses, waitFor, errorLine, pattern, writePng } from './fixtures/helpers';
 
-// tiny model, 32x32 crops, batch 2, no validation: a step takes a fraction of a second
-const BASE = ['train', '--preset', 'tiny', '--crop', '32', '--batch-size', '2', '--lr', '3e-3', '--warmup', '0', '--val', 'none', '--workers', '0', '--seed', '7'];
+// The data: 4 smooth images and the same images at 55 % brightness, a fixed degradation the model
+// learns within a dozen steps on every seed tried (the loss falls from ~0.03 to ~0.01), where
+// the built-in data's freshly synthesised weather makes 12 losses of batch 2 too noisy to fall
+// reliably. Tiny model, 32x32 crops, batch 2, no validation: a step takes a fraction of a second.
+const data = join(tmp(), 'darkened');
+const BASE = ['train', '--preset', 'tiny', '--crop', '32', '--batch-size', '2', '--lr', '3e-3', '--warmup', '0', '--val', 'none', '--workers', '0', '--seed', '7',
+  '--data', data, '--layout', 'paired'];
 const STEPS = 12;
 let reference: number[] = [];
+
+test.before(async () => {
+  for (const sub of ['input', 'gt']) mkdirSync(join(data, sub), { recursive: true });
+  for (let i = 0; i < 4; i++) {
+    const clean = pattern(64, 64, i);
+    await writePng(join(data, 'gt', `p${i}.png`), clean);
+    await writePng(join(data, 'input', `p${i}.png`), { ...clean, data: clean.data.map((v) => 0.55 * v) });
+  }
+});
 
 test('a few training steps: the loss is finite and falls; checkpoints, config and metrics are written', () => {
   const out = join(tmp(), 'run');
