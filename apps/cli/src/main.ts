@@ -21,6 +21,8 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, oneLine } from './errors';
+import { registerExport } from './export';
+import { registerImport } from './import';
 import { removeCreatedEmptyDirs } from './io';
 import { BACKENDS, LAYOUTS, MODEL_KINDS, PRESETS as presetNames, RESUMABLE, ROUTERS, SCHEDULES, TRAIN_DEFAULTS, WEATHERS, flagOf, type TrainConfig } from './options';
 
@@ -213,6 +215,8 @@ program.command('demo')
   .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKENDS).default('cpu'))
   .action(async (o) => { process.exitCode = await (await import('./demo')).demoCommand(o); });
 
+registerExport(program); // mofme export: ONNX, official names, safetensors (export.ts)
+registerImport(program); // mofme import: PyTorch/DDP safetensors into a model folder (import.ts)
 
 // ---- top-level error handler: one line, no stack (MOFME_DEBUG=1 shows it) ----
 function fail(e: unknown): void {
