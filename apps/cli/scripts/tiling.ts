@@ -6,13 +6,16 @@
  * The table in packages/mofme/README.md ("Whole-photo inference") is this script's output:
  *
  *   cd apps/cli && node --conditions=source --import tsx scripts/tiling.ts [--limit N]
+ *   cd apps/cli && node --conditions=source --import tsx scripts/tiling.ts --picture ../../packages/mofme/docs/blend.png
  *
  * PSNR is the CLI's own metric (src/metrics.ts, RGB, outputs clamped to [0, 1]) on the same
  * restoreImage path as `mofme eval`, so the numbers match what a user gets.
  */
 import { cpus, loadavg } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { builtinDataset, builtinPhotos, getPair, photosDir, readImage } from '@mofme/data';
+import { builtinDataset, builtinPhotos, getPair, photosDir, readImage, type Image } from '@mofme/data';
+import { gridPng } from '../src/images';
 import { DEFAULT_STRIDE, restorePlanes, tileStarts, type MoFME } from '@mofme/mofme';
 import { keep, type Tensor } from '@mofme/tensor';
 import { loadModelFile } from '../src/checkpoint';
@@ -45,6 +48,22 @@ function run(model: MoFME, data: Float32Array, height: number, width: number, st
 }
 
 const { model, file } = await loadModelFile(checkpointOrPretrained(undefined));
+
+// --picture FILE: only write the seams picture (one snowy test photo at 240/120, flat | cosine |
+// their difference x8) and stop
+const pictureFlag = process.argv.indexOf('--picture');
+if (pictureFlag > 0) {
+  const test = builtinDataset('test', { weathers: ['snow'] });
+  const { input } = await getPair(test, 0);
+  const tape: Tensor[] = [];
+  const [cosine, flat] = (['cosine', 'flat'] as const).map((blend) => run(model, input.data, input.height, input.width, 120, blend, tape));
+  const diff = Float32Array.from(flat!, (v, i) => Math.min(1, 0.5 + 8 * (v - cosine![i]!)));
+  const as = (data: Float32Array): Image => ({ data, channels: 3, height: input.height, width: input.width });
+  writeFileSync(process.argv[pictureFlag + 1]!, await gridPng([[as(flat!), as(cosine!), as(diff)]], {
+    cellHeight: input.height, cellWidth: input.width, titles: ['flat average (240/120)', 'raised-cosine blend (240/120)', 'flat - cosine, x8 around grey'],
+  }));
+  process.exit(0);
+}
 const ds = builtinDataset('test');
 // --limit N takes N pairs spread evenly over the split (every photo and weather keeps a share)
 const picked = pickIndices(ds.length, Number.isFinite(limit) ? limit : 0);
