@@ -176,7 +176,7 @@ export function walkRows(shape: Shape, strides: readonly (readonly number[])[], 
  * Row c*kh*kw + i*kw + j holds kernel tap (c, i, j) at every output position (oy, ox), which
  * reads pixel (oy*stride - pad + i*dilation, ox*stride - pad + j*dilation) of channel c.
  */
-export function forEachWindowTap(spec: WindowSpec, visit: (o: number, pixel: number) => void): void {
+function forEachWindowTap(spec: WindowSpec, visit: (o: number, pixel: number) => void): void {
   const { batch, channels: C, height: H, width: W, kh, kw, outH, outW } = spec;
   let o = 0;
   for (let b = 0; b < batch; b++) {
@@ -205,7 +205,7 @@ export function forEachWindowTap(spec: WindowSpec, visit: (o: number, pixel: num
  * Forward, input gradient and filter gradient are the three ways of summing over this relation:
  *   out[o] += x[i] * w[k],   dx[i] += dout[o] * w[k],   dw[k] += dout[o] * x[i].
  */
-export function forEachConvTap(spec: ConvSpec, visit: (outIndex: number, inputIndex: number, weightIndex: number) => void): void {
+function forEachConvTap(spec: ConvSpec, visit: (outIndex: number, inputIndex: number, weightIndex: number) => void): void {
   const { batch, channels: C, height: H, width: W, kh, kw, outH, outW, outChannels: O, groups } = spec;
   const Cg = C / groups, Og = O / groups;
   for (let b = 0; b < batch; b++) {

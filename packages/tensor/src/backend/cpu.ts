@@ -70,7 +70,7 @@ function binaryRow(op: BinaryOp, out: TypedArray, o: number, x: TypedArray, ia: 
  * 1.2e-7 everywhere), about ten times cheaper than the exact series of `erf` (cpu-reference.ts),
  * which float64 keeps for the gradient checks.
  */
-export function erfFloat32(x: number): number {
+function erfFloat32(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
   const erfc = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
