@@ -43,7 +43,17 @@ export interface BuiltinOptions {
   seed?: number;
   /** new degradation each epoch (train default true, val/test false) */
   fresh?: boolean;
+  /**
+   * fraction of training samples left clean (input = target), default CLEAN_FRACTION for train, 0
+   * for val/test: a restorer must pass a photo without weather through untouched, and a model that
+   * only ever saw degraded inputs learns to "fix" every input (the first bundled model changed clean
+   * test photos to 20-29 dB PSNR)
+   */
+  cleanFraction?: number;
 }
+
+/** Default share of clean-in, clean-out training samples (see BuiltinOptions.cleanFraction). */
+export const CLEAN_FRACTION = 0.1;
 
 export interface BuiltinDataset {
   kind: 'builtin';
@@ -52,6 +62,7 @@ export interface BuiltinDataset {
   weathers: Weather[];
   seed: number;
   fresh: boolean;
+  cleanFraction: number;
   photosDir: string;
   readonly length: number;
 }
@@ -79,7 +90,7 @@ export function builtinDataset(split: Split = 'train', opts: BuiltinOptions = {}
   for (const p of photos) for (const w of weathers) for (let v = 0; v < repeats; v++) {
     items.push({ photo: join(dir, p.file), weather: w, variant: v, id: `${split}/${p.file.replace(/\.jpg$/, '')}/${w}#${v}` });
   }
-  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', photosDir: dir, get length() { return items.length; } };
+  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), photosDir: dir, get length() { return items.length; } };
 }
 
 export type { Image, Task };

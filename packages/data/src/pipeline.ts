@@ -19,13 +19,13 @@ import { synthesize } from './synth/index';
 
 export type SourceSpec =
   | { kind: 'files'; pairs: PairEntry[] }
-  | { kind: 'builtin'; items: BuiltinItem[]; seed: number; fresh: boolean };
+  | { kind: 'builtin'; items: BuiltinItem[]; seed: number; fresh: boolean; cleanFraction?: number };
 
 export type AnyDataset = FileDataset | BuiltinDataset;
 
 export function toSourceSpec(ds: AnyDataset): SourceSpec {
   if (ds.kind === 'files') return { kind: 'files', pairs: ds.pairs };
-  if (ds.kind === 'builtin') return { kind: 'builtin', items: ds.items, seed: ds.seed, fresh: ds.fresh };
+  if (ds.kind === 'builtin') return { kind: 'builtin', items: ds.items, seed: ds.seed, fresh: ds.fresh, cleanFraction: ds.cleanFraction };
   throw new Error(`unknown dataset kind "${(ds as { kind: string }).kind}"`);
 }
 
@@ -104,7 +104,9 @@ export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<
   const mode = req.flips ? rng.integer(0, 7) : 0;
   const degradeSeed = spec.fresh ? mixSeed(spec.seed, req.index, req.epoch) : mixSeed(spec.seed, req.index);
   const frame = { y0, x0, fullHeight: Math.max(fullH, clean.height), fullWidth: Math.max(fullW, clean.width) };
-  const degraded = synthesize(clean, item.weather, { frame }, degradeSeed).image;
+  // A share of the samples stays clean (input = target), decided by its own seeded draw.
+  const passThrough = (spec.cleanFraction ?? 0) > 0 && new Generator(mixSeed(degradeSeed, 0xc1ea)).random() < spec.cleanFraction!;
+  const degraded = passThrough ? clean : synthesize(clean, item.weather, { frame }, degradeSeed).image;
   return finish(dihedral(degraded, mode), dihedral(clean, mode), item.weather, `builtin:${item.id}`, item.photo, item.id);
 }
 

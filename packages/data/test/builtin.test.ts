@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { builtinDataset, builtinPhotos, photosDir, getPair, readImage, WEATHERS } from '../src/index';
+import { loadSample, toSourceSpec } from '../src/pipeline';
 
 test('photos: all listed, decodable, attributed, openly licensed, small', async () => {
   const dir = photosDir();
@@ -48,6 +49,25 @@ test('val/test pairs are fixed; train pairs change per epoch but not per call', 
   assert.equal(Array.from(e0.input.data.subarray(0, 2000)), Array.from(e0b.input.data.subarray(0, 2000)));
   assert.not.equal(Array.from(e0.input.data), Array.from(e1.input.data));
   assert.equal(Array.from(e0.target.data.subarray(0, 100)), Array.from(e1.target.data.subarray(0, 100)), 'same clean photo');
+});
+
+test('training keeps about a tenth of the samples clean (input = target); val/test never', async () => {
+  const train = builtinDataset('train'), spec = toSourceSpec(train);
+  assert.is(train.cleanFraction, 0.1);
+  assert.is(builtinDataset('test').cleanFraction, 0);
+  let clean = 0;
+  const n = 120;
+  for (let i = 0; i < n; i++) {
+    const s = await loadSample(spec, { index: i % train.length, epoch: Math.floor(i / train.length), itemSeed: i, crop: [32, 32], flips: false });
+    if (s.input.every((v, k) => v === s.target[k])) clean++;
+  }
+  // Binomial(120, 0.1): mean 12, sd 3.3; a synthesised sample is never identical to its target
+  assert.ok(clean >= 3 && clean <= 24, `${clean} of ${n} clean`);
+  const all = { ...spec, cleanFraction: 1 }, none = { ...spec, cleanFraction: 0 };
+  const a = await loadSample(all, { index: 3, epoch: 0, itemSeed: 5, crop: [32, 32], flips: false });
+  assert.equal(Array.from(a.input), Array.from(a.target));
+  const b = await loadSample(none, { index: 3, epoch: 0, itemSeed: 5, crop: [32, 32], flips: false });
+  assert.not.equal(Array.from(b.input), Array.from(b.target));
 });
 
 test.run();
