@@ -31,7 +31,7 @@ export interface OpenedBackend {
 const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|softpipe|software|microsoft basic render/i;
 
 /** The GL renderer as the driver names it (unmasked where allowed), or null when there is no WebGL2 here. */
-export function probeWebGL2(): { renderer: string; software: boolean } | null {
+function probeWebGL2(): { renderer: string; software: boolean } | null {
   if (typeof OffscreenCanvas === 'undefined') return null;
   const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
   if (!gl) return null;

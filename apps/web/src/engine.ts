@@ -6,19 +6,17 @@
  * test and scripts/samples.ts run the very same functions in Node on the CPU backend, so the page's
  * pixels are checked against this code's Node output, not against a copy of it.
  *
- * How the per-tile records are taken without changing restore(): restore() calls model.forward once
- * per window, in row-major order over tileStarts() of the padded image. We wrap that one model
- * instance's forward, so each call yields its window's size (the input's shape), its routing
- * (host-side expert indices, no GPU read-back) and a time stamp; the window's position comes from
- * the same tileStarts() that restore() uses.
- *
- * Time per tile is the time from one forward call to the next (the last one: to the end of
- * restore), so it includes restore's read-back of that window, which is when a GPU actually
- * finishes the queued work.
+ * How the per-window records are taken without changing the library: restorePlanes() calls
+ * model.forward once per window, row by row over tileStarts() of the (padded) image, and calls
+ * onTile after each. We wrap that one model instance's forward, so each call yields its window's
+ * size (the input's shape) and routing (host-side expert indices, no GPU read-back); the window's
+ * position comes from the same tileStarts(). A window's time runs from the previous window's
+ * onTile (or the start) to its own, so it includes reading the output back, which is when a GPU
+ * actually finishes the queued work.
  */
-import { clamp, noGrad, tensor, tidy, withBackend, type Backend, type Tensor } from '@mofme/tensor';
+import { withBackend, type Backend, type Tensor } from '@mofme/tensor';
 import { parseSafetensors } from '@mofme/nn';
-import { createModel, resolveConfig, restore, RouterStats, tileStarts, type MoFME, type MofmeConfig, type MofmeOutput, type RoutingSummary } from '@mofme/mofme';
+import { createModel, resolveConfig, restorePlanes, RouterStats, tileStarts, type MoFME, type MofmeConfig, type MofmeOutput, type RoutingSummary } from '@mofme/mofme';
 
 /** Window side and step, in pixels. The bundled model was trained on 64-pixel crops; 160-pixel
  *  windows give it more context than that, a quarter overlap hides the seams, and a 240x160 sample
@@ -113,7 +111,7 @@ export interface RestoreRequest {
   onTile?: (done: number, total: number, tile: TileRecord) => void;
 }
 
-/** How many windows restore() will run for an H x W image. */
+/** How many windows restorePlanes() will run for an H x W image. */
 export function countTiles(height: number, width: number, patch: number, tile = DEFAULT_TILE, stride = DEFAULT_STRIDE): number {
   const roundUp = (v: number): number => Math.ceil(v / patch) * patch;
   const th = Math.min(tile, roundUp(height)), tw = Math.min(tile, roundUp(width));
@@ -128,25 +126,16 @@ export function restoreImage(model: MoFME, backend: Backend, image: PlanarImage,
   const rows = Math.ceil(H / p), cols = Math.ceil(W / p);
   const votes = Array.from({ length: depth }, () => new Uint16Array(rows * cols * E));
   const stats = new RouterStats();
-  const total = countTiles(H, W, p, tile, stride);
   const tiles: TileRecord[] = [];
   let positions: [number, number][] | null = null;
-  let last: { y: number; x: number; height: number; width: number; t0: number } | null = null;
+  let current: Omit<TileRecord, 'ms'> | null = null;
 
-  const finishTile = (now: number): void => {
-    if (!last) return;
-    const record = { y: last.y, x: last.x, height: last.height, width: last.width, ms: now - last.t0 };
-    tiles.push(record);
-    request.onTile?.(tiles.length, total, record);
-  };
   const original = model.forward;
   model.forward = function recordingForward(x: Tensor): MofmeOutput {
-    const now = performance.now();
-    finishTile(now);
     const [, , th, tw] = x.shape as [number, number, number, number];
     positions ??= tileStarts(Math.max(H, th), th, stride).flatMap((y) => tileStarts(Math.max(W, tw), tw, stride).map((x0): [number, number] => [y, x0]));
     const [y0, x0] = positions[tiles.length] ?? [0, 0];
-    last = { y: y0, x: x0, height: th, width: tw, t0: now };
+    current = { y: y0, x: x0, height: th, width: tw };
     const out = original.call(model, x);
     const tokenCols = tw / p;
     out.routing.forEach((r, block) => {
@@ -163,13 +152,21 @@ export function restoreImage(model: MoFME, backend: Backend, image: PlanarImage,
   };
 
   const t0 = performance.now();
+  let last = t0;
   let data: Float32Array;
   try {
-    data = withBackend(backend, () => tidy(() => noGrad(() => {
-      const x = tensor(image.data, { shape: [1, 3, H, W], dtype: 'float32' }).sub(0.5).div(0.5); // the model's [−1, 1] input
-      return Float32Array.from(clamp(restore(model, x, { tile, stride }), 0, 1).data());
-    })));
-    finishTile(performance.now());
+    // range 'unit': pixels in [0, 1] go in, each window is mapped to the model's [-1, 1] on its
+    // own, and the output comes back clamped to [0, 1] (the library's path for photos)
+    data = withBackend(backend, () => restorePlanes(model, { data: image.data, channels: 3, height: H, width: W }, {
+      tile, stride, range: 'unit',
+      onTile: (done, total) => {
+        const now = performance.now();
+        const record = { ...current!, ms: now - last };
+        last = now;
+        tiles.push(record);
+        request.onTile?.(done, total, record);
+      },
+    }));
   } finally {
     model.forward = original;
   }

@@ -23,12 +23,12 @@ const LARGE_PIXELS = 1_500_000;
 /** Downscaled images fit in this side: a few dozen windows, minutes rather than hours on a software renderer. */
 const DOWNSCALE_SIDE = 1024;
 /**
- * Peak memory of a whole-image restore per pixel, counted from the code: the float32 planes here and
- * in the worker (2 x 12 bytes), the input tensor and its normalised copies (3 x 12), restore()'s
- * float64 sums, counts and result (24 + 8 + 24), and the output tensor, its clamp and read-back
- * (3 x 12): about 150 bytes. Windows add a constant, not a per-pixel, amount.
+ * Memory of a whole-image restore per pixel, counted from the code: float32 RGB planes for the
+ * input here, its copy sent to the worker and the output coming back (3 x 12 bytes), the decoded
+ * and the drawn RGBA pixels (2 x 4) and the two canvases (2 x 4): about 60 bytes. restorePlanes()
+ * itself adds one band of window rows and one window's activations, which do not grow with the height.
  */
-const BYTES_PER_PIXEL = 150;
+const BYTES_PER_PIXEL = 60;
 /** The bundled model's patch size, for window counts before the worker has loaded it. */
 const PATCH = 8;
 

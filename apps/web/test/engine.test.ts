@@ -1,13 +1,13 @@
 // The page's inference code in Node, on the CPU backend, with the bundled weights: the recording
-// wrapper must not change restore()'s pixels, its per-window records must match the windows
-// restore() really runs, and the routing map must agree with the model's own routing. The drawing
+// wrapper must not change restorePlanes()'s pixels, its per-window records must match the windows
+// restorePlanes() really runs, and the routing map must agree with the model's own routing. The drawing
 // helpers are checked here too. These run everywhere; the browser test needs chromium.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clamp, getDefaultBackend, noGrad, tensor, tidy } from '@mofme/tensor';
-import { restore, tileStarts } from '@mofme/mofme';
+import { getDefaultBackend, withBackend } from '@mofme/tensor';
+import { restorePlanes, tileStarts } from '@mofme/mofme';
 import { buildModel, countTiles, parseWeights, restoreImage, type PlanarImage } from '../src/engine';
 import { expertRgb, routingMapPixels, UNROUTED_RGB } from '../src/draw';
 
@@ -32,14 +32,10 @@ test('parseWeights reads the bundled model (config from metadata) and rejects a 
   assert.throws(() => parseWeights(new Uint8Array([1, 2, 3]), 'junk.safetensors'), /junk\.safetensors/);
 });
 
-test('restoreImage gives restore()\'s pixels, one record per window at restore()\'s positions', () => {
-  const img = picture(40, 56); // not a multiple of the tile: flush last windows, reflect padding in x
+test('restoreImage gives restorePlanes()\'s pixels, one record per window at its positions', () => {
+  const img = picture(40, 56); // not a multiple of the stride: the last windows sit flush with the edges
   const tile = 32, stride = 24;
-  const expected = tidy(() => noGrad(() => {
-    const model = buildModel(weights, backend);
-    const x = tensor(img.data, { shape: [1, 3, img.height, img.width], dtype: 'float32' }).sub(0.5).div(0.5);
-    return Float32Array.from(clamp(restore(model, x, { tile, stride }), 0, 1).data());
-  }));
+  const expected = withBackend(backend, () => restorePlanes(buildModel(weights, backend), { data: img.data, channels: 3, height: 40, width: 56 }, { tile, stride, range: 'unit' }));
   const seen: number[] = [];
   const r = restoreImage(buildModel(weights, backend), backend, img, { tile, stride, onTile: (done, total) => seen.push(done, total) });
   assert.equal([...r.image.data], [...expected]); // a fresh seed-0 model each time: bit-identical
