@@ -57,7 +57,7 @@ async function restoreSample(page: Page, weather: string): Promise<void> {
   if (state !== 'done') assert.unreachable(`restoring failed in the page: ${await page.textContent('#messages')}`);
 }
 
-function compareToNode(page: { width: number; height: number; data: Uint8Array }, ref: { rgba: Uint8Array; input: Float32Array }): void {
+function compareToNode(page: { width: number; height: number; data: Uint8Array }, ref: { rgba: Uint8Array; input: Float32Array }, what: string): void {
   assert.is(page.data.length, ref.rgba.length);
   let maxDiff = 0, changed = 0;
   for (let i = 0; i < page.data.length; i++) {
@@ -66,6 +66,7 @@ function compareToNode(page: { width: number; height: number; data: Uint8Array }
   // the restoration did something: the output is not the input (so equality is not trivial)
   const n = page.width * page.height;
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) changed += Math.abs(page.data[4 * i + c]! - Math.round(ref.input[c * n + i]! * 255)) > 8 ? 1 : 0;
+  console.log(`browser test: ${what}: restored pixels at most ${maxDiff}/255 from Node's`);
   assert.ok(maxDiff <= MAX_LEVELS, `restored pixels differ from Node's by up to ${maxDiff}/255 (allowed ${MAX_LEVELS})`);
   assert.ok(changed > 0.02 * 3 * n, `the page's output is nearly the input (${changed} of ${3 * n} values changed)`);
 }
@@ -118,7 +119,7 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
     const label = (await page.textContent('#backend-label')) ?? '';
     assert.match(label, /^WebGL2 \(gpu\.js\) on "/);
     assert.match(label, /SwiftShader[\s\S]*software/); // headless chromium emulates the GPU, and the page says so
-    compareToNode(await canvasPixels(page, '#after'), ref);
+    compareToNode(await canvasPixels(page, '#after'), ref, 'snow on WebGL2');
 
     // per-window and total times are shown, one per window
     const tiles = await page.$$eval('#tiles span', (s) => s.map((e) => Number((e as HTMLElement).dataset.ms)));
@@ -148,6 +149,7 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
       const common = [...used.values()].filter((v) => v >= 0.02 * rows * cols).length;
       assert.ok(common >= 2, `block ${b}: only ${common} expert colour(s) cover 2% of the map`);
       // float32 differences may flip a near-tie between two experts in a few patches, no more
+      console.log(`browser test: block ${b}: ${agree} of ${rows * cols} patches routed as in Node`);
       assert.ok(agree >= 0.95 * rows * cols, `block ${b}: ${agree} of ${rows * cols} patches agree with Node's routing`);
     }
     const weatherRows = await page.$$eval('#weather-table tbody tr', (r) => r.length);
@@ -163,7 +165,7 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
     const [ref] = await Promise.all([nodeReference('haze'), restoreSample(page, 'haze')]);
     assert.match((await page.textContent('#messages')) ?? '', /webgl2 failed: .*compiling fragment shader.*Falling back to wasm/);
     assert.match((await page.textContent('#backend-label')) ?? '', /^WebAssembly SIMD \(wasm-simd x1 thread; page cross-origin isolated\)/);
-    compareToNode(await canvasPixels(page, '#after'), ref);
+    compareToNode(await canvasPixels(page, '#after'), ref, 'haze on WebAssembly after the simulated GPU failure');
     await page.close();
   });
 
