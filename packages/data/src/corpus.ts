@@ -38,15 +38,15 @@ import { WEATHERS } from './synth/index';
 /** Short side of the training copies: the All-weather frames are 720x480, so 480 keeps their scale. */
 export const TRAIN_SHORT_SIDE = 480;
 /** Photos smaller than this on their short side are too small to crop and are refused. */
-export const MIN_SHORT_SIDE = 300;
+const MIN_SHORT_SIDE = 300;
 /** dHash distance (of 64 bits) at or below which two images are the same scene at another size. */
-export const DUPLICATE_BITS = 6;
+const DUPLICATE_BITS = 6;
 /**
  * Fraction of exactly-equal horizontal neighbours (all of R, G, B) above which an image is flat art,
  * not a photo. Measured on the curated files: photos with smooth skies or bokeh reach 0.61 (high-
  * quality JPEGs keep smooth areas flat), rendered art such as Enlightenment's Dunes 0.96-0.99.
  */
-export const FLAT_FRACTION = 0.9;
+const FLAT_FRACTION = 0.9;
 /** Kept for independent evaluation (issue 14): never part of the corpus. */
 export const RESERVED_PACKAGES = ['plasma-workspace-wallpapers', 'mate-backgrounds'];
 
@@ -365,7 +365,7 @@ async function flatFractionOf(bytes: Uint8Array, name: string): Promise<number> 
 }
 
 /** See flatFractionOf: `rgb` is interleaved RGB, compared after dividing by `scale` (16-bit -> 8-bit). */
-export function flatFraction(rgb: ArrayLike<number>, width: number, height: number, scale = 1): number {
+function flatFraction(rgb: ArrayLike<number>, width: number, height: number, scale = 1): number {
   let eq = 0, all = 0;
   const q = (i: number) => Math.floor(rgb[i]! / scale);
   for (let y = 0; y < height; y++) for (let x = 0; x + 1 < width; x++) {

@@ -45,7 +45,7 @@ export function synthCamera(img: Image, p: CameraParams, rng: Generator): Camera
 }
 
 /** Encodes to JPEG and decodes back (synchronously, so synthesis stays a plain function). */
-export function jpegRoundTrip(img: Image, quality: number): Image {
+function jpegRoundTrip(img: Image, quality: number): Image {
   const H = img.height, W = img.width, n = H * W, rgba = new Uint8Array(4 * n);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < 3; c++) rgba[4 * i + c] = Math.round(255 * Math.min(1, Math.max(0, img.data[c * n + i]!)));
