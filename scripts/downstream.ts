@@ -403,7 +403,7 @@ function findings(r: TaskResult, s: VariantSummary[]): string[] {
   }
   if (uar && lin) {
     const d = uar.score.mean - lin.score.mean;
-    out.push(`The UaR ${d >= 0 ? 'adds' : 'loses'} ${pct(Math.abs(d))} points over the linear router at ${(uar.trainSeconds / lin.trainSeconds).toFixed(2)}x its training time ` +
+    out.push(`The UaR scores ${pct(Math.abs(d))} points ${d >= 0 ? 'above' : 'below'} the linear router at ${(uar.trainSeconds / lin.trainSeconds).toFixed(2)}x its training time ` +
       `(its ${5} Monte-Carlo router passes also run at evaluation).`);
   }
   return out;
