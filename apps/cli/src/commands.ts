@@ -108,7 +108,7 @@ export class Extremes {
 
 // ---- restore -----------------------------------------------------------------------------------
 
-export interface RestoreOpts { checkpoint?: string; out: string; tile: number; stride: number; backend: string; overwrite?: boolean }
+export interface RestoreOpts { checkpoint?: string; out: string; tile: number; stride?: number; backend: string; overwrite?: boolean }
 
 export async function restoreCommand(files: string[], o: RestoreOpts): Promise<number> {
   const outDir = outputDir(o.out, '-o');

@@ -13,7 +13,7 @@
  * During training the same code validates on a center crop per image (`centerCrop`) to stay cheap.
  */
 import { noGrad, tensor, tidy } from '@mofme/tensor';
-import { restorePlanes, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
+import { DEFAULT_STRIDE, DEFAULT_TILE, restorePlanes, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
 import { getPair, cropImage, type AnyDataset, type Image } from '@mofme/data';
 import { psnr, ssim } from './metrics';
 import { CliError, oneLine } from './errors';
@@ -73,7 +73,7 @@ export class EvaluationStopped extends Error {
  * clamping would turn NaN into 0 silently (weights that are finite but huge, e.g. after
  * `--lr 1e9`, overflow inside the network). `onTile` reports progress per window.
  */
-export function restoreImage(model: MoFME, img: Image, tile = 240, stride = 120, onTile?: (done: number, total: number) => void): Image {
+export function restoreImage(model: MoFME, img: Image, tile = DEFAULT_TILE, stride = DEFAULT_STRIDE, onTile?: (done: number, total: number) => void): Image {
   const out = restorePlanes(model, img, { tile, stride, range: 'unit', onTile });
   return { data: out, channels: 3, height: img.height, width: img.width };
 }
