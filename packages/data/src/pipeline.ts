@@ -10,7 +10,7 @@
  * thread runs a request, and in which order, cannot change its result.
  */
 import type { Image } from './image';
-import { cropImage, dihedral, rawCropToImage, rawToImage, resizeImage } from './image';
+import { cloneImage, cropImage, dihedral, rawCropToImage, rawToImage, resizeImage } from './image';
 import { decodeRaw, readBytes } from './codec';
 import type { FileDataset, PairEntry, Task } from './dataset';
 import type { BuiltinDataset, BuiltinItem } from './builtin';
@@ -106,7 +106,8 @@ export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<
   const frame = { y0, x0, fullHeight: Math.max(fullH, clean.height), fullWidth: Math.max(fullW, clean.width) };
   // A share of the samples stays clean (input = target), decided by its own seeded draw.
   const passThrough = (spec.cleanFraction ?? 0) > 0 && new Generator(mixSeed(degradeSeed, 0xc1ea)).random() < spec.cleanFraction!;
-  const degraded = passThrough ? clean : synthesize(clean, item.weather, { frame }, degradeSeed).image;
+  // a copy, not the same buffer: input and target are transferred separately from worker threads
+  const degraded = passThrough ? cloneImage(clean) : synthesize(clean, item.weather, { frame }, degradeSeed).image;
   return finish(dihedral(degraded, mode), dihedral(clean, mode), item.weather, `builtin:${item.id}`, item.photo, item.id);
 }
 

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { builtinDataset, builtinPhotos, photosDir, getPair, readImage, WEATHERS } from '../src/index';
 import { loadSample, toSourceSpec } from '../src/pipeline';
+import { createLoader } from '../src/loader';
 
 test('photos: all listed, decodable, attributed, openly licensed, small', async () => {
   const dir = photosDir();
@@ -68,6 +69,16 @@ test('training keeps about a tenth of the samples clean (input = target); val/te
   assert.equal(Array.from(a.input), Array.from(a.target));
   const b = await loadSample(none, { index: 3, epoch: 0, itemSeed: 5, crop: [32, 32], flips: false });
   assert.not.equal(Array.from(b.input), Array.from(b.target));
+});
+
+test('clean samples cross the worker-thread boundary (input and target are separate buffers)', async () => {
+  const ds = builtinDataset('train', { cleanFraction: 1 });
+  const loader = createLoader(ds, { batchSize: 4, crop: 32, workers: 1, seed: 3 });
+  try {
+    const b = (await loader.stream()[Symbol.asyncIterator]().next()).value!;
+    assert.equal(b.shape, [4, 3, 32, 32]);
+    assert.equal(Array.from(b.input), Array.from(b.target));
+  } finally { await loader.close(); }
 });
 
 test.run();
