@@ -24,19 +24,15 @@
  * Only host time is measured: for an asynchronous GPU backend the figures show when work was
  * queued, not when it ran. The timer costs about a microsecond per kernel call.
  */
-import type { Backend, MatmulSpec, Storage } from './backend/backend';
+import { FUSED_KERNELS, type Backend, type MatmulSpec, type Storage } from './backend/backend';
 
-/** The fused row and elementwise kernels: like elementwise kernels, 1 flop per element of their first input. */
-const ELEMENTWISE_FUSED = [
-  'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'gelu', 'geluBackward', 'smoothL1', 'smoothL1Backward', 'adamStep',
-] as const;
 
 /** The kernel methods of Backend that are timed (the optional ones only where the backend has them). */
 const KERNELS = [
   'upload', 'download', 'fill', 'cast', 'unary', 'binary', 'where', 'reduce', 'argReduce', 'topkIndices',
   'matmul', 'strided', 'pad', 'gather', 'scatterAdd', 'im2col', 'col2im',
   'conv2d', 'conv2dBackwardInput', 'conv2dBackwardFilter',
-  ...ELEMENTWISE_FUSED,
+  ...FUSED_KERNELS, // like elementwise kernels: 1 flop per element of their first input
 ] as const;
 
 type Phase = 'forward' | 'backward';
@@ -113,7 +109,7 @@ function flopsOf(kernel: string, args: unknown[], out: unknown): number {
   }
   if (kernel === 'unary' || kernel === 'binary' || kernel === 'where') return isStorage(out) ? out.size : 0;
   if (kernel === 'reduce' || kernel === 'argReduce') return isStorage(args[1]) ? args[1].size : 0;
-  if ((ELEMENTWISE_FUSED as readonly string[]).includes(kernel)) return isStorage(args[0]) ? args[0].size : 0;
+  if ((FUSED_KERNELS as readonly string[]).includes(kernel)) return isStorage(args[0]) ? args[0].size : 0;
   return 0;
 }
 

@@ -28,7 +28,7 @@
  * instead: run the traced function on `withoutFusedKernels(backend)`, where the ops fall back to
  * their compositions of primitives (which the conformance suite holds equal to the fused kernels).
  */
-import type { Backend, DType, TypedArray } from './backend/backend';
+import { FUSED_KERNELS, type Backend, type DType, type TypedArray } from './backend/backend';
 import type { Tensor } from './tensor';
 
 /** One recorded op: `output = op(inputs...; attrs)`, inputs and output as value ids. */
@@ -172,8 +172,8 @@ export function compareTraces(a: TracedGraph, b: TracedGraph): string | null {
   return null;
 }
 
-/** The optional fused kernels of a backend (backend.ts) that `withoutFusedKernels` hides. */
-export const FUSED_KERNELS = ['softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'gelu', 'geluBackward'] as const;
+/** The optional fused kernels of a backend that `withoutFusedKernels` hides (listed once, in backend.ts). */
+export { FUSED_KERNELS };
 
 /**
  * The same backend, seen without its fused kernels: the ops then run as compositions of primitives,

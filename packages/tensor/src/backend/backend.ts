@@ -211,6 +211,18 @@ export interface Backend {
 }
 
 /**
+ * The optional fused kernels above, by name: each has a composition of primitives that defines it
+ * (the ops fall back to it), so a backend may lack any of them. Listed once here for the code that
+ * treats them as a set: the profiler times them as elementwise work, and `withoutFusedKernels`
+ * (trace.ts) hides them so that a trace records only primitives. The convolution kernels are not
+ * in this set: they are primitives of their own, with their own ONNX translation.
+ */
+export const FUSED_KERNELS = [
+  'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'gelu', 'geluBackward',
+  'smoothL1', 'smoothL1Backward', 'adamStep',
+] as const satisfies readonly (keyof Backend)[];
+
+/**
  * The scalars of one Adam step (torch.optim semantics): m <- b1 m + (1 - b1) g,
  * v <- b2 v + (1 - b2) g^2, p <- p' - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), where
  * p' = p (1 - lr wd) for AdamW (`decoupled`) and g includes + wd p for Adam. m, v null: zeros.
