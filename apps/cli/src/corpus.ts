@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { buildCorpus, isCorpusDir } from '@mofme/data';
 import { CliError } from './errors';
+import { selfCommand } from './io';
 
 export async function corpusCommand(o: { out: string; debs?: string; download?: boolean; builtin?: boolean }): Promise<number> {
   const out = resolve(o.out);
@@ -20,6 +21,6 @@ export async function corpusCommand(o: { out: string; debs?: string; download?: 
   const r = await buildCorpus({ out, ...(o.debs ? { debDir: resolve(o.debs) } : {}), download: o.download !== false, builtin: o.builtin !== false });
   console.log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${r.entries.length} scenes; manifest ${relative(process.cwd(), r.manifest) || r.manifest}`);
   if (r.problems.length) console.log(`${r.problems.length} source(s) or file(s) skipped (listed above)`);
-  console.log(`train on it: mofme train --data ${relative(process.cwd(), out) || '.'} --val builtin`);
+  console.log(`train on it: ${selfCommand()} train --data ${out} --val builtin`);
   return r.entries.length ? 0 : 1;
 }

@@ -14,7 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
-import { builtinDataset, writeImage } from '@mofme/data';
+import { builtinDataset, encodePng } from '@mofme/data';
 import { TRAIN_DEFAULTS, type TrainConfig } from './config';
 import { train } from './train';
 import { evaluate, formatTable, type EvalResult } from './evaluate';
@@ -22,6 +22,7 @@ import { loadModelFile } from './checkpoint';
 import { StripCollector, writeReport } from './report';
 import { formatDuration } from './progress';
 import { ensureWritableDir } from './commands';
+import { writeOutput } from './io';
 import { CliError } from './errors';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -89,8 +90,8 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
   const samples = join(out, 'samples');
   mkdirSync(samples, { recursive: true });
   for (const [task, imgs] of strip.rows) {
-    await writeImage(join(samples, `${task}-input.png`), imgs.input);
-    await writeImage(join(samples, `${task}-restored.png`), imgs.output);
+    writeOutput(join(samples, `${task}-input.png`), await encodePng(imgs.input));
+    writeOutput(join(samples, `${task}-restored.png`), await encodePng(imgs.output));
     console.log(`  ${relative(process.cwd(), join(samples, `${task}-restored.png`))}`);
   }
 
