@@ -19,9 +19,14 @@ const port = parentPort;
 // would slow down the training thread this pool is meant to relieve.
 void loadSharp().then((s) => s?.concurrency(1));
 
+// Every request gets exactly one reply. Sending is inside the try: a sample that cannot be sent
+// (postMessage throws, e.g. when one buffer is listed twice for transfer) becomes an error reply
+// instead of an unhandled rejection that leaves the training loop waiting for nothing.
 port.on('message', (msg: { id: number; req: SampleRequest }) => {
-  loadSample(spec, msg.req).then(
-    (sample) => port.postMessage({ id: msg.id, sample }, [sample.input.buffer as ArrayBuffer, sample.target.buffer as ArrayBuffer]),
-    (e: Error) => port.postMessage({ id: msg.id, error: e.message }),
-  );
+  void loadSample(spec, msg.req)
+    .then((sample) => {
+      const buffers = new Set([sample.input.buffer as ArrayBuffer, sample.target.buffer as ArrayBuffer]);
+      port.postMessage({ id: msg.id, sample }, [...buffers]);
+    })
+    .catch((e: Error) => port.postMessage({ id: msg.id, error: e.message }));
 });
