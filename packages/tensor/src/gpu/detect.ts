@@ -65,6 +65,55 @@ export function detectHeadlessGL(): Detection {
 }
 
 /**
+ * Is this a browser context that can give gpu.js a canvas: a page (a DOM) or a Web Worker with
+ * OffscreenCanvas (no `window`, no `document`: gpu.js then draws on an OffscreenCanvas)? Node has
+ * neither (a DOM emulation in Node counts as a page, and then finds no WebGL context).
+ */
+export function browserCanvasContext(): 'page' | 'worker' | null {
+  const g = globalThis as { document?: unknown; WorkerGlobalScope?: unknown; OffscreenCanvas?: unknown };
+  if (g.document !== undefined) return 'page';
+  if (g.WorkerGlobalScope !== undefined && typeof g.OffscreenCanvas === 'function') return 'worker';
+  return null;
+}
+
+/** Renderers that are CPU rasterisers: a browser's WebGL on them is "software". */
+const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|softpipe|software|microsoft basic render/i;
+
+export interface BrowserWebGL extends Detection {
+  /** the GL renderer as the driver names it (unmasked where the browser allows), '' when not ok */
+  renderer: string;
+  software: boolean | null;
+}
+
+/**
+ * Does this browser context give a WebGL2 (or WebGL) context, and on what renderer? Asks a 1x1
+ * canvas (OffscreenCanvas in a worker) the way gpu.js will, reads the unmasked renderer through
+ * WEBGL_debug_renderer_info (browsers otherwise say just "WebKit WebGL"), and frees the context
+ * at once (browsers allow only a few live ones). Never throws.
+ */
+export function detectBrowserWebGL(mode: 'webgl2' | 'webgl'): BrowserWebGL {
+  const where = browserCanvasContext();
+  const no = (reason: string): BrowserWebGL => ({ ok: false, reason, renderer: '', software: null });
+  if (where === null) return no(`${mode} needs a browser page or a Web Worker with OffscreenCanvas (none here); in Node use mode "headlessgl"`);
+  type GL = { getExtension(n: string): { UNMASKED_RENDERER_WEBGL?: number; loseContext?(): void } | null; getParameter(p: number): unknown; RENDERER: number };
+  let gl: GL | null = null;
+  try {
+    const g = globalThis as unknown as { document?: { createElement(t: string): { getContext(k: string): GL | null } }; OffscreenCanvas: new (w: number, h: number) => { getContext(k: string): GL | null } };
+    const canvas = where === 'page' ? g.document!.createElement('canvas') : new g.OffscreenCanvas(1, 1);
+    gl = canvas.getContext(mode);
+  } catch (e) {
+    return no(`creating a ${mode} context threw: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const api = mode === 'webgl2' ? 'WebGL2' : 'WebGL';
+  if (!gl) return no(`this browser gives ${where === 'worker' ? 'this worker\'s OffscreenCanvas' : 'a canvas'} no ${api} context (GPU blocklisted or disabled?)`);
+  const debug = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(debug?.UNMASKED_RENDERER_WEBGL ?? gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext?.();
+  const software = SOFTWARE_RENDERERS.test(renderer);
+  return { ok: true, reason: `${api} in a browser ${where} on "${renderer}"`, renderer, software };
+}
+
+/**
  * What actually renders a headless-gl context. headless-gl reports its renderer as just "ANGLE"
  * and hides the driver, so we look at the X server instead: Xvfb has no hardware access, so GL on
  * an Xvfb display is always Mesa's software rasteriser (llvmpipe unless GALLIUM_DRIVER says

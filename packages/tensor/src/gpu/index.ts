@@ -13,7 +13,8 @@
  *   worker thread so the Backend stays synchronous (see webgpu.ts). A real GPU through Vulkan,
  *   Metal or D3D12, else Dawn's OpenGL ES backend over EGL (which Mesa can run on the CPU).
  * - 'headlessgl': Node with the native `gl` module and an X display (`xvfb-run -a` on servers).
- * - 'webgl2', 'webgl': browsers (bundle this package; gpu.js uses a canvas).
+ * - 'webgl2', 'webgl': browsers (bundle this package; gpu.js uses a canvas), in a page or in a Web
+ *   Worker (an OffscreenCanvas: what a page should do, so that it stays responsive).
  * - 'gpu' / 'auto': the first of webgpu, headlessgl (Node) or webgl2, webgl (browsers) that
  *   really works here; `describe()` says which it got.
  * - 'cpu': gpu.js runs the same kernels as JavaScript. Only when named: it exists to debug
@@ -24,10 +25,10 @@
 import { GPU } from 'gpu.js';
 import { GlBackend, type GpuBackend } from './backend';
 import { WebGpuBackend, WebGpuUnavailableError, WEBGPU_FIX } from './webgpu';
-import { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX } from './detect';
+import { browserCanvasContext, detectBrowserWebGL, detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX } from './detect';
 
 export { GpuBackend, GlBackend, type GpuBackendInfo } from './backend';
-export { detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX, type Detection } from './detect';
+export { browserCanvasContext, detectBrowserWebGL, detectHeadlessGL, headlessGLDriver, HEADLESS_GL_FIX, type BrowserWebGL, type Detection } from './detect';
 export { WebGpuBackend, WebGpuUnavailableError, WEBGPU_FIX, type WebGpuBackendOptions } from './webgpu';
 
 export type GpuMode = 'auto' | 'gpu' | 'headlessgl' | 'webgl' | 'webgl2' | 'webgpu' | 'cpu';
@@ -38,17 +39,19 @@ export interface GpuBackendOptions {
 }
 
 /** Can this gpu.js mode run here? The reason says what is missing when it cannot. */
-function available(mode: 'headlessgl' | 'webgl2' | 'webgl'): { ok: boolean; reason: string } {
+function available(mode: 'headlessgl' | 'webgl2' | 'webgl'): { ok: boolean; reason: string; driver: { software: boolean | null; text: string } } {
   if (mode === 'headlessgl') {
     const d = detectHeadlessGL();
     // gpu.js asks the same question its own way; both must agree
-    if (d.ok && !GPU.isHeadlessGLSupported) return { ok: false, reason: 'gpu.js reports headless-gl as unsupported although gl works (float textures missing?)' };
-    return d;
+    if (d.ok && !GPU.isHeadlessGLSupported) return { ok: false, reason: 'gpu.js reports headless-gl as unsupported although gl works (float textures missing?)', driver: { software: null, text: '' } };
+    return { ...d, driver: d.ok ? headlessGLDriver() : { software: null, text: '' } };
   }
-  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
-  if (!inBrowser) return { ok: false, reason: `${mode} needs a browser (no DOM here); in Node use mode "headlessgl"` };
-  const ok = mode === 'webgl2' ? GPU.isWebGL2Supported : GPU.isWebGLSupported;
-  return ok ? { ok, reason: `${mode} is supported` } : { ok, reason: `this browser has no ${mode === 'webgl2' ? 'WebGL2' : 'WebGL'} context (GPU blocklisted or disabled?)` };
+  const d = detectBrowserWebGL(mode);
+  const driver = { software: d.software, text: d.ok ? `${d.renderer}${d.software ? ' (software rasteriser)' : ''}` : '' };
+  if (!d.ok) return { ...d, driver };
+  // gpu.js asks too (a page's canvas, or an OffscreenCanvas in a worker); both must agree
+  const gpuJs = mode === 'webgl2' ? GPU.isWebGL2Supported : GPU.isWebGLSupported;
+  return gpuJs ? { ok: true, reason: d.reason, driver } : { ok: false, reason: `gpu.js finds no usable ${mode} context although the browser gives one (${d.reason})`, driver };
 }
 
 /**
@@ -57,7 +60,8 @@ function available(mode: 'headlessgl' | 'webgl2' | 'webgl'): { ok: boolean; reas
 export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
   const mode = options.mode ?? 'auto';
   if (mode === 'cpu') return new GlBackend(new GPU({ mode: 'cpu' }), { software: true, text: 'gpu.js cpu mode: JavaScript, no GPU' });
-  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  // a page, or a Web Worker with OffscreenCanvas (where a page should run the engine)
+  const inBrowser = browserCanvasContext() !== null;
   const candidates: ('webgpu' | 'headlessgl' | 'webgl2' | 'webgl')[] = mode === 'auto' || mode === 'gpu'
     ? (inBrowser ? ['webgl2', 'webgl'] : ['webgpu', 'headlessgl'])
     : [mode];
@@ -77,8 +81,7 @@ export function createGpuBackend(options: GpuBackendOptions = {}): GpuBackend {
     const gpu = new GPU({ mode: m });
     // belt and braces: gpu.js must not have picked anything else
     if (gpu.mode !== m) throw new Error(`gpu backend: asked gpu.js for "${m}" and got "${String(gpu.mode)}"`);
-    const driver = m === 'headlessgl' ? headlessGLDriver() : { software: null, text: 'browser WebGL' };
-    return new GlBackend(gpu, driver);
+    return new GlBackend(gpu, a.driver);
   }
   const fixes = [
     candidates.includes('webgpu') ? `for webgpu: ${WEBGPU_FIX}` : '',

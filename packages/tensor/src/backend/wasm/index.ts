@@ -31,6 +31,8 @@ export interface FastKernels {
   readonly name: string;
   /** threads taking part in a large job, the calling thread included */
   readonly threads: number;
+  /** resolves with the threads really running; browsers start them only after the caller yields, so await it before the first call (pool.ts) */
+  readonly started: Promise<number>;
   /** out[batch, m, n] = op(A) @ op(B) in float32; see MatmulSpec. Inputs are not modified; `out` (any contents) is written if given. */
   matmul(a: Float32Array, b: Float32Array, spec: MatmulSpec, out?: Float32Array): Float32Array;
   /** direct convolution (conv.ts), float32: out = conv(x, w) + bias; into `out` (any contents) if given */
@@ -107,6 +109,7 @@ export function fastKernelsEnabled(): boolean {
 class WasmKernels implements FastKernels {
   readonly name: string;
   readonly threads: number;
+  readonly started: Promise<number>;
   private readonly memory: WebAssembly.Memory;
   readonly ex: KernelExports;
   readonly pool: Pool;
@@ -124,6 +127,7 @@ class WasmKernels implements FastKernels {
     this.ex = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
     this.pool = new Pool(this.ex, module, this.memory, threads);
     this.threads = this.pool.threads;
+    this.started = this.pool.started;
     this.parallelMinFlops = opts.parallelMinFlops ?? 2 ** 21;
     this.name = `wasm-simd x${this.threads} thread${this.threads > 1 ? 's' : ''}`;
     this.host = { ex: this.ex, pool: this.pool, threads: this.threads, parallelMinFlops: this.parallelMinFlops, heap: (bytes, what) => this.heap(bytes, what), bandBytes: opts.convBandBytes };

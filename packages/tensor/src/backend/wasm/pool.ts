@@ -24,13 +24,24 @@
  * - Right after a job, threads watch for the next one for a few tens of microseconds before going
  *   to sleep (jobs come in bursts: pack then gemm, forward then backward).
  *
- * The worker's code is a plain-JavaScript string run with `new Worker(source, { eval: true })`:
- * no file to locate, so it behaves the same from the TypeScript sources (tsx) and from the
- * bundled dist, and no TypeScript loader has to start in the worker. The task loop (`RUNNER`) is
- * one string used by both sides: the main thread builds it with `new Function`, the worker
- * includes it in its source, so the two can never disagree on the job layout.
+ * The worker's code is a plain-JavaScript string: no file to locate, so it behaves the same from
+ * the TypeScript sources (tsx), the bundled dist and a Vite bundle, and no TypeScript loader has
+ * to start in the worker. The task loop (`RUNNER`) and the worker's life (`SERVE`) are strings
+ * used by every side: the calling thread builds `runTasks` with `new Function`, the workers
+ * include both in their source, so they can never disagree on the job layout.
  *
- * Workers are `unref()`ed (they never keep the process alive) and stop on `dispose()`.
+ * Two kinds of worker, one protocol:
+ * - Node: `new Worker(source, { eval: true })` from node:worker_threads, the module and memory in
+ *   `workerData`. The constructor waits (sleeping, bounded) until every worker is ready. Workers
+ *   are `unref()`ed (they never keep the process alive).
+ * - Browsers: a classic Web Worker from a Blob URL, given the module and memory by postMessage.
+ *   Only where the calling thread is itself a worker (a page's main thread may not Atomics.wait)
+ *   and the page is cross-origin isolated (else there is no SharedArrayBuffer, hence no shared
+ *   memory: one thread). A browser starts a nested worker only once its creator returns to its
+ *   event loop, so the constructor cannot wait for them: `started` resolves when they are ready,
+ *   and callers await it before the first job. Until then a job simply runs on fewer threads
+ *   (tasks are claimed, never assigned), so nothing depends on when a worker joins.
+ * Both stop on `dispose()`.
  */
 
 import type { KernelExports } from './kernels';
@@ -130,39 +141,98 @@ function runTasks(ex, c) {
 }
 `;
 
-/** The worker's whole program (CommonJS, evaluated from this string). */
-const WORKER_SOURCE = /* js */ `
-const { workerData } = require('node:worker_threads');
-const { module, memory, control, generation } = workerData;
-const c = new Int32Array(control);
-const ex = new WebAssembly.Instance(module, { env: { memory } }).exports;
-${RUNNER}
-Atomics.add(c, ${C.READY}, 1);
-Atomics.notify(c, ${C.READY});
-let seen = generation;
-for (;;) {
-  for (let i = 0; i < ${SPIN} && Atomics.load(c, ${C.GEN}) === seen; i++);   // brief watch
-  Atomics.wait(c, ${C.GEN}, seen);                                             // then sleep
-  seen = Atomics.load(c, ${C.GEN});
-  if (Atomics.load(c, ${C.STOP}) !== 0) break;
-  runTasks(ex, c);
+/** What a worker is given: the compiled kernels, the shared memory, the control block's buffer. */
+interface WorkerStart {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer | ArrayBuffer;
+  generation: number;
 }
+
+/**
+ * A worker's life, `serve(start, ready)`: instantiate the kernels over the shared memory, count
+ * itself ready (and call `ready()`, the browser's message to its creator), then run every job it
+ * is woken for until STOP. It never returns before STOP, so a browser worker's event loop is
+ * blocked from then on, which is fine: it has nothing else to do, and terminate() still works.
+ */
+const SERVE = /* js */ `
+function serve(start, ready) {
+  const c = new Int32Array(start.control);
+  const ex = new WebAssembly.Instance(start.module, { env: { memory: start.memory } }).exports;
+  Atomics.add(c, ${C.READY}, 1);
+  Atomics.notify(c, ${C.READY});
+  ready();
+  let seen = start.generation;
+  for (;;) {
+    for (let i = 0; i < ${SPIN} && Atomics.load(c, ${C.GEN}) === seen; i++);   // brief watch
+    Atomics.wait(c, ${C.GEN}, seen);                                             // then sleep
+    seen = Atomics.load(c, ${C.GEN});
+    if (Atomics.load(c, ${C.STOP}) !== 0) break;
+    runTasks(ex, c);
+  }
+}
+`;
+
+/** The Node worker's whole program (CommonJS, evaluated from this string). */
+const NODE_WORKER_SOURCE = `${RUNNER}${SERVE}
+serve(require('node:worker_threads').workerData, () => {});
+`;
+
+/** The browser worker's whole program (a classic worker script); the start comes as its first message. */
+const WEB_WORKER_SOURCE = `${RUNNER}${SERVE}
+self.onmessage = (event) => {
+  self.onmessage = null;
+  serve(event.data, () => self.postMessage('ready'));
+};
 `;
 
 type RunTasks = (ex: KernelExports, c: Int32Array) => void;
 const runTasks = new Function(`${RUNNER}; return runTasks;`)() as RunTasks;
 
 interface WorkerLike {
-  unref(): void;
   terminate(): unknown;
 }
-type WorkerCtor = new (src: string, opts: object) => WorkerLike;
+interface NodeWorker extends WorkerLike {
+  unref(): void;
+}
+type NodeWorkerCtor = new (src: string, opts: object) => NodeWorker;
 
-/** node:worker_threads without a static import, so browsers can load this file (and run 1 thread). */
-function workerConstructor(): WorkerCtor | undefined {
+/** The Web Worker API as far as the pool uses it. */
+interface WebWorker extends WorkerLike {
+  postMessage(message: unknown): void;
+  onmessage: ((event: unknown) => void) | null;
+  onerror: ((event: { message?: string; preventDefault?: () => void }) => void) | null;
+}
+type WebWorkerCtor = new (url: string, opts?: object) => WebWorker;
+
+/** node:worker_threads without a static import, so browsers can load this file. */
+function nodeWorkerConstructor(): NodeWorkerCtor | undefined {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const wt = proc?.getBuiltinModule?.('node:worker_threads') as { Worker?: WorkerCtor } | undefined;
+  const wt = proc?.getBuiltinModule?.('node:worker_threads') as { Worker?: NodeWorkerCtor } | undefined;
   return wt?.Worker;
+}
+
+/**
+ * Why this browser context cannot run a threaded pool, or null when it can: it must be a worker
+ * (WorkerGlobalScope; a page's main thread may not Atomics.wait), able to start nested workers
+ * from a Blob URL, and cross-origin isolated (SharedArrayBuffer, shared WebAssembly memory).
+ * Undefined outside browsers (Node decides with worker_threads).
+ */
+export function browserThreadsBlocker(): string | null | undefined {
+  const g = globalThis as {
+    WorkerGlobalScope?: unknown; document?: unknown; crossOriginIsolated?: boolean;
+    Worker?: unknown; Blob?: unknown; URL?: { createObjectURL?: unknown };
+  };
+  if (nodeWorkerConstructor() !== undefined) return undefined;
+  if (g.WorkerGlobalScope === undefined && g.document === undefined) return undefined; // not a browser
+  if (g.crossOriginIsolated !== true || typeof SharedArrayBuffer !== 'function') return 'page not cross-origin isolated';
+  if (g.WorkerGlobalScope === undefined) return 'on the page\'s main thread, which may not block (run the engine in a Web Worker)';
+  if (typeof g.Worker !== 'function' || typeof g.Blob !== 'function' || typeof g.URL?.createObjectURL !== 'function') return 'this browser cannot start a worker from inside a worker';
+  return null;
+}
+
+function webWorkerConstructor(): WebWorkerCtor | undefined {
+  return browserThreadsBlocker() === null ? (globalThis as unknown as { Worker: WebWorkerCtor }).Worker : undefined;
 }
 
 /** Cores the OS lets us use (Node: os.availableParallelism; browsers: navigator.hardwareConcurrency). */
@@ -174,16 +244,24 @@ export function defaultThreads(): number {
   return Math.max(1, n | 0);
 }
 
+/** Can this thread run a pool of more than one thread (Node worker_threads, or an isolated browser worker)? */
 export function workersAvailable(): boolean {
-  return typeof SharedArrayBuffer === 'function' && typeof Atomics.wait === 'function' && workerConstructor() !== undefined;
+  return typeof SharedArrayBuffer === 'function' && typeof Atomics.wait === 'function' &&
+    (nodeWorkerConstructor() !== undefined || webWorkerConstructor() !== undefined);
 }
 
 /** The main thread's side: the control block, the workers, and `run` to execute one job. */
 export class Pool {
   readonly ctrl: Int32Array;
   private workers: WorkerLike[] = [];
-  /** participating threads, main included */
+  /** participating threads, main included (browsers: those asked for; see `started`) */
   readonly threads: number;
+  /**
+   * Resolves with the threads really running, the calling one included, once every worker is
+   * ready or has failed or timed out. Node: already settled when the constructor returns.
+   * Browsers: await it before the first job (the workers start only after the caller yields).
+   */
+  readonly started: Promise<number>;
 
   constructor(
     readonly ex: KernelExports,
@@ -194,10 +272,16 @@ export class Pool {
   ) {
     // (a plain ArrayBuffer where SharedArrayBuffer is missing: one thread, no waiting needed)
     this.ctrl = new Int32Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(CONTROL_INTS * 4) : new ArrayBuffer(CONTROL_INTS * 4));
-    const Worker = threads > 1 ? workerConstructor() : undefined;
+    const Worker = threads > 1 ? nodeWorkerConstructor() : undefined;
+    const WebWorker = threads > 1 && !Worker ? webWorkerConstructor() : undefined;
+    if (WebWorker) {
+      this.started = this.startWebWorkers(WebWorker, module, memory, threads - 1, readyTimeoutMs);
+      this.threads = this.workers.length + 1;
+      return;
+    }
     if (Worker) {
       for (let w = 0; w < threads - 1; w++) {
-        const worker = new Worker(WORKER_SOURCE, {
+        const worker = new Worker(NODE_WORKER_SOURCE, {
           eval: true,
           // the worker is plain JS: don't start tsx (or any other --import) inside it
           execArgv: [],
@@ -222,6 +306,38 @@ export class Pool {
       }
     }
     this.threads = this.workers.length + 1;
+    this.started = Promise.resolve(this.threads);
+  }
+
+  /**
+   * Starts `count` Web Workers from one Blob URL and resolves with 1 + those that said ready
+   * within `timeoutMs` (one that fails to start is terminated and reported on the console; the
+   * jobs run without it). A worker that is merely late still joins when it starts: harmless.
+   */
+  private startWebWorkers(Ctor: WebWorkerCtor, module: WebAssembly.Module, memory: WebAssembly.Memory, count: number, timeoutMs: number): Promise<number> {
+    const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE], { type: 'text/javascript' }));
+    const start: WorkerStart = { module, memory, control: this.ctrl.buffer, generation: 0 };
+    const waits: Promise<boolean>[] = [];
+    for (let w = 0; w < count; w++) {
+      const worker = new Ctor(url, { name: `mofme-wasm-${w + 1}` });
+      this.workers.push(worker);
+      waits.push(new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        worker.onmessage = () => { clearTimeout(timer); resolve(true); };
+        worker.onerror = (e) => {
+          e.preventDefault?.();
+          clearTimeout(timer);
+          console.error(`mofme wasm kernels: worker ${w + 1} failed to start: ${e.message ?? 'unknown error'}`);
+          worker.terminate();
+          resolve(false);
+        };
+      }));
+      worker.postMessage(start);
+    }
+    return Promise.all(waits).then((ok) => {
+      URL.revokeObjectURL(url);
+      return 1 + ok.filter(Boolean).length;
+    });
   }
 
   /**
