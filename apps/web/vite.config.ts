@@ -3,7 +3,8 @@
  * condition resolves `@mofme/*` to packages/*\/src, as the tests do, so no package build runs first.
  *
  * - COOP/COEP headers on the dev server and on `vite preview`: with them the page is cross-origin
- *   isolated (SharedArrayBuffer, what WebAssembly threads need); hosts of dist/ should send the same.
+ *   isolated (SharedArrayBuffer, what WebAssembly threads need). They are written once, in
+ *   public/_headers, which also goes into dist/ to tell hosts what to send; this file reads it.
  * - gpu.js is a dependency of @mofme/tensor, not of this app; the alias points at its browser
  *   bundle so that both the engine and backends.ts use that one copy. Its optional native `gl`
  *   module is Node-only and stays out of the bundle.
@@ -13,6 +14,7 @@
  *   module's export names (read from Node when the config loads), each of which throws when called.
  */
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defineConfig, defaultClientConditions, type Plugin } from 'vite';
 
@@ -35,10 +37,21 @@ function nodeBuiltinStubs(): Plugin {
   };
 }
 
-const isolationHeaders = {
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Embedder-Policy': 'require-corp',
-};
+/** The site-wide (`/*`) headers of public/_headers: indented `Name: value` lines under the path line. */
+function siteHeaders(file: URL): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let sitewide = false;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    if (!/^\s/.test(line)) { sitewide = line.trim() === '/*'; continue; }
+    const m = /^\s+([\w-]+):\s*(.+?)\s*$/.exec(line);
+    if (!m) throw new Error(`${file.pathname}: not a "Name: value" header line: ${JSON.stringify(line)}`);
+    if (sitewide) headers[m[1]!] = m[2]!;
+  }
+  return headers;
+}
+
+const isolationHeaders = siteHeaders(new URL('public/_headers', import.meta.url));
 
 export default defineConfig({
   base: './', // relative asset paths: dist/ can be hosted under any path

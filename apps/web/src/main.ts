@@ -172,6 +172,7 @@ worker.onmessage = (event: MessageEvent<WorkerReply>) => {
       $('backend-label').textContent = m.label;
       $('backend-label').dataset.kind = m.kind;
       $('backend-label').dataset.software = String(m.software);
+      $('backend-label').dataset.threads = String(m.threads);
       break;
     case 'fallback':
       say(`${m.from} failed: ${m.reason}. ${m.to ? `Falling back to ${m.to}.` : 'No backend left.'}`, 'warn');

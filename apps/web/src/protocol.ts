@@ -27,7 +27,7 @@ export interface RestoreMessage {
 
 export type WorkerReply =
   | { type: 'status'; text: string }
-  | { type: 'backend'; kind: BackendKind; label: string; software: boolean }
+  | { type: 'backend'; kind: BackendKind; label: string; software: boolean; threads: number }
   /** a backend that was tried and dropped, and why */
   | { type: 'fallback'; from: BackendKind; to: BackendKind | null; reason: string }
   | { type: 'progress'; done: number; total: number; tile: TileRecord }

@@ -1,6 +1,6 @@
 /**
  * The page's Web Worker: fetches the bundled weights once, opens a backend (backends.ts: WebGL2,
- * then WebAssembly, then plain CPU), and restores the images the page sends (engine.ts), posting
+ * then WebAssembly, threaded where the page is cross-origin isolated, then plain CPU), and restores the images the page sends (engine.ts), posting
  * progress after every window. When a backend fails, at start or in the middle of an image (a
  * kernel that does not compile on this GPU, a lost context), the worker says so, moves to the next
  * backend and restores the image again from the start with a fresh model, so the result is the
@@ -37,16 +37,16 @@ function breakKernelCompilation(backend: GlBackend): void {
 }
 
 /** The first backend at or after `prefer` that opens; announces it, and every one skipped. */
-function open(prefer: BackendKind, simulate?: Simulation): OpenedBackend {
+async function open(prefer: BackendKind, simulate?: Simulation): Promise<OpenedBackend> {
   for (const kind of BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(prefer))) {
     if (broken.has(kind)) continue;
     if (opened?.kind === kind) return opened;
     try {
       post({ type: 'status', text: `opening ${kind}…` });
-      const o = openBackend(kind);
+      const o = await openBackend(kind);
       if (simulate === 'gpu-kernel-failure' && kind === 'webgl2') breakKernelCompilation(o.backend as GlBackend);
       setDefaultBackend(o.backend);
-      post({ type: 'backend', kind, label: o.label, software: o.software });
+      post({ type: 'backend', kind, label: o.label, software: o.software, threads: o.threads });
       return (opened = o);
     } catch (e) {
       fail(kind, e);
@@ -67,7 +67,7 @@ async function handleRestore(m: RestoreMessage): Promise<void> {
   const w = await weights;
   let prefer = m.prefer;
   for (;;) {
-    const o = open(prefer, m.simulate);
+    const o = await open(prefer, m.simulate);
     try {
       post({ type: 'status', text: `building the model on ${o.kind}…` });
       const model = buildModel(w, o.backend);

@@ -4,8 +4,12 @@
 //   - a built-in sample is restored on WebGL2, and its pixels equal the Node CPU output of the same
 //     PNG and weights (engine.ts, the code the worker runs) within float32 tolerance after 8-bit
 //     quantisation; the routing maps are drawn, use several experts and agree with Node's routing;
+//   - the WebGL2 path runs inside the page's Web Worker (createGpuBackend on an OffscreenCanvas),
+//     and the page names the renderer (SwiftShader here: "software");
 //   - a GPU that cannot compile kernels falls back to WebAssembly, says so, and still gives the
-//     Node pixels;
+//     Node pixels, on one thread per core since the page is cross-origin isolated;
+//   - served without COOP/COEP (not isolated), WebAssembly runs on one thread, says why, and gives
+//     the same pixels;
 //   - a non-image file gets one clear line; a huge image gets its cost and a downscale offer.
 // It saves docs/screenshot.png, the picture in the README. Without chromium (or CHROMIUM_PATH)
 // it prints one line and runs nothing, unless MOFME_REQUIRE_BROWSER=1 (then that is a failure).
@@ -28,8 +32,14 @@ const RESTORE_TIMEOUT_MS = 300_000;
 const MAX_LEVELS = 2;
 
 const weights = parseWeights(readFileSync(join(root, '..', 'cli', 'pretrained', 'model.safetensors')));
-/** The Node reference: the same PNG through engine.ts on the CPU backend, quantised as the page draws it. */
-async function nodeReference(weather: string): Promise<{ rgba: Uint8Array; result: RestoreResult; input: Float32Array }> {
+interface NodeReference { rgba: Uint8Array; result: RestoreResult; input: Float32Array }
+const references = new Map<string, Promise<NodeReference>>();
+/** The Node reference (once per sample): the same PNG through engine.ts on the CPU backend, quantised as the page draws it. */
+function nodeReference(weather: string): Promise<NodeReference> {
+  if (!references.has(weather)) references.set(weather, computeReference(weather));
+  return references.get(weather)!;
+}
+async function computeReference(weather: string): Promise<NodeReference> {
   const img = await readImage(join(root, 'public', 'samples', `${weather}.png`));
   const backend = getDefaultBackend();
   const result = restoreImage(buildModel(weights, backend), backend, img, { tile: DEFAULT_TILE, stride: DEFAULT_STRIDE });
@@ -104,9 +114,20 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
     console.log(`browser test: ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
   });
 
-  const openPage = async (query = ''): Promise<Page> => {
+  /** `isolated: false` serves the page without COOP/COEP (as a host that sends no headers would) */
+  const openPage = async (query = '', { isolated = true } = {}): Promise<Page> => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 760 } });
     page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+    if (!isolated) {
+      // the document's headers decide isolation (its worker inherits it): drop the two from it
+      await page.route(url + query, async (route) => {
+        const response = await route.fetch();
+        const headers = { ...response.headers() };
+        delete headers['cross-origin-opener-policy'];
+        delete headers['cross-origin-embedder-policy'];
+        await route.fulfill({ response, headers });
+      });
+    }
     await page.goto(url + query);
     await page.waitForSelector('body[data-state=ready]', { timeout: 30_000 });
     return page;
@@ -115,10 +136,14 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
   test('a built-in sample restored on WebGL2 equals the Node output; the routing maps are drawn', async () => {
     const page = await openPage();
     assert.ok(await page.evaluate(() => crossOriginIsolated), 'the page is not cross-origin isolated (COOP/COEP headers missing)');
+    // the built folder tells hosts which headers to send (the same file vite.config.ts serves them from)
+    const hostHeaders = readFileSync(join(root, 'dist', '_headers'), 'utf8');
+    assert.match(hostHeaders, /^\/\*\n {2}Cross-Origin-Opener-Policy: same-origin\n {2}Cross-Origin-Embedder-Policy: require-corp$/m);
     const [ref] = await Promise.all([nodeReference('snow'), restoreSample(page, 'snow')]);
     const label = (await page.textContent('#backend-label')) ?? '';
     assert.match(label, /^WebGL2 \(gpu\.js\) on "/);
     assert.match(label, /SwiftShader[\s\S]*software/); // headless chromium emulates the GPU, and the page says so
+    console.log(`browser test: the page's worker got ${label}`);
     compareToNode(await canvasPixels(page, '#after'), ref, 'snow on WebGL2');
 
     // per-window and total times are shown, one per window
@@ -160,12 +185,26 @@ if (!have && process.env.MOFME_REQUIRE_BROWSER === '1') {
     await page.close();
   });
 
-  test('a GPU that fails to compile kernels: the page says so, falls back to WebAssembly, same pixels', async () => {
+  test('a GPU that fails to compile kernels: the page says so, falls back to threaded WebAssembly, same pixels', async () => {
     const page = await openPage('?simulate=gpu-kernel-failure');
     const [ref] = await Promise.all([nodeReference('haze'), restoreSample(page, 'haze')]);
     assert.match((await page.textContent('#messages')) ?? '', /webgl2 failed: .*compiling fragment shader.*Falling back to wasm/);
-    assert.match((await page.textContent('#backend-label')) ?? '', /^WebAssembly SIMD \(wasm-simd x1 thread; page cross-origin isolated\)/);
-    compareToNode(await canvasPixels(page, '#after'), ref, 'haze on WebAssembly after the simulated GPU failure');
+    // cross-origin isolated: one thread per core the browser reports, all of them started
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    assert.ok(cores > 1, `the browser reports ${cores} core(s): the threaded path cannot be tested here`);
+    assert.is((await page.textContent('#backend-label')) ?? '', `WebAssembly SIMD, ${cores} threads`);
+    assert.is(await page.$eval('#backend-label', (e) => (e as HTMLElement).dataset.threads), String(cores));
+    compareToNode(await canvasPixels(page, '#after'), ref, `haze on WebAssembly (${cores} threads) after the simulated GPU failure`);
+    await page.close();
+  });
+
+  test('not cross-origin isolated (no COOP/COEP): WebAssembly on one thread, the page says why, same pixels', async () => {
+    const page = await openPage('?backend=wasm', { isolated: false });
+    assert.is(await page.evaluate(() => crossOriginIsolated), false);
+    const [ref] = await Promise.all([nodeReference('haze'), restoreSample(page, 'haze')]);
+    assert.is((await page.textContent('#backend-label')) ?? '', 'WebAssembly SIMD, 1 thread: page not cross-origin isolated');
+    assert.is(await page.$eval('#backend-label', (e) => (e as HTMLElement).dataset.threads), '1');
+    compareToNode(await canvasPixels(page, '#after'), ref, 'haze on WebAssembly (1 thread, not isolated)');
     await page.close();
   });
 
