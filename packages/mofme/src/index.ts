@@ -37,8 +37,10 @@ export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, crea
 export type { BlockOutput, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
 export { MoFME, blockOf, createModel, ffnOptionsOf } from './model';
 export type { CreateModelOptions, MofmeOutput } from './model';
-export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute } from './router';
-export type { McDropout, Routing } from './router';
+export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute, withRoutingOverride } from './router';
+export type { McDropout, Routing, RoutingOverride } from './router';
+export { calibrationReport, concatCounterfactuals, patchLosses, tokenCounterfactuals } from './calibration';
+export type { CalibrationInput, CalibrationReport, ReliabilityBin, TokenCounterfactuals } from './calibration';
 export { RouterStats } from './stats';
 export type { RoutingSummary } from './stats';
 export { restore, restorePlanes, tileStarts, blendWeights, DEFAULT_TILE, DEFAULT_STRIDE } from './restore';

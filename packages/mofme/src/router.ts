@@ -18,6 +18,11 @@
 //
 // The selection itself (which k experts) is not differentiable; it is computed on the host from
 // detached scores and enters the graph as a constant 0/1 mask. Ties go to the lower expert index.
+//
+// `withRoutingOverride` lets a measurement replace what the routers return inside one scope (the
+// counterfactual forwards of calibration.ts: "what if this layer had used expert e?"); outside such
+// a scope the routers are untouched. docs/uar.md explains why the UaR, as the paper writes it,
+// routes almost at random: the numerator r − μ is the Monte-Carlo error of the mean, not a signal.
 
 import { Generator, arange, bmm, compare, dropout, maximum, stack, topk, type Tensor } from '@mofme/tensor';
 import type { TopkMode, UarConfig } from './config';
@@ -58,6 +63,27 @@ export function normFloor(x: Tensor, eps: number): Tensor {
   return maximum(x.mul(x).sum(-1, true), eps * eps).sqrt(); // [..., 1]
 }
 
+/** Replaces a router's result inside `withRoutingOverride`; `call` counts router calls in the
+ *  scope from 0, which in one forward of the network is the block index. */
+export type RoutingOverride = (routing: Routing, call: number) => Routing;
+let activeOverride: { replace: RoutingOverride; calls: number } | null = null;
+
+/** Run `body` with every routing replaced by `replace` (scopes nest; the previous one is restored). */
+export function withRoutingOverride<T>(replace: RoutingOverride, body: () => T): T {
+  const previous = activeOverride;
+  activeOverride = { replace, calls: 0 };
+  try {
+    return body();
+  } finally {
+    activeOverride = previous;
+  }
+}
+
+/** What a router hands out: its own routing, or the override's replacement of it. */
+function handOut(routing: Routing): Routing {
+  return activeOverride ? activeOverride.replace(routing, activeOverride.calls++) : routing;
+}
+
 /** The linear router's weights from logits z [B, N, E]. */
 export function linearRoute(logits: Tensor, k: number, mode: TopkMode): Routing {
   const { indices, mask } = selectTopk(logits, k);
@@ -71,7 +97,7 @@ export function linearRoute(logits: Tensor, k: number, mode: TopkMode): Routing 
   } else {
     weights = e.div(e.sum(-1, true)).mul(mask); // TopK(softmax(z)): rows sum to ≤ 1
   }
-  return { weights, indices, k };
+  return handOut({ weights, indices, k });
 }
 
 /** How the UaR's M stochastic passes draw their dropout; tests inject fixed masks through this. */
@@ -101,7 +127,7 @@ export function uarRoute(
   }
   // 2. the clean (dropout-free) pass: the numerator's r(x) and the 'beforeCalibration' selector
   const cleanLogits = affine(t, weight, bias); // [B, N, E]
-  return uarCalibrate(samples, cleanLogits, k, u);
+  return handOut(uarCalibrate(samples, cleanLogits, k, u));
 }
 
 /**

@@ -130,6 +130,27 @@ test('UaR wiring: M passes with the injected dropout masks, at the input or on t
   void stack;
 });
 
+// The whole UaR path (M dropout passes at the input, mean, unbiased variance, whitening, unit norm,
+// top-2) against numbers computed independently with PyTorch 1.13 (float64) by this script:
+//   t = [[[.5, -1, 2], [1.5, .25, -.75]]]; W = [[.4, -.2, .1], [-.3, .5, .2], [.1, .1, -.4]]; b = [.05, -.1, 0]
+//   masks = [1,0,1,1,1,0], [0,1,1,1,0,1], [1,1,0,0,1,1] (x 1.25, reshaped to [1, 2, 3])
+//   r = stack(softmax((t*m) @ W.T + b, -1)); mu = r.mean(0); var = r.var(0, unbiased=True) + 1e-12
+//   d = (softmax(t @ W.T + b, -1) - mu) / var; c = d / d.norm(dim=-1, keepdim=True)
+//   top-2 of c kept, renormalised to unit norm
+test('UaR end to end equals an independent PyTorch computation (injected dropout masks)', () => {
+  const t = f64([0.5, -1, 2, 1.5, 0.25, -0.75], [1, 2, 3]);
+  const W = f64([0.4, -0.2, 0.1, -0.3, 0.5, 0.2, 0.1, 0.1, -0.4], [3, 3]);
+  const b = f64([0.05, -0.1, 0], [3]);
+  const masks = [[1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 1], [1, 1, 0, 0, 1, 1]].map((m) => f64(m.map((v) => v * 1.25), [1, 2, 3]));
+  const g = new Generator(0);
+  const all = uarRoute(t, W, b, 3, uar({ samples: 3 }), g, (x, m) => x.mul(masks[m]!));
+  close([...all.weights.data()], [0.9932721003416214, -0.06083410106699247, -0.09853804762788192, 0.0894232682699194, -0.7301836512743745, 0.6773738365950878], 1e-9, 'all E');
+  const two = uarRoute(t, W, b, 2, uar({ samples: 3 }), g, (x, m) => x.mul(masks[m]!));
+  close([...two.weights.data()], [0.9981297140682537, -0.061131611250041726, 0, 0.13087910187267196, 0, 0.9913983360350181], 1e-9, 'top-2');
+  assert.equal([...two.indices.slice(0, 2)].sort(), [0, 1]);
+  assert.equal([...two.indices.slice(2, 4)].sort(), [0, 2]);
+});
+
 test('UaR with real MC dropout: unit norm, k non-zeros, reproducible from the seed', () => {
   const g = new Generator(9);
   const t = randn([2, 7, 8], { dtype: 'float64', generator: g });
