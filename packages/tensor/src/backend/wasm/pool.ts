@@ -218,7 +218,7 @@ function nodeWorkerConstructor(): NodeWorkerCtor | undefined {
  * from a Blob URL, and cross-origin isolated (SharedArrayBuffer, shared WebAssembly memory).
  * Undefined outside browsers (Node decides with worker_threads).
  */
-export function browserThreadsBlocker(): string | null | undefined {
+function browserThreadsBlocker(): string | null | undefined {
   const g = globalThis as {
     WorkerGlobalScope?: unknown; document?: unknown; crossOriginIsolated?: boolean;
     Worker?: unknown; Blob?: unknown; URL?: { createObjectURL?: unknown };
