@@ -23,6 +23,11 @@
  *   output: what a kernel must at least read and write, not what the caches saw.
  * Only host time is measured: for an asynchronous GPU backend the figures show when work was
  * queued, not when it ran. The timer costs about a microsecond per kernel call.
+ * Clock: wall time by default; `MOFME_PROFILE=cpu` (or `enableProfiling(backend, 'cpu')`) times
+ * each call with the process's CPU time instead (`process.cpuUsage`, every thread of the process,
+ * microsecond resolution, a few microseconds per call). On a machine shared with other work the
+ * wall clock counts the time the others held the core; CPU time does not, so with
+ * MOFME_THREADS=1 it is the figure that says what a kernel costs.
  */
 import { FUSED_KERNELS, type Backend, type MatmulSpec, type Storage } from './backend/backend';
 
@@ -57,9 +62,26 @@ export function isProfiling(): boolean {
 
 /** Whether the environment asks for profiling (MOFME_PROFILE set to anything but '', 0 or false). */
 export function profilingRequested(): boolean {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  const v = proc?.env?.MOFME_PROFILE?.trim().toLowerCase();
+  const v = profileSetting();
   return v !== undefined && v !== '' && v !== '0' && v !== 'false';
+}
+
+function profileSetting(): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.MOFME_PROFILE?.trim().toLowerCase();
+}
+
+/** What a kernel call is timed with: 'wall' (performance.now) or 'cpu' (the process's CPU time). */
+export type ProfileClock = 'wall' | 'cpu';
+let clock: ProfileClock = 'wall';
+
+/** milliseconds on the chosen clock (CPU time only where `process.cpuUsage` exists) */
+function now(): number {
+  if (clock === 'cpu') {
+    const usage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage?.();
+    if (usage) return (usage.user + usage.system) / 1000;
+  }
+  return performance.now();
 }
 
 const add = (table: Map<string, Row>, key: string, r: Row, calls = r.calls): void => {
@@ -130,8 +152,9 @@ function bytesOf(args: unknown[], out: unknown): number {
  * object and every op calls kernels through that reference) and start measuring.
  * Calling it again on the same backend does nothing.
  */
-export function enableProfiling(backend: Backend): void {
+export function enableProfiling(backend: Backend, timeWith: ProfileClock = 'wall'): void {
   active = true;
+  clock = timeWith;
   if (instrumented.has(backend)) return;
   instrumented.add(backend);
   const target = backend as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
@@ -140,9 +163,9 @@ export function enableProfiling(backend: Backend): void {
     if (typeof original !== 'function') continue;
     target[name] = (...args: unknown[]) => {
       if (!active) return original.apply(backend, args);
-      const t0 = performance.now();
+      const t0 = now();
       const out = original.apply(backend, args);
-      const ms = performance.now() - t0;
+      const ms = now() - t0;
       const key = typeof args[0] === 'string' ? `${name}:${args[0]}` : name;
       const r: Row = { calls: 1, ms, flops: flopsOf(name, args, out), bytes: bytesOf(args, out) };
       add(kernelRows, `${key}\u0000${phase}`, r);
@@ -177,7 +200,7 @@ function table(title: string, rows: Map<string, Row>, limit: number): string[] {
   const total = all.reduce((s, r) => s + r.ms, 0);
   const byPhase = (p: string) => all.filter((r) => r.phase === p).reduce((s, r) => s + r.ms, 0);
   const lines = [
-    `${title}: ${total.toFixed(1)} ms (forward ${byPhase('forward').toFixed(1)} ms, backward ${byPhase('backward').toFixed(1)} ms)`,
+    `${title}: ${total.toFixed(1)} ms ${clock === 'cpu' ? 'CPU time' : 'wall time'} (forward ${byPhase('forward').toFixed(1)} ms, backward ${byPhase('backward').toFixed(1)} ms)`,
     `  ${'name'.padEnd(30)} ${'phase'.padEnd(8)} ${'calls'.padStart(7)} ${'ms'.padStart(10)} ${'share'.padStart(6)} ${'GFLOP/s'.padStart(8)} ${'MB moved'.padStart(10)} ${'GB/s'.padStart(6)}`,
   ];
   for (const r of all.slice(0, limit)) {
@@ -204,7 +227,7 @@ let exitHookInstalled = false;
  */
 export function profileFromEnvironment(backend: Backend): void {
   if (!profilingRequested()) return;
-  enableProfiling(backend);
+  enableProfiling(backend, profileSetting() === 'cpu' ? 'cpu' : 'wall');
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   const proc = (globalThis as { process?: { on?: (event: string, fn: () => void) => void; stderr?: { write: (s: string) => void } } }).process;

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, CpuBackend, createWasmKernels, matmulNaive, randn, wasmSimdAvailable } from '@mofme/tensor';
+import { conv2d, CpuBackend, createWasmKernels, matmulNaive, randn, wasmSimdAvailable, withoutFusedKernels } from '@mofme/tensor';
 import { backendConformanceCases } from '@mofme/tensor/testing';
 
 const paths: [string, () => CpuBackend, 'float32' | 'float64'][] = [
@@ -27,6 +27,10 @@ for (const [label, make, dtype] of paths) {
   backends.push(backend);
   for (const c of backendConformanceCases(backend, { dtype })) test(`[${label}] ${c.name}`, c.run);
 }
+// The optional fused kernels (softmax, layerNorm, GELU, Smooth L1, AdamW, FUSED_KERNELS in
+// backend.ts) are shortcuts for compositions of primitives, which define them: run every op once
+// more with the compositions (the fused kernels hidden) against the reference's fused kernels.
+for (const c of backendConformanceCases(withoutFusedKernels(new CpuBackend({ fastKernels: null })), { dtype: 'float64' })) test(`[compositions, no fused kernels] ${c.name}`, c.run);
 // the kernels made above own worker threads: stop them once every test has run
 test.after(() => { for (const b of backends) b.fastKernels?.dispose(); });
 

@@ -58,6 +58,24 @@ test('fused kernels are timed too: a layerNorm forward and backward', () => {
   assert.is(row(report, 'time per op', 'layerNorm', 'backward')?.[1], '1', report);
 });
 
+test("the 'cpu' clock times kernels with the process's CPU time and says so", () => {
+  const backend = new CpuBackend({ fastKernels: null });
+  enableProfiling(backend, 'cpu');
+  resetProfile();
+  try {
+    // a product big enough to take milliseconds of CPU on the TypeScript kernel
+    withBackend(backend, () => { matmul(tensor(new Float32Array(300 * 300).fill(1), { shape: [300, 300] }), tensor(new Float32Array(300 * 300).fill(1), { shape: [300, 300] })); });
+  } finally {
+    disableProfiling();
+  }
+  const report = profileReport();
+  assert.match(report, /time per kernel: [0-9.]+ ms CPU time/);
+  const ms = Number(row(report, 'time per kernel', 'matmul', 'forward')?.[2]);
+  assert.ok(ms > 0, report);
+  enableProfiling(backend); // back to the wall clock for the tests after this one
+  disableProfiling();
+});
+
 test('not profiling: the report stays empty', () => {
   resetProfile();
   const backend = new CpuBackend({ fastKernels: null });

@@ -355,6 +355,37 @@ test('direct convolution: few and many channels, images cut into several bands',
   }
 });
 
+// ---------- row kernels ----------
+
+/** float32 values that differ by at most `ulps` units in the last place (equal, or both NaN) */
+function ulpDistance(a: number, b: number): number {
+  if (Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b))) return 0;
+  const bits = new Int32Array(new Float32Array([a, b]).buffer);
+  const key = (i: number) => (bits[i]! < 0 ? -(bits[i]! & 0x7fffffff) : bits[i]!);
+  return Math.abs(key(0) - key(1));
+}
+
+test("softmax rows: the reference loop's float32 results (at most 1 ulp apart, nearly all equal), any row length and scale", () => {
+  const reference = new ReferenceCpuBackend();
+  // odd and even rows, a single value, attention's 900-key rows; -Infinity and NaN among the values
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 0.25], [5, 2, -0.7], [17, 33, 1], [64, 900, 0.25]];
+  for (const [label, K] of pools) {
+    for (const [rows, n, scale] of shapes) {
+      const x = Float32Array.from({ length: rows * n }, (_, i) => Math.sin(i * 1.37) * 9);
+      if (rows * n > 20) { x[5] = -Infinity; x[n + 1] = NaN; x[2 * n + 2] = 120; x[2 * n + 3] = -120; }
+      const got = K.softmax(x, rows, n, scale);
+      const want = reference.download(reference.softmax(reference.upload(x), rows, n, scale));
+      let off = 0;
+      for (let i = 0; i < got.length; i++) {
+        const d = ulpDistance(got[i]!, want[i]!);
+        assert.ok(d <= 1, `${label} [${rows}, ${n}] scale ${scale}: element ${i} is ${got[i]}, reference ${want[i]}`);
+        off += d;
+      }
+      assert.ok(off <= got.length * 1e-4, `${label} [${rows}, ${n}]: ${off} elements 1 ulp off`);
+    }
+  }
+});
+
 test('out of WebAssembly memory is a one-line error naming the op, the shapes and the bytes, never a trap', () => {
   const K = pools[0]![1];
   // a 3x3 filter dilated by 1000 reaches over 2001 rows: one band of 64 channels of such rows,

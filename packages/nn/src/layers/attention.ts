@@ -19,7 +19,7 @@
  * `preNorm: true` puts a LayerNorm `norm` in front (attention of LN(x), the pre-norm transformer
  * block's residual branch): the one attention the MoFME network and the downstream models use.
  */
-import { bmm, dropout, type Generator, type Tensor } from '@mofme/tensor';
+import { bmm, dropout, softmax, type Generator, type Tensor } from '@mofme/tensor';
 import { Module } from '../module';
 import { Linear } from './linear';
 import { LayerNorm } from './norm';
@@ -80,8 +80,10 @@ export class MultiHeadSelfAttention extends Module {
     const qkv = this.qkv.forward(this.norm ? this.norm.forward(x) : x); // [B, N, 3I]
     // features (which, head, d) -> [3, B, H, N, dh]: one permute for all three
     const [q, k, v] = qkv.reshape([B, N, 3, H, dh]).permute([2, 0, 3, 1, 4]).split(1, 0).map((t) => t.reshape([B * H, N, dh]));
-    const scores = bmm(q!, k!, false, true).mul(this.scale); // [B*H, N, N] = q k^T / sqrt(dh)
-    let attn = scores.softmax(-1); // each row a distribution over the N keys
+    const scores = bmm(q!, k!, false, true); // [B*H, N, N] = q k^T
+    // each row a distribution over the N keys: softmax(scores / sqrt(dh)), the scale applied in
+    // the softmax's own pass (the composition mul then softmax where a backend has no row kernel)
+    let attn = softmax(scores, -1, this.scale);
     attn = dropout(attn, this.attnDropout, this.training, this.generator);
     const o = bmm(attn, v!); // [B*H, N, dh]
     const merged = o.reshape([B, H, N, dh]).permute([0, 2, 1, 3]).reshape([B, N, H * dh]); // [B, N, I], head-major

@@ -184,10 +184,17 @@ export interface Backend {
   // Row kernels: x viewed as [rows, n], the op along each row. One pass over memory instead of
   // the five to ten kernels (and intermediate arrays) of the composed op. Ops fall back to the
   // composition where a backend lacks them.
-  /** y = softmax along each row (the row maximum subtracted first, so exp never overflows) */
-  softmax?(x: Storage, rows: number, n: number): Storage;
-  /** dx = y * (dy - sum_j dy_j y_j) along each row, from the softmax output y */
-  softmaxBackward?(y: Storage, grad: Storage, rows: number, n: number): Storage;
+  /**
+   * y = softmax(scale * x) along each row (the row maximum subtracted first, so exp never
+   * overflows). `scale` (default 1) is attention's 1/sqrt(d) folded in: the definition is the
+   * composition mul(x, scale) then softmax, so the product is rounded to the dtype first.
+   */
+  softmax?(x: Storage, rows: number, n: number, scale?: number): Storage;
+  /**
+   * dx = scale * (y * (dy - sum_j dy_j y_j)) along each row, from the softmax output y: the
+   * gradient of the composition, each factor rounded to the dtype as its two ops would
+   */
+  softmaxBackward?(y: Storage, grad: Storage, rows: number, n: number, scale?: number): Storage;
   /**
    * y = (x - mean) / sqrt(var + eps) * weight + bias along each row (biased variance; weight and
    * bias [n] or null); stats [rows, 2] holds (mean, 1 / sqrt(var + eps)) for the backward

@@ -43,6 +43,11 @@ export function freshArray(dtype: DType, size: number, liveBytes = 0): TypedArra
   }
 }
 
+/** How a value is rounded when stored in an array of `dtype` (what a kernel's output does to a double). */
+export function roundingOf(dtype: DType): (v: number) => number {
+  return dtype === 'float32' ? Math.fround : (v) => v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scalar definitions of the elementwise ops
 // ---------------------------------------------------------------------------------------------
@@ -412,28 +417,32 @@ export class ReferenceCpuBackend implements Backend {
   }
 
   // ---- row kernels ----
-  softmax(x: Storage, rows: number, n: number): Storage {
+  softmax(x: Storage, rows: number, n: number, scale = 1): Storage {
     const src = this.data(x);
     const out = this.alloc(x.dtype, rows * n);
+    // scale * x rounded to the dtype, as the composition's mul(x, scale) stores it
+    const round = roundingOf(x.dtype), s = round(scale);
     for (let r = 0; r < rows; r++) {
       const o = r * n;
       let max = -Infinity;
-      for (let j = 0; j < n; j++) max = Math.max(max, src[o + j]!);
+      for (let j = 0; j < n; j++) max = Math.max(max, round(s * src[o + j]!));
       let total = 0;
-      for (let j = 0; j < n; j++) { out[o + j] = Math.exp(src[o + j]! - max); total += out[o + j]!; }
+      for (let j = 0; j < n; j++) { out[o + j] = Math.exp(round(s * src[o + j]!) - max); total += out[o + j]!; }
       for (let j = 0; j < n; j++) out[o + j] = out[o + j]! / total;
     }
     return this.wrap(out);
   }
 
-  softmaxBackward(y: Storage, grad: Storage, rows: number, n: number): Storage {
+  softmaxBackward(y: Storage, grad: Storage, rows: number, n: number, scale = 1): Storage {
     const yv = this.data(y), g = this.data(grad);
     const dx = this.alloc(y.dtype, rows * n);
+    const round = roundingOf(y.dtype), s = round(scale);
     for (let r = 0; r < rows; r++) {
       const o = r * n;
       let dot = 0;
       for (let j = 0; j < n; j++) dot += g[o + j]! * yv[o + j]!;
-      for (let j = 0; j < n; j++) dx[o + j] = yv[o + j]! * (g[o + j]! - dot);
+      // the softmax gradient, rounded as the composition stores it, then mul's backward (times scale)
+      for (let j = 0; j < n; j++) dx[o + j] = s * round(yv[o + j]! * (g[o + j]! - dot));
     }
     return this.wrap(dx);
   }

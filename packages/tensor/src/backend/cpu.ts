@@ -13,9 +13,11 @@
  * - im2col / col2im: run-length loops (`cpu-window.ts`);
  * - conv2d and its two gradients: WebAssembly SIMD direct convolution for float32 where the
  *   kernels have it; otherwise null, and the op composes im2col + matmul;
- * - erf and GELU in float32: an erf accurate to float32 instead of the exact series.
- * The row kernels (softmax, layerNorm, GELU, Smooth L1, the Adam step) are already one fused pass each in the
- * reference and are inherited as they are.
+ * - erf and GELU in float32: an erf accurate to float32 instead of the exact series;
+ * - softmax in float32: the WebAssembly row kernel (its exp in double lanes, Math.exp costs more
+ *   than the rest of a softmax together).
+ * The other row kernels (layerNorm, Smooth L1, the Adam step) are already one fused pass each in
+ * the reference and are inherited as they are.
  * `new CpuBackend({ kernels: 'reference' })` switches every fast path off (each override then
  * calls the reference loop), for teaching and for bisecting a wrong result. The conformance suite
  * runs this backend, on each of its paths, against `ReferenceCpuBackend`.
@@ -183,6 +185,13 @@ export class CpuBackend extends ReferenceCpuBackend {
     const out = this.alloc('float32', src.length), df = GELU.none.df;
     for (let i = 0; i < src.length; i++) out[i] = g[i]! * df(src[i]!, erfFloat32);
     return this.wrap(out);
+  }
+
+  /** softmax rows in WebAssembly (row-kernels.ts: double lanes, the reference's float32 results); float64 as the reference */
+  override softmax(x: Storage, rows: number, n: number, scale = 1): Storage {
+    const src = this.data(x);
+    if (this.reference || !this.fastKernels || !(src instanceof Float32Array)) return super.softmax(x, rows, n, scale);
+    return this.wrap(this.fastKernels.softmax(src, rows, n, scale, this.alloc('float32', rows * n) as Float32Array));
   }
 
   // ---- reductions ----

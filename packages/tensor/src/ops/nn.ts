@@ -18,6 +18,7 @@ import { max, mean, sum } from './reduce';
 import { detach, gather, reshape } from './movement';
 import { rand } from './creation';
 import { record } from './record';
+import { traceAttrs } from '../trace';
 
 /**
  * x viewed as [rows, n] for a row kernel over its last `trailing` axes, or null when the backend
@@ -28,17 +29,23 @@ function rowsOf(x: Tensor, trailing: number, has: unknown): { rows: number; n: n
   return has && x.size > 0 && n > 0 ? { rows: x.size / n, n } : null;
 }
 
-/** softmax(x)_i = e^{x_i - m} / sum_j e^{x_j - m}, with m the max along `axis`. */
-export function softmax(x: Tensor, axis = -1): Tensor {
+/**
+ * softmax(x)_i = e^{x_i - m} / sum_j e^{x_j - m}, with m the max along `axis`.
+ * `scale` multiplies x first: softmax(x, -1, s) is softmax(mul(x, s)) (attention's q k^T / sqrt(d)),
+ * which a backend with a softmax row kernel computes in the same pass instead of a pass of its own.
+ */
+export function softmax(x: Tensor, axis = -1, scale = 1): Tensor {
   const b = x.backend;
   const fused = x.ndim > 0 && (axis === -1 || axis === x.ndim - 1) ? rowsOf(x, 1, b.softmax && b.softmaxBackward) : null;
   if (fused) {
-    // one kernel each way; backward from the output: dx = y (dy - sum_j dy_j y_j)
+    // one kernel each way; backward from the output: dx = scale * y (dy - sum_j dy_j y_j)
     const { rows, n } = fused;
-    const y = new Tensor(b.softmax!(x.storage, rows, n), x.shape);
-    return record('softmax', [x], y, (g, out) => [new Tensor(b.softmaxBackward!(out.storage, g.storage, rows, n), x.shape)]);
+    if (scale !== 1) traceAttrs('softmax', { scale }); // trace.ts: what the shapes do not tell
+    const y = new Tensor(b.softmax!(x.storage, rows, n, scale), x.shape);
+    return record('softmax', [x], y, (g, out) => [new Tensor(b.softmaxBackward!(out.storage, g.storage, rows, n, scale), x.shape)]);
   }
-  const shifted = sub(x, detach(max(x, axis, true)));
+  const z = scale === 1 ? x : mul(x, scale);
+  const shifted = sub(z, detach(max(z, axis, true)));
   const e = exp(shifted);
   return div(e, sum(e, axis, true));
 }

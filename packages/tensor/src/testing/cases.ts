@@ -191,6 +191,7 @@ export const OP_CASES: OpCase[] = [
   { name: 'topk(values)', fn: (x) => ops.topk(x!, 2, -1).values, inputs: withShape({ minRank: 1, maxRank: 3, maxSide: 4 }, { distinct: true, margin: 0.01 }).filter((x) => x.shape[x.shape.length - 1]! >= 2).map((x) => [x]) },
   // ---- neural-network functions ----
   { name: 'softmax', fn: (x) => ops.softmax(x!, -1), inputs: withShape({ minRank: 1, maxRank: 3, maxSide: 4 }, { min: -4, max: 4 }).map((x) => [x]) },
+  { name: 'softmax(scaled)', fn: (x) => ops.softmax(x!, -1, 0.37), inputs: withShape({ minRank: 1, maxRank: 3, maxSide: 5 }, { min: -4, max: 4 }).map((x) => [x]) },
   { name: 'softmax(axis 0)', fn: (x) => ops.softmax(x!, 0), inputs: withShape({ minRank: 2, maxRank: 3, maxSide: 4 }).map((x) => [x]) },
   { name: 'logSoftmax', fn: (x) => ops.logSoftmax(x!, -1), inputs: withShape({ minRank: 1, maxRank: 3, maxSide: 4 }, { min: -4, max: 4 }).map((x) => [x]) },
   {

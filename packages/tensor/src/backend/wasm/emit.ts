@@ -119,6 +119,7 @@ export const I = {
   i32_add: 0x6a,
   i32_sub: 0x6b,
   i32_mul: 0x6c,
+  i32_and: 0x71,
   i32_div_u: 0x6e,
   i32_shl: 0x74,
   // f32
@@ -146,6 +147,38 @@ export const I = {
   f32x4_extract_lane: (l: number): Code => [simd(0x1f), l],
   f32x4_add: simd(0xe4) as Code,
   f32x4_mul: simd(0xe6) as Code,
+  // f64 (scalar) and f64x2: the row kernels (row-kernels.ts) compute in double precision so that
+  // their float32 results are the reference loops' results, rounded once
+  f64: (v: number): Code => {
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    return [0x44, ...b];
+  },
+  f64_add: 0xa0,
+  f64_max: 0xa5,
+  f64_promote_f32: 0xbb,
+  /** two f32 into lanes 0-1, zeros above (an 8-byte load) */
+  v128_load64_zero: (offset = 0): Code => [simd(0x5d), ...memarg(3, offset)],
+  /** one f32 into lane 0, zeros above */
+  v128_load32_zero: (offset = 0): Code => [simd(0x5c), ...memarg(2, offset)],
+  /** the low 8 bytes (two f32 lanes) of a vector */
+  v128_store64_lane0: (offset = 0): Code => [simd(0x5b), ...memarg(3, offset), 0],
+  f64x2_splat: simd(0x14) as Code,
+  f64x2_extract_lane: (l: number): Code => [simd(0x21), l],
+  /** f32 lanes 0-1 -> f64 lanes 0-1 (exact) */
+  f64x2_promote_low_f32x4: simd(0x5f) as Code,
+  /** f64 lanes 0-1 -> f32 lanes 0-1, rounded to nearest even (as Math.fround), zeros above */
+  f32x4_demote_f64x2_zero: simd(0x5e) as Code,
+  f64x2_nearest: simd(0x94) as Code,
+  f64x2_add: simd(0xf0) as Code,
+  f64x2_sub: simd(0xf1) as Code,
+  f64x2_mul: simd(0xf2) as Code,
+  f64x2_div: simd(0xf3) as Code,
+  f64x2_max: simd(0xf5) as Code,
+  /** f64 lanes 0-1 -> i32 lanes 0-1, truncated and saturated (NaN -> 0) */
+  i32x4_trunc_sat_f64x2_s_zero: simd(0xfc) as Code,
+  i64x2_extend_low_i32x4_s: simd(0xc7) as Code,
+  /** each i64 lane shifted left by an i32 count */
+  i64x2_shl: simd(0xcb) as Code,
 };
 
 /** `local += delta` for an i32 local. */

@@ -41,6 +41,11 @@ export interface FastKernels {
   conv2dBackwardInput(dy: Float32Array, w: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array | null;
   /** the filter gradient [outChannels, channels/groups, kh, kw] */
   conv2dBackwardFilter(dy: Float32Array, x: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array;
+  /**
+   * softmax(fround(scale * x)) along each row of x viewed as [rows, n], float32, computed in
+   * double lanes (row-kernels.ts); into `out` (any contents) if given
+   */
+  softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -232,6 +237,20 @@ class WasmKernels implements FastKernels {
   conv2dBackwardFilter(dy: Float32Array, x: Float32Array, spec: ConvSpec, out?: Float32Array): Float32Array {
     if (this.disposed) throw new Error('FastKernels used after dispose()');
     return conv2dBackwardFilter(this.host, dy, x, spec, out);
+  }
+
+  softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    const size = rows * n;
+    const xp = 64, yp = align16(xp + size * 4);
+    let heap = this.heap(yp + size * 4, () => `softmax [${rows}, ${n}]`);
+    heap.set(x.length === size ? x : x.subarray(0, size), xp >>> 2);
+    this.ex.softmax_rows(xp, yp, rows, n, scale);
+    heap = new Float32Array(this.memory.buffer);
+    const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
+    if (!out) return y.slice();
+    out.set(y);
+    return out;
   }
 
   dispose(): void {

@@ -37,6 +37,7 @@
 
 import { assembleModule, forRange, I, inc, T, whileLoop, type Code, type FuncDef } from './emit';
 import { convFilterGradKernel, convTileKernel } from './conv-kernels';
+import { softmaxRowsKernel } from './row-kernels';
 
 /** rows of the micro-kernel tile */
 export const MR = 4;
@@ -294,6 +295,7 @@ export interface KernelExports {
   compact(c: number, batch: number, m: number, n: number, ldc: number, mpPad: number): void;
   conv_tile(xp: number, offp: number, K: number, wp: number, bp: number, op: number, ldo: number, nt: number, beta: number): void;
   conv_dw(xb: number, offp: number, dyp: number, ldo: number, R: number, rowBytes: number, xRowBytes: number, dyRowBytes: number, dwp: number, ldw: number): void;
+  softmax_rows(xp: number, yp: number, rows: number, n: number, scale: number): void;
 }
 
 /** Largest memory we let the module grow to: 65536 pages of 64 KiB = 4 GiB, wasm32's limit. */
@@ -302,7 +304,7 @@ export const MAX_PAGES = 65536;
 /** The module's bytes. `shared` must match the memory it will be instantiated with. */
 export function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   // (the matmul functions first: gemm calls micro by its index, 0)
-  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel()], {
+  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel()], {
     min: 1,
     max: MAX_PAGES,
     shared,
