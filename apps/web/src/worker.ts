@@ -7,7 +7,7 @@
  * same as if it had started there.
  */
 /// <reference lib="webworker" />
-import { setDefaultBackend } from '@mofme/tensor';
+import { CpuBackend, setDefaultBackend } from '@mofme/tensor';
 import type { GlBackend } from '@mofme/tensor/gpu';
 import weightsUrl from '../../cli/pretrained/model.safetensors?url';
 import { openBackend, type OpenedBackend } from './backends';
@@ -59,7 +59,11 @@ function fail(kind: BackendKind, e: unknown): void {
   broken.add(kind);
   const next = BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(kind) + 1).find((k) => !broken.has(k)) ?? null;
   post({ type: 'fallback', from: kind, to: next, reason: oneLine(e) });
-  if (opened?.kind === kind) opened = null;
+  if (opened?.kind === kind) {
+    // a dropped WebAssembly backend stops its kernel threads (they would sit blocked for nothing)
+    if (opened.backend instanceof CpuBackend) opened.backend.fastKernels?.dispose();
+    opened = null;
+  }
 }
 
 async function handleRestore(m: RestoreMessage): Promise<void> {
