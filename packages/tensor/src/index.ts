@@ -9,7 +9,7 @@ export { Tensor, type GradNode, type NestedArray } from './tensor';
 export * from './ops';
 export { backward, noGrad, isGradEnabled, sumToShape, type BackwardOptions } from './autograd';
 export { tidy, keep } from './memory';
-export { enableProfiling, disableProfiling, profileReport, resetProfile } from './profile';
+export { enableProfiling, disableProfiling, profileReport, profilingRequested, resetProfile, type ProfileClock } from './profile';
 export { setDetectAnomaly, isAnomalyDetectionEnabled } from './anomaly';
 export { getDefaultBackend, setDefaultBackend, withBackend } from './device';
 export { Generator, defaultGenerator, manualSeed, mixSeed, type GeneratorState } from './random';

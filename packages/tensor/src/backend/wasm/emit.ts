@@ -147,6 +147,17 @@ export const I = {
   f32x4_extract_lane: (l: number): Code => [simd(0x1f), l],
   f32x4_add: simd(0xe4) as Code,
   f32x4_mul: simd(0xe6) as Code,
+  /** b < a ? a : b per lane (x86 maxps: one instruction, NaN not propagated, unlike f32x4.max) */
+  f32x4_pmax: simd(0xeb) as Code,
+  /** lanes where a != b all ones (NaN != NaN) */
+  f32x4_ne: simd(0x42) as Code,
+  v128_or: simd(0x50) as Code,
+  /** 1 when any bit of the vector is set */
+  v128_any_true: simd(0x53) as Code,
+  /** load 8 bytes and repeat them: f32 lanes (a, b, a, b) */
+  v128_load64_splat: (offset = 0): Code => [simd(0x0a), ...memarg(3, offset)],
+  f32_max: 0x97,
+  f64_div: 0xa3,
   // f64 (scalar) and f64x2: the row kernels (row-kernels.ts) compute in double precision so that
   // their float32 results are the reference loops' results, rounded once
   f64: (v: number): Code => {
@@ -154,7 +165,6 @@ export const I = {
     return [0x44, ...b];
   },
   f64_add: 0xa0,
-  f64_max: 0xa5,
   f64_promote_f32: 0xbb,
   /** two f32 into lanes 0-1, zeros above (an 8-byte load) */
   v128_load64_zero: (offset = 0): Code => [simd(0x5d), ...memarg(3, offset)],
@@ -168,15 +178,11 @@ export const I = {
   f64x2_promote_low_f32x4: simd(0x5f) as Code,
   /** f64 lanes 0-1 -> f32 lanes 0-1, rounded to nearest even (as Math.fround), zeros above */
   f32x4_demote_f64x2_zero: simd(0x5e) as Code,
-  f64x2_nearest: simd(0x94) as Code,
   f64x2_add: simd(0xf0) as Code,
   f64x2_sub: simd(0xf1) as Code,
   f64x2_mul: simd(0xf2) as Code,
-  f64x2_div: simd(0xf3) as Code,
-  f64x2_max: simd(0xf5) as Code,
-  /** f64 lanes 0-1 -> i32 lanes 0-1, truncated and saturated (NaN -> 0) */
-  i32x4_trunc_sat_f64x2_s_zero: simd(0xfc) as Code,
-  i64x2_extend_low_i32x4_s: simd(0xc7) as Code,
+  /** a < b ? b : a per lane (maxpd: one instruction; a NaN in a is kept) */
+  f64x2_pmax: simd(0xf7) as Code,
   /** each i64 lane shifted left by an i32 count */
   i64x2_shl: simd(0xcb) as Code,
 };

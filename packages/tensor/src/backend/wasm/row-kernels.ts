@@ -6,26 +6,27 @@
  * Why double lanes rather than four float32 lanes: the reference's exp is JavaScript's Math.exp
  * (correctly rounded in double for practical purposes) and its sums run in double. An exp
  * polynomial in float32 would differ from it by an ulp or two in many elements; in double, with a
- * polynomial whose relative error (below 1e-14, see `expF64x2`) is far under half a float32 ulp
+ * polynomial whose relative error (below 2.3e-13, see `expChains`) is far under half a float32 ulp
  * (6e-8), rounding the result to float32 gives the reference's value except in the rare element
- * whose exact value lies within 1e-14 of a rounding boundary (then it differs by one ulp). Half
- * the lanes, but Math.exp costs about 15 ns per call in V8 and this about 2 ns per element.
+ * whose exact value lies within 1e-13 of a rounding boundary (then it differs by one ulp). Half
+ * the lanes, but Math.exp costs about 15 ns per call in V8, and this kernel about 4 ns per element
+ * for the whole softmax (a [3600, 900] attention: 12 ms of CPU against 50-170 ms for the reference loop).
  *
  *   softmax_rows(xp, yp, rows, n, scale): for each row of n float32 values at xp (rows back to
  *   back), y = softmax(fround(scale * x)) into yp:
  *     1. m = max_j fround(scale * x_j)
  *     2. e_j = fround(exp(fround(scale * x_j) - m)), stored to y, total = sum_j e_j (in double)
- *     3. y_j = fround(e_j / total)
+ *     3. y_j = fround(e_j * (1 / total))
  * exactly the steps of the reference (`scale` folds attention's 1/sqrt(d) into the kernel: the
  * composition is mul then softmax, whose mul rounds its product to float32 first, as step 1 does).
- * A row is walked two values at a time (an 8-byte load promoted to two doubles); an odd last value
- * goes through the same code with one lane, the other lane ignored.
+ * A row is walked four values at a time (one load, two pairs of doubles whose exps are interleaved),
+ * then a last pair and a last single value where n is not a multiple of four.
  */
 
 import { forRange, I, inc, T, type Code, type FuncDef } from './emit';
 
-/** 1/k! for k = 0..11: the Taylor polynomial of exp on |r| <= ln2/2 (error r^12/12! < 1e-14 relative) */
-const EXP_TAYLOR = Array.from({ length: 12 }, (_, k) => 1 / Array.from({ length: k }, (_, i) => i + 1).reduce((a, b) => a * b, 1));
+/** 1/k! for k = 0..10: the Taylor polynomial of exp on |r| <= ln2/2 (error r^11/11! < 2.3e-13 relative) */
+const EXP_TAYLOR = Array.from({ length: 11 }, (_, k) => 1 / Array.from({ length: k }, (_, i) => i + 1).reduce((a, b) => a * b, 1));
 /** ln 2 split in a high part with trailing zero bits (k * LN2_HI is exact for |k| < 2^11) and the rest */
 const LN2_HI = 6.93147180369123816490e-01;
 const LN2_LO = 1.90821492927058770002e-10;
@@ -34,24 +35,37 @@ const LN2_LO = 1.90821492927058770002e-10;
  * 2^k construction below needs k >= -1022), and it is 0 once rounded to float32, as exp(-inf) is.
  */
 const EXP_FLOOR = -700;
+/**
+ * 1.5 * 2^52 + 1023: adding it to d/ln2 (|d/ln2| < 2^50) lands in [2^52, 2^53), where doubles are
+ * the integers, so the sum is rounded to the nearest integer k (plus the constant) in one add, and
+ * its low mantissa bits are k + 1023, the biased exponent of 2^k: shifted left by 52 they are the
+ * bits of the double 2^k. (Cheaper than f64x2.nearest and a float-to-int conversion.)
+ */
+const EXP_SHIFTER = 1.5 * 2 ** 52 + 1023;
+
+/** the v128 locals of one exp chain: its input d, the shifted k (t), k, the reduced r and the result p */
+interface ExpChain { d: number; t: number; k: number; r: number; p: number }
+interface ExpConsts { log2e: number; ln2hi: number; ln2lo: number; shifter: number; floor: number; coef: number[] }
 
 /**
- * Code computing exp of the f64x2 on the stack, leaving it on the stack. `c(k)` reads the local
- * holding splat(EXP_TAYLOR[k]); `k`, `r` are scratch v128 locals; `consts` the locals of
- * [LOG2E, LN2_HI, LN2_LO, 1023, EXP_FLOOR] splats.
- * exp(d) = 2^k * exp(r) with k = nearest(d / ln2) and r = d - k ln2 (|r| <= ln2/2, in two steps so
- * that r keeps its low bits); 2^k is built from its bits, (k + 1023) << 52.
+ * exp of the f64x2 in each chain's `d`, into its `p`, the chains' steps interleaved (two chains give
+ * the processor two independent dependency chains: the Horner steps of one wait on the previous).
+ * exp(d) = 2^k * exp(r) with k = nearest(d / ln2) and r = d - k ln2 (|r| <= ln2/2, subtracted in two
+ * parts so that r keeps its low bits); exp(r) is the Taylor polynomial of degree 10 (Horner), 2^k
+ * comes from the bits of the shifted sum (EXP_SHIFTER). NaN stays NaN.
  */
-function expF64x2(d: number, k: number, r: number, c: (i: number) => number, consts: { log2e: number; ln2hi: number; ln2lo: number; bias: number; floor: number }): Code {
-  const horner: Code[] = [I.get(c(EXP_TAYLOR.length - 1))];
-  for (let i = EXP_TAYLOR.length - 2; i >= 0; i--) horner.push(I.get(r), I.f64x2_mul, I.get(c(i)), I.f64x2_add);
+function expChains(chains: ExpChain[], c: ExpConsts): Code {
+  const each = (f: (ch: ExpChain) => Code): Code => chains.map(f);
+  const coef = c.coef;
+  const horner: Code[] = [each((ch) => [I.get(coef[coef.length - 1]!), I.set(ch.p)])];
+  for (let i = coef.length - 2; i >= 0; i--) horner.push(each((ch) => [I.get(ch.p), I.get(ch.r), I.f64x2_mul, I.get(coef[i]!), I.f64x2_add, I.set(ch.p)]));
   return [
-    I.get(consts.floor), I.f64x2_max, I.set(d), // NaN stays NaN (max propagates it)
-    I.get(d), I.get(consts.log2e), I.f64x2_mul, I.f64x2_nearest, I.set(k),
-    I.get(d), I.get(k), I.get(consts.ln2hi), I.f64x2_mul, I.f64x2_sub, I.get(k), I.get(consts.ln2lo), I.f64x2_mul, I.f64x2_sub, I.set(r),
+    each((ch) => [I.get(ch.d), I.get(c.floor), I.f64x2_pmax, I.set(ch.d)]), // d < floor ? floor : d (NaN kept)
+    each((ch) => [I.get(ch.d), I.get(c.log2e), I.f64x2_mul, I.get(c.shifter), I.f64x2_add, I.set(ch.t)]),
+    each((ch) => [I.get(ch.t), I.get(c.shifter), I.f64x2_sub, I.set(ch.k)]),
+    each((ch) => [I.get(ch.d), I.get(ch.k), I.get(c.ln2hi), I.f64x2_mul, I.f64x2_sub, I.get(ch.k), I.get(c.ln2lo), I.f64x2_mul, I.f64x2_sub, I.set(ch.r)]),
     horner,
-    I.get(k), I.get(consts.bias), I.f64x2_add, I.i32x4_trunc_sat_f64x2_s_zero, I.i64x2_extend_low_i32x4_s, I.i32(52), I.i64x2_shl,
-    I.f64x2_mul,
+    each((ch) => [I.get(ch.p), I.get(ch.t), I.i32(52), I.i64x2_shl, I.f64x2_mul, I.set(ch.p)]),
   ];
 }
 
@@ -60,12 +74,13 @@ export function softmaxRowsKernel(): FuncDef {
   const xp = 0, yp = 1, rows = 2, n = 3, scale = 4; // scale: f32
   let next = 5;
   const i32 = () => next++;
-  const row = i32(), p = i32(), q = i32(), pairEnd = i32(), rowBytes = i32(), delta = i32();
+  const row = i32(), p = i32(), q = i32(), quadEnd = i32(), pairEnd = i32(), rowBytes = i32(), delta = i32();
   const firstV128 = next;
   const v128 = () => next++;
-  const sc = v128(), acc = v128(), mSplat = v128(), tSplat = v128(), d = v128(), k = v128(), r = v128(), e = v128();
-  const coef = EXP_TAYLOR.map(() => v128());
-  const consts = { log2e: v128(), ln2hi: v128(), ln2lo: v128(), bias: v128(), floor: v128() };
+  const sc = v128(), acc = v128(), nan = v128(), mSplat = v128(), tSplat = v128(), v = v128();
+  const chain = (): ExpChain => ({ d: v128(), t: v128(), k: v128(), r: v128(), p: v128() });
+  const A = chain(), B = chain();
+  const consts: ExpConsts = { log2e: v128(), ln2hi: v128(), ln2lo: v128(), shifter: v128(), floor: v128(), coef: EXP_TAYLOR.map(() => v128()) };
   const firstF64 = next;
   const total = next++;
   const locals = [
@@ -74,18 +89,31 @@ export function softmaxRowsKernel(): FuncDef {
     T.f64,
   ] as FuncDef['locals'];
 
-  const splat = (v: number, local: number): Code => [I.f64(v), I.f64x2_splat, I.set(local)];
-  const exp = expF64x2(d, k, r, (i) => coef[i]!, consts);
-  /** fround(scale * x) for the f32 lanes on the stack, promoted: two doubles */
-  const scaled: Code = [I.get(sc), I.f32x4_mul, I.f64x2_promote_low_f32x4];
-  /** e = fround(exp(fround(scale * x) - m)) as two f32 lanes, from the f32 lanes on the stack */
-  const expOf: Code = [scaled, I.get(mSplat), I.f64x2_sub, exp, I.f32x4_demote_f64x2_zero, I.set(e)];
+  const splat = (value: number, local: number): Code => [I.f64(value), I.f64x2_splat, I.set(local)];
+  /** the four f32 on the stack times scale (rounded to f32, as mul stores it) into v */
+  const scaledQuad: Code = [I.get(sc), I.f32x4_mul, I.set(v)];
+  /** v's lanes 0-1 and 2-3 as doubles */
+  const low = (x: number): Code => [I.get(x), I.f64x2_promote_low_f32x4];
+  const high = (x: number): Code => [I.get(x), I.get(x), I.f32x4_shuffle(2, 3, 0, 1), I.f64x2_promote_low_f32x4];
+  /** acc = pmax(acc, x); nan |= (x != x) */
+  const maxOf = (x: number): Code => [I.get(acc), I.get(x), I.f32x4_pmax, I.set(acc), I.get(nan), I.get(x), I.get(x), I.f32x4_ne, I.v128_or, I.set(nan)];
+  /** two pairs of f32 results (lanes 0-1 of each vector on the stack) as one vector */
+  const join: Code = I.f32x4_shuffle(0, 1, 4, 5);
 
-  const rowLoop = (pair: Code, single: Code): Code => [
-    forRange(q, I.get(p), I.get(pairEnd), I.i32(8), pair),
-    // an odd last value: the same code with one lane (q = pairEnd now)
-    I.get(n), I.i32(1), I.i32_and, I.if(single),
+  /** a row pass: four values at a time, then a last pair (n & 2), then a last single value (n & 1) */
+  const rowLoop = (quad: Code, pair: Code, single: Code): Code => [
+    forRange(q, I.get(p), I.get(quadEnd), I.i32(16), quad),
+    I.get(n), I.i32(2), I.i32_and, I.if([I.get(quadEnd), I.set(q), pair]),
+    I.get(n), I.i32(1), I.i32_and, I.if([I.get(pairEnd), I.set(q), single]),
   ];
+  /** e = fround(exp(x - m)) from chain.d = x (two doubles): leaves the f32 pair on the stack */
+  const expOf = (chains: ExpChain[]): Code => [
+    chains.map((ch) => [I.get(ch.d), I.get(mSplat), I.f64x2_sub, I.set(ch.d)]),
+    expChains(chains, consts),
+  ];
+  const demoted = (ch: ExpChain): Code => [I.get(ch.p), I.f32x4_demote_f64x2_zero];
+  /** acc += the rounded e of a chain (promoted back: the sum is of the stored float32 values) */
+  const addTo = (ch: ExpChain): Code => [I.get(acc), demoted(ch), I.f64x2_promote_low_f32x4, I.f64x2_add, I.set(acc)];
 
   return {
     name: 'softmax_rows',
@@ -94,40 +122,59 @@ export function softmaxRowsKernel(): FuncDef {
     locals,
     body: [
       I.get(scale), I.f32x4_splat, I.set(sc),
-      EXP_TAYLOR.map((v, i) => splat(v, coef[i]!)),
-      splat(Math.LOG2E, consts.log2e), splat(LN2_HI, consts.ln2hi), splat(LN2_LO, consts.ln2lo), splat(1023, consts.bias), splat(EXP_FLOOR, consts.floor),
+      EXP_TAYLOR.map((value, i) => splat(value, consts.coef[i]!)),
+      splat(Math.LOG2E, consts.log2e), splat(LN2_HI, consts.ln2hi), splat(LN2_LO, consts.ln2lo), splat(EXP_SHIFTER, consts.shifter), splat(EXP_FLOOR, consts.floor),
       I.get(n), I.i32(4), I.i32_mul, I.set(rowBytes),
       I.get(yp), I.get(xp), I.i32_sub, I.set(delta), // y's address = x's + delta (wraps, as addresses do)
       forRange(row, I.i32(0), I.get(rows), I.i32(1), [
         I.get(xp), I.get(row), I.get(rowBytes), I.i32_mul, I.i32_add, I.set(p),
+        I.get(p), I.get(n), I.i32(-4), I.i32_and, I.i32(4), I.i32_mul, I.i32_add, I.set(quadEnd),
         I.get(p), I.get(n), I.i32(-2), I.i32_and, I.i32(4), I.i32_mul, I.i32_add, I.set(pairEnd),
-        // 1. the maximum m (a lone last value is loaded into both lanes: harmless for a maximum)
-        I.f64(-Infinity), I.f64x2_splat, I.set(acc),
+        // 1. the maximum m, in float32 lanes with maxps (one instruction; f32x4.max would be a
+        // sequence, for its NaN rule), NaN tracked apart: Math.max's rule, a NaN anywhere makes m
+        // NaN (and the row NaN). Tails are loaded repeated (a b a b, a a a a): harmless for a maximum.
+        I.f32(-Infinity), I.f32x4_splat, I.set(acc), I.v128_zero, I.set(nan),
         rowLoop(
-          [I.get(acc), I.get(q), I.v128_load64_zero(), scaled, I.f64x2_max, I.set(acc)],
-          [I.get(acc), I.get(q), I.v128_load32_splat(), scaled, I.f64x2_max, I.set(acc)],
+          [I.get(q), I.v128_load(), scaledQuad, maxOf(v)],
+          [I.get(q), I.v128_load64_splat(), scaledQuad, maxOf(v)],
+          [I.get(q), I.v128_load32_splat(), scaledQuad, maxOf(v)],
         ),
-        I.get(acc), I.f64x2_extract_lane(0), I.get(acc), I.f64x2_extract_lane(1), I.f64_max, I.f64x2_splat, I.set(mSplat),
+        I.get(acc), I.f32x4_extract_lane(0), I.get(acc), I.f32x4_extract_lane(1), I.f32_max,
+        I.get(acc), I.f32x4_extract_lane(2), I.get(acc), I.f32x4_extract_lane(3), I.f32_max, I.f32_max,
+        I.f64_promote_f32, I.f64(NaN), I.get(nan), I.v128_any_true, I.i32_eqz, I.select, I.f64x2_splat, I.set(mSplat),
         // 2. e = fround(exp(x - m)) into y; total = sum of e (the f32 values, in double)
         I.v128_zero, I.set(acc), I.f64(0), I.set(total),
         rowLoop(
           [
-            I.get(q), I.v128_load64_zero(), expOf,
-            I.get(q), I.get(delta), I.i32_add, I.get(e), I.v128_store64_lane0(),
-            I.get(acc), I.get(e), I.f64x2_promote_low_f32x4, I.f64x2_add, I.set(acc),
+            I.get(q), I.v128_load(), scaledQuad, low(v), I.set(A.d), high(v), I.set(B.d),
+            expOf([A, B]),
+            I.get(q), I.get(delta), I.i32_add, demoted(A), demoted(B), join, I.v128_store(),
+            addTo(A), addTo(B),
           ],
           [
-            I.get(q), I.v128_load32_zero(), expOf,
-            I.get(q), I.get(delta), I.i32_add, I.get(e), I.f32x4_extract_lane(0), I.f32_store(),
-            I.get(e), I.f32x4_extract_lane(0), I.f64_promote_f32, I.set(total),
+            I.get(q), I.v128_load64_zero(), scaledQuad, low(v), I.set(A.d), expOf([A]),
+            I.get(q), I.get(delta), I.i32_add, demoted(A), I.v128_store64_lane0(),
+            addTo(A),
+          ],
+          [
+            I.get(q), I.v128_load32_zero(), scaledQuad, low(v), I.set(A.d), expOf([A]),
+            I.get(q), I.get(delta), I.i32_add, demoted(A), I.f32x4_extract_lane(0), I.f32_store(),
+            demoted(A), I.f32x4_extract_lane(0), I.f64_promote_f32, I.set(total),
           ],
         ),
-        I.get(total), I.get(acc), I.f64x2_extract_lane(0), I.f64_add, I.get(acc), I.f64x2_extract_lane(1), I.f64_add, I.f64x2_splat, I.set(tSplat),
-        // 3. y = fround(e / total), in place in y
-        inc(p, I.get(delta)), inc(pairEnd, I.get(delta)),
+        // 3. y = fround(e * (1 / total)), in place in y (a multiply instead of a divide per value:
+        // the two differ by an ulp of a double, invisible once rounded to float32 but in ~1e-9 of values)
+        I.f64(1), I.get(total), I.get(acc), I.f64x2_extract_lane(0), I.f64_add, I.get(acc), I.f64x2_extract_lane(1), I.f64_add, I.f64_div, I.f64x2_splat, I.set(tSplat),
+        inc(p, I.get(delta)), inc(quadEnd, I.get(delta)), inc(pairEnd, I.get(delta)),
         rowLoop(
-          [I.get(q), I.get(q), I.v128_load64_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_div, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0()],
-          [I.get(q), I.get(q), I.v128_load32_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_div, I.f32x4_demote_f64x2_zero, I.f32x4_extract_lane(0), I.f32_store()],
+          [
+            I.get(q), I.v128_load(), I.set(v), I.get(q),
+            low(v), I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero,
+            high(v), I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero,
+            join, I.v128_store(),
+          ],
+          [I.get(q), I.get(q), I.v128_load64_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0()],
+          [I.get(q), I.get(q), I.v128_load32_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero, I.f32x4_extract_lane(0), I.f32_store()],
         ),
       ]),
     ],
