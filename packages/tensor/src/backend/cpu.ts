@@ -60,6 +60,13 @@ function binaryRow(op: BinaryOp, out: TypedArray, o: number, x: TypedArray, ia: 
     case 'sub': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! - y[ib + t * sb]!; return;
     case 'mul': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! * y[ib + t * sb]!; return;
     case 'div': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! / y[ib + t * sb]!; return;
+    // comparisons (clamp is two of them and two wheres): 1 or 0, as the BINARY table says
+    case 'gt': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! > y[ib + t * sb]! ? 1 : 0; return;
+    case 'lt': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! < y[ib + t * sb]! ? 1 : 0; return;
+    case 'ge': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! >= y[ib + t * sb]! ? 1 : 0; return;
+    case 'le': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! <= y[ib + t * sb]! ? 1 : 0; return;
+    case 'eq': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! === y[ib + t * sb]! ? 1 : 0; return;
+    case 'ne': for (let t = 0; t < n; t++) out[o + t] = x[ia + t * sa]! !== y[ib + t * sb]! ? 1 : 0; return;
     default: {
       const f = BINARY[op];
       for (let t = 0; t < n; t++) out[o + t] = f(x[ia + t * sa]!, y[ib + t * sb]!);
@@ -167,6 +174,20 @@ export class CpuBackend extends ReferenceCpuBackend {
         binaryRow(op, out, o, x, ia!, sa!, y, ib!, sb!, n);
       });
     }
+    return this.wrap(out);
+  }
+
+  /**
+   * where: with every operand full-size or a single value (a mask and a constant: clamp, masking)
+   * one straight loop; other broadcasts as the reference.
+   */
+  override where(cond: Storage, condShape: Shape, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape): Storage {
+    const c = this.data(cond), x = this.data(a), y = this.data(b), size = sizeOf(outShape);
+    const simple = [c, x, y].every((v) => v.length === size || v.length === 1);
+    if (this.reference || !simple) return super.where(cond, condShape, a, aShape, b, bShape, outShape);
+    const out = this.alloc(a.dtype, size);
+    const sc = c.length === 1 ? 0 : 1, sa = x.length === 1 ? 0 : 1, sb = y.length === 1 ? 0 : 1;
+    for (let i = 0; i < size; i++) out[i] = c[i * sc]! !== 0 ? x[i * sa]! : y[i * sb]!;
     return this.wrap(out);
   }
 
