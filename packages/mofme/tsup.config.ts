@@ -1,3 +1,3 @@
 import { packageConfig } from '../../tsup.base';
 
-export default packageConfig({ entry: { index: 'src/index.ts' } });
+export default packageConfig({ entry: { index: 'src/index.ts', config: 'src/config.ts' } });

@@ -146,13 +146,17 @@ class RouterHead {
  * dense : every slot on every token, times its (mostly zero) weight: the official cost.
  * sparse: per column, gather the tokens that selected it, run the slot on those rows only, and
  *         scatter-add the weighted result back: k/E of the expert compute, the same sum.
+ * The model decides, not its caller: on a backend that compiles a kernel per tensor shape
+ * (`compilesPerShape`, gpu.js) sparse is run densely, because the gathered token counts change at
+ * every step and each new count would compile new kernels (measured: ~100 compilations per tiny
+ * training step, each step slower than the last); dense has fixed shapes and the same outputs.
  */
 export function mixExperts(x: Tensor, routing: Routing, slot: (c: number, rows: Tensor) => Tensor, sparse: boolean): Tensor {
   const [B, N, D] = x.shape as [number, number, number];
   const E = routing.weights.shape[2]!;
   const w = routing.weights; // [B, N, E]
   let acc: Tensor | null = null;
-  if (!sparse) {
+  if (!sparse || x.backend.compilesPerShape) {
     for (let c = 0; c < E; c++) {
       const term = slot(c, x).mul(w.narrow(-1, c, 1)); // [B, N, D] · [B, N, 1]
       acc = acc ? acc.add(term) : term;

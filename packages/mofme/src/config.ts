@@ -6,54 +6,71 @@
 // "official" (what the released MoFME-Pytorch code at HEAD 522deb8 does; see
 // docs/model-plan.md for the provenance), "paper" (what the AAAI 2024 paper's formulas say where
 // the code differs), and "ours" (an open choice the paper leaves to the implementer, decided here
-// and switchable). This file holds no tensors; the model, the counters and the CLI all read it.
+// and switchable). This file holds no tensors and imports nothing, so it is also the light entry
+// point `@mofme/mofme/config`: the CLI builds its flags and --help from it without loading the
+// engine. The model, the counters and the CLI all read it.
 
-/** Which feed-forward sits in every transformer block. */
-export type FfnKind =
-  | 'dense' // the plain pre-norm FFN of a ViT: the "dense baseline" of the paper
-  | 'moe' // E full pre-norm FFN experts mixed by a top-k router: the conventional MoE baseline
-  | 'mofme'; // the paper's FME layer: shared gated unit, E FiLM experts, router mix, one shared FFN
+// Every set of choices is declared once, as a list: the union type is read off it, validateConfig
+// checks against it, and the command line builds its flags, help and error messages from it.
 
-/** How expert weights are computed from a token. */
-export type RouterKind =
-  | 'linear' // softmax over a linear projection, with top-k: what the released scripts trained
-  | 'uar'; // the paper's Uncertainty-aware Router (MC-dropout mean/variance whitening, unit norm)
+/** Which feed-forward sits in every transformer block:
+ *  'dense' the plain pre-norm FFN of a ViT: the "dense baseline" of the paper;
+ *  'moe'   E full pre-norm FFN experts mixed by a top-k router: the conventional MoE baseline;
+ *  'mofme' the paper's FME layer: shared gated unit, E FiLM experts, router mix, one shared FFN. */
+export const FFN_KINDS = ['dense', 'moe', 'mofme'] as const;
+export type FfnKind = (typeof FFN_KINDS)[number];
 
-/** How top-k interacts with the softmax of the linear router. */
-export type TopkMode =
-  | 'maskThenSoftmax' // official code: logits below the k-th largest -> -inf, then softmax (sums to 1)
-  | 'softmaxThenZero'; // paper formula TopK(softmax(Wx)): zero the rest, no renormalisation
+/** How expert weights are computed from a token:
+ *  'linear' softmax over a linear projection, with top-k: what the released scripts trained;
+ *  'uar'    the paper's Uncertainty-aware Router (MC-dropout mean/variance whitening, unit norm). */
+export const ROUTER_KINDS = ['linear', 'uar'] as const;
+export type RouterKind = (typeof ROUTER_KINDS)[number];
 
-/** How the experts are executed; both give the same output. */
-export type Execution =
-  | 'dense' // every expert on every token, times a mostly-zero weight (what the official code does)
-  | 'sparse'; // gather the tokens routed to each expert, run it on those only, scatter-add back
+/** How top-k interacts with the softmax of the linear router:
+ *  'maskThenSoftmax' official code: logits below the k-th largest -> -inf, then softmax (sums to 1);
+ *  'softmaxThenZero' paper formula TopK(softmax(Wx)): zero the rest, no renormalisation. */
+export const TOPK_MODES = ['maskThenSoftmax', 'softmaxThenZero'] as const;
+export type TopkMode = (typeof TOPK_MODES)[number];
 
-/** Where the MC-dropout of the UaR sits. */
-export type UarDropoutPlace =
-  | 'input' // Dropout on the router's input x before W_r (mofme-paper.md §3.4 step 1)
-  | 'logits'; // Dropout on the logits W_r x + b_r (cheaper: one matmul shared by all M samples)
+/** How the experts are executed; both give the same output:
+ *  'dense'  every expert on every token, times a mostly-zero weight (what the official code does);
+ *  'sparse' gather the tokens routed to each expert, run it on those only, scatter-add back. On a
+ *           backend that compiles a kernel per tensor shape (gpu.js: `Backend.compilesPerShape`)
+ *           the model runs 'sparse' densely (blocks.ts, mixExperts): the gathered token counts
+ *           change at every step, so every step would compile new kernels. */
+export const EXECUTIONS = ['dense', 'sparse'] as const;
+export type Execution = (typeof EXECUTIONS)[number];
 
-/** Which probability vector r(x) is compared with the MC mean in the numerator of the UaR. */
-export type UarNumerator =
-  | 'clean' // one extra dropout-free pass: ř = Σ⁻¹(r_clean − μ)/‖·‖ (mofme-paper.md §3.4 step 4)
-  | 'sampleAverage'; // the 2025 code: average over m of normalised Σ⁻¹(r_m − μ) (no extra pass)
+/** Where the MC-dropout of the UaR sits:
+ *  'input'  Dropout on the router's input x before W_r (mofme-paper.md §3.4 step 1);
+ *  'logits' Dropout on the logits W_r x + b_r (cheaper: one matmul shared by all M samples). */
+export const UAR_DROPOUT_PLACES = ['input', 'logits'] as const;
+export type UarDropoutPlace = (typeof UAR_DROPOUT_PLACES)[number];
 
-/** When the top-k selection happens relative to the UaR calibration. */
-export type UarTopk =
-  | 'afterCalibration' // calibrate all E weights, keep the k largest, renormalise to unit L2 norm
-  | 'beforeCalibration'; // keep the k experts with the largest clean logits, calibrate among them
+/** Which probability vector r(x) is compared with the MC mean in the numerator of the UaR:
+ *  'clean'         one extra dropout-free pass: ř = Σ⁻¹(r_clean − μ)/‖·‖ (mofme-paper.md §3.4 step 4);
+ *  'sampleAverage' the 2025 code: average over m of normalised Σ⁻¹(r_m − μ) (no extra pass). */
+export const UAR_NUMERATORS = ['clean', 'sampleAverage'] as const;
+export type UarNumerator = (typeof UAR_NUMERATORS)[number];
 
-/** What to do with negative calibrated weights (the whitened deviation has both signs). */
-export type UarSign =
-  | 'keep' // use ř literally (the paper's formula); an expert can be subtracted
-  | 'relu' // clamp negatives to 0 before the final renormalisation (all-zero rows fall back, see plan)
-  | 'abs'; // use |ř| for both selection and weights
+/** When the top-k selection happens relative to the UaR calibration:
+ *  'afterCalibration'  calibrate all E weights, keep the k largest, renormalise to unit L2 norm;
+ *  'beforeCalibration' keep the k experts with the largest clean logits, calibrate among them. */
+export const UAR_TOPKS = ['afterCalibration', 'beforeCalibration'] as const;
+export type UarTopk = (typeof UAR_TOPKS)[number];
 
-/** What the router does in one mode (training or evaluation) when `router` is 'uar'. */
-export type UarBehaviour =
-  | 'uar' // the full MC-dropout calibration
-  | 'linear'; // the plain linear router (the 2025 official code's evaluation behaviour)
+/** What to do with negative calibrated weights (the whitened deviation has both signs):
+ *  'keep' use ř literally (the paper's formula); an expert can be subtracted;
+ *  'relu' clamp negatives to 0 before the final renormalisation (all-zero rows fall back, see plan);
+ *  'abs'  use |ř| for both selection and weights. */
+export const UAR_SIGNS = ['keep', 'relu', 'abs'] as const;
+export type UarSign = (typeof UAR_SIGNS)[number];
+
+/** What the router does in one mode (training or evaluation) when `router` is 'uar':
+ *  'uar'    the full MC-dropout calibration;
+ *  'linear' the plain linear router (the 2025 official code's evaluation behaviour). */
+export const UAR_BEHAVIOURS = ['uar', 'linear'] as const;
+export type UarBehaviour = (typeof UAR_BEHAVIOURS)[number];
 
 /** The named options of the Uncertainty-aware Router (mofme-paper.md §3.1, §3.3, §3.4). The
  *  covariance is always diagonal (per-expert variance), as the reproduction report describes it;
@@ -128,7 +145,8 @@ export interface MofmeConfig {
   /** Top-k of the linear router. 'maskThenSoftmax': official, and the kept weights sum to 1. */
   topkMode: TopkMode;
   /** Expert execution. 'sparse': same output as 'dense', and the only way top-k saves compute,
-   *  which is the paper's point; 'dense' reproduces the official cost. */
+   *  which is the paper's point; 'dense' reproduces the official cost. The model itself runs
+   *  'sparse' densely on a backend that compiles per shape (see EXECUTIONS). */
   execution: Execution;
   /** Reproduce the official off-by-one in the MoFME mix: router column 0 weights GELU(h), column
    *  c≥1 weights FiLM expert c−1, the last FiLM expert is never used. Off: it is a bug. On: needed
@@ -358,10 +376,10 @@ export function validateConfig(c: MofmeConfig): void {
     throw new ConfigError('tailChannels', c.tailChannels, 'must be even (the tail halves it once)');
   }
   int('tailResBlocks', c.tailResBlocks, 0);
-  oneOf('ffn', c.ffn, ['dense', 'moe', 'mofme']);
-  oneOf('router', c.router, ['linear', 'uar']);
-  oneOf('topkMode', c.topkMode, ['maskThenSoftmax', 'softmaxThenZero']);
-  oneOf('execution', c.execution, ['dense', 'sparse']);
+  oneOf('ffn', c.ffn, FFN_KINDS);
+  oneOf('router', c.router, ROUTER_KINDS);
+  oneOf('topkMode', c.topkMode, TOPK_MODES);
+  oneOf('execution', c.execution, EXECUTIONS);
   bool('officialExpertSlots', c.officialExpertSlots);
   bool('officialSharedInit', c.officialSharedInit);
   bool('officialUnusedParams', c.officialUnusedParams);
@@ -397,13 +415,13 @@ export function validateConfig(c: MofmeConfig): void {
   if (c.router === 'uar' && u.dropout === 0) {
     throw new ConfigError('uar.dropout', 0, 'must be > 0 with router uar: without dropout the MC variance is 0');
   }
-  oneOf('uar.dropoutPlace', u.dropoutPlace, ['input', 'logits']);
-  oneOf('uar.numerator', u.numerator, ['clean', 'sampleAverage']);
-  oneOf('uar.topk', u.topk, ['afterCalibration', 'beforeCalibration']);
-  oneOf('uar.sign', u.sign, ['keep', 'relu', 'abs']);
+  oneOf('uar.dropoutPlace', u.dropoutPlace, UAR_DROPOUT_PLACES);
+  oneOf('uar.numerator', u.numerator, UAR_NUMERATORS);
+  oneOf('uar.topk', u.topk, UAR_TOPKS);
+  oneOf('uar.sign', u.sign, UAR_SIGNS);
   if (typeof u.eps !== 'number' || !(u.eps > 0)) throw new ConfigError('uar.eps', u.eps, 'must be a positive number');
   bool('uar.unbiased', u.unbiased);
   bool('uar.detachStats', u.detachStats);
-  oneOf('uar.whenTraining', u.whenTraining, ['uar', 'linear']);
-  oneOf('uar.whenEval', u.whenEval, ['uar', 'linear']);
+  oneOf('uar.whenTraining', u.whenTraining, UAR_BEHAVIOURS);
+  oneOf('uar.whenEval', u.whenEval, UAR_BEHAVIOURS);
 }

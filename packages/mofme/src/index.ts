@@ -7,6 +7,10 @@
 
 export {
   ConfigError,
+  EXECUTIONS,
+  FFN_KINDS,
+  ROUTER_KINDS,
+  TOPK_MODES,
   attnInnerOf,
   defaultUar,
   mlpHiddenOf,
@@ -35,7 +39,7 @@ export { countFlops, countParameters, mofmeParameterSaving, numel, parameterShap
 export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParamSpec, ParameterCount } from './count';
 export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, mixExperts } from './blocks';
 export type { BlockOutput, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
-export { MoFME, blockOf, createModel, ffnOptionsOf } from './model';
+export { MoFME, blockOf, createModel, ffnOptionsOf, fromModelInput, toModelInput } from './model';
 export type { CreateModelOptions, MofmeOutput } from './model';
 export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute, withRoutingOverride } from './router';
 export type { McDropout, Routing, RoutingOverride } from './router';

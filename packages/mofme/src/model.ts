@@ -24,6 +24,20 @@ export interface MofmeOutput {
   routing: (Routing | null)[];
 }
 
+/**
+ * The network's input convention, owned here and nowhere else: an image in [0, 1] enters as
+ * (x − 0.5) / 0.5 in [−1, 1], the official loader's Normalize(mean 0.5, std 0.5). Training,
+ * evaluation, tiled restoration and the residual output all go through these two functions.
+ */
+export function toModelInput(image: Tensor): Tensor {
+  return image.sub(0.5).div(0.5);
+}
+
+/** The inverse of `toModelInput`: [−1, 1] back to [0, 1]. */
+export function fromModelInput(x: Tensor): Tensor {
+  return x.add(1).mul(0.5);
+}
+
 /** The FFN options of a config: what every block's FFN layer is built from. */
 export function ffnOptionsOf(c: MofmeConfig, generator: Generator): FmeOptions {
   return {
@@ -111,7 +125,7 @@ export class MoFME extends Module {
     this.tail = this.child('tail', new Tail(c));
   }
 
-  /** x [B, 3, H, W], normalised to [−1, 1] by the caller; H and W multiples of the patch size. */
+  /** x [B, 3, H, W] in [−1, 1] (`toModelInput` of an image in [0, 1]); H and W multiples of the patch size. */
   forward(x: Tensor): MofmeOutput {
     const p = this.config.patchSize;
     const [, C, H, W] = x.shape as [number, number, number, number];
@@ -132,7 +146,7 @@ export class MoFME extends Module {
     const out = this.tail.forward(y); // [B, 3, H, W]
     if (this.config.residualOutput) {
       // input in [0, 1] plus a learned correction (tiny/small presets; see config.residualOutput)
-      return { image: clamp(x.add(1).mul(0.5).add(out), 0, 1), routing };
+      return { image: clamp(fromModelInput(x).add(out), 0, 1), routing };
     }
     return { image: out.sigmoid(), routing }; // official: sigmoid, no global residual
   }

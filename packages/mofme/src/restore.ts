@@ -28,7 +28,7 @@
 // needs its input and output planes (float32) plus a few tens of MB.
 
 import { noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
-import type { MoFME } from './model';
+import { toModelInput, type MoFME } from './model';
 
 export interface RestoreOptions {
   /** window side in pixels, a multiple of the patch size (default 240: the training crop of the paper) */
@@ -122,8 +122,10 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
         for (let c = 0; c < C; c++) {
           for (let i = 0; i < th; i++) window.set(img.data.subarray((c * H + top + i) * W + x0, (c * H + top + i) * W + x0 + tw), (c * th + i) * tw);
         }
-        if (unit) for (let k = 0; k < window.length; k++) window[k] = (window[k]! - 0.5) / 0.5; // [0, 1] -> the model's [-1, 1]
-        const y = tidy(() => noGrad(() => model.forward(tensor(window, { shape: [1, C, th, tw] })).image.data())); // [1, C, th, tw]
+        const y = tidy(() => noGrad(() => {
+          const x = tensor(window, { shape: [1, C, th, tw] });
+          return model.forward(unit ? toModelInput(x) : x).image.data(); // [1, C, th, tw]
+        }));
         for (let i = 0; i < th; i++) {
           for (let j = 0; j < tw; j++) {
             const w = wy[i]! * wx[j]!;
