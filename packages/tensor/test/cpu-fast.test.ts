@@ -1,7 +1,8 @@
 /**
  * Fast TypeScript paths of the CPU backend (cpu.ts) that the op table reaches only on a few
  * shapes, against the reference loops on random ones: the strided read (axes dropped and merged,
- * then a double loop) on random shapes, strides (negative and zero included) and offsets.
+ * then a double loop) on random shapes, strides (negative and zero included) and offsets; top-k
+ * by insertion on rows full of ties.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -26,6 +27,17 @@ test('strided: the reference strided read on random shapes, strides and offsets'
     const got = fast.download(fast.strided(fast.upload(src), shape, strides, offset));
     const want = reference.download(reference.strided(reference.upload(src), shape, strides, offset));
     assert.equal(Array.from(got), Array.from(want), `shape [${shape}] strides [${strides}] offset ${offset}`);
+  }), { numRuns: 300 });
+});
+
+test('topkIndices: the reference order (ties and equal infinities by index) on random rows with many repeats', () => {
+  const values = fc.constantFrom(-2, -1, 0, -0, 0.5, 1, 3, Infinity, -Infinity);
+  fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.array(values, { minLength: 36, maxLength: 36 }), (rows, n, kWanted, pool) => {
+    const k = Math.min(kWanted, n);
+    const src = Float32Array.from({ length: rows * n }, (_, i) => pool[i % pool.length]!);
+    const got = fast.download(fast.topkIndices(fast.upload(src), [rows, n], k));
+    const want = reference.download(reference.topkIndices(reference.upload(src), [rows, n], k));
+    assert.equal(Array.from(got), Array.from(want), `rows ${rows} n ${n} k ${k}: [${Array.from(src)}]`);
   }), { numRuns: 300 });
 });
 

@@ -251,6 +251,35 @@ export class CpuBackend extends ReferenceCpuBackend {
     return this.wrap(out);
   }
 
+  /**
+   * Top-k indices by insertion into a k-long list per row (a router's k of E experts) instead of
+   * the reference's two sorts per row. Same order: larger first, ties (equal values, or two
+   * infinities of one sign) by the lower index. Rows with a NaN, whose order only the reference's
+   * sort defines, go to the reference.
+   */
+  override topkIndices(x: Storage, shape: Shape, k: number): Storage {
+    const src = this.data(x);
+    if (this.reference || k > 16 || src.some(Number.isNaN)) return super.topkIndices(x, shape, k);
+    const n = shape[shape.length - 1]!;
+    const rows = n === 0 ? 0 : src.length / n;
+    const out = this.alloc(x.dtype, rows * k);
+    const bestValue = new Float64Array(k), bestIndex = new Int32Array(k);
+    for (let r = 0; r < rows; r++) {
+      const base = r * n;
+      let count = 0;
+      for (let j = 0; j < n; j++) {
+        const v = src[base + j]!;
+        if (count === k && !(v > bestValue[k - 1]!)) continue; // an equal later value never displaces
+        let p = count < k ? count++ : k - 1;
+        while (p > 0 && v > bestValue[p - 1]!) { bestValue[p] = bestValue[p - 1]!; bestIndex[p] = bestIndex[p - 1]!; p--; }
+        bestValue[p] = v;
+        bestIndex[p] = j;
+      }
+      for (let t = 0; t < k; t++) out[r * k + t] = bestIndex[t]!;
+    }
+    return this.wrap(out);
+  }
+
   // ---- linear algebra ----
   override matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
     if (this.reference) return super.matmul(a, b, spec);
