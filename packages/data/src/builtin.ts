@@ -93,4 +93,3 @@ export function builtinDataset(split: Split = 'train', opts: BuiltinOptions = {}
   return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), photosDir: dir, get length() { return items.length; } };
 }
 
-export type { Image, Task };

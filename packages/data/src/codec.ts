@@ -136,7 +136,7 @@ function decodeJpegJs(bytes: Uint8Array): RawImage {
 }
 
 /** Uncompressed Windows BMP (BITMAPINFOHEADER or later; 24-bit, or 32-bit BI_RGB/BI_BITFIELDS). */
-export function decodeBmp(b: Uint8Array): RawImage {
+function decodeBmp(b: Uint8Array): RawImage {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (b.length < 54) throw new Error('BMP header truncated');
   const offset = dv.getUint32(10, true), headerSize = dv.getUint32(14, true);

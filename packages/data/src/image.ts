@@ -185,7 +185,7 @@ export function dihedral(img: Image, mode: number): Image {
 }
 
 /** For output (y, x) of `dihedral(mode)`, the input coordinate it copies (input is H×W). */
-export function dihedralSource(mode: number, y: number, x: number, H: number, W: number): [number, number] {
+function dihedralSource(mode: number, y: number, x: number, H: number, W: number): [number, number] {
   // rot90 CCW of an H×W image gives W×H with out[y][x] = in[x][W-1-y].
   switch (mode) {
     case 0: return [y, x];

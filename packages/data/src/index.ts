@@ -22,7 +22,7 @@ export {
 export { builtinDataset, builtinPhotos, photosDir, type BuiltinDataset, type BuiltinItem, type BuiltinOptions, type Split, type PhotoInfo } from './builtin';
 export {
   synthesize, WEATHERS, darkChannel, luminance,
-  type Weather, type WeatherParams, type SynthResult, type HazeParams, type RainParams, type RainFogParams, type SnowParams, type RaindropParams, type CameraParams, type Frame,
+  type Weather, type WeatherParams, type SynthResult, type HazeParams, type RainParams, type RainFogParams, type SnowParams, type SnowSize, type RaindropParams, type CameraParams, type Frame,
 } from './synth/index';
 export { createLoader, type Loader, type LoaderOptions, type LoaderPosition, type Batch } from './loader';
 export { getPair, loadSample, type AnyDataset, type Sample, type SampleRequest, type SourceSpec } from './pipeline';

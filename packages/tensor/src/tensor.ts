@@ -20,7 +20,6 @@ import * as movement from './ops/movement';
 import * as nnOps from './ops/nn';
 import * as reduction from './ops/reduce';
 import { backward as runBackward, type BackwardOptions } from './autograd';
-import { getDefaultBackend } from './device';
 import { trackInScope, retainStorage, releaseStorage } from './memory';
 
 /** How a non-leaf tensor was made: what autograd needs to send gradients back to its inputs. */
@@ -183,9 +182,3 @@ function flatArgs(args: number[] | [number[]]): number[] {
   return Array.isArray(args[0]) ? [...args[0]] : (args as number[]);
 }
 
-/** Wrap freshly computed storage as a tensor (no graph). Used by ops. */
-export function fromStorage(storage: Storage, shape: Shape): Tensor {
-  return new Tensor(storage, shape);
-}
-
-export { getDefaultBackend };

@@ -17,8 +17,8 @@ import type { Image } from '../image';
 export interface Frame { y0: number; x0: number; fullHeight: number; fullWidth: number }
 
 /** The reference frame size at which the literature's pixel ranges are stated (All-weather: 720x480). */
-export const REF_WIDTH = 720;
-export const REF_HEIGHT = 480;
+const REF_WIDTH = 720;
+const REF_HEIGHT = 480;
 
 export function resolveFrame(img: Image, frame?: Partial<Frame>): Frame {
   return {
@@ -116,7 +116,7 @@ function boxPass(src: Float32Array, H: number, W: number, r: number, horizontal:
 }
 
 /** Adds `v` at the real position (x, y) spread bilinearly over the 4 neighbouring pixels. */
-export function splat(plane: Float32Array, H: number, W: number, x: number, y: number, v: number): void {
+function splat(plane: Float32Array, H: number, W: number, x: number, y: number, v: number): void {
   const x0 = Math.floor(x), y0 = Math.floor(y), fx = x - x0, fy = y - y0;
   if (x0 >= -1 && x0 < W && y0 >= -1 && y0 < H) {
     if (y0 >= 0) {

@@ -13,7 +13,7 @@ import { assertImage } from '../image';
 import { Generator } from '@mofme/tensor';
 import { synthHaze, type HazeParams } from './haze';
 import { synthRain, synthRainFog, type RainFogParams, type RainParams } from './rain';
-import { synthSnow, type SnowParams } from './snow';
+import { synthSnow, type SnowParams, type SnowSize } from './snow';
 import { synthRaindrop, type RaindropParams } from './raindrop';
 import { synthCamera, type CameraParams } from './camera';
 
@@ -54,6 +54,6 @@ export function synthesize<W extends Weather>(image: Image, weather: W, params: 
   return { ...r, image: cam.image, params: { ...r.params, ...cam.params } };
 }
 
-export type { HazeParams, RainParams, RainFogParams, SnowParams, RaindropParams, CameraParams };
+export type { HazeParams, RainParams, RainFogParams, SnowParams, SnowSize, RaindropParams, CameraParams };
 export type { Frame } from './common';
 export { darkChannel, luminance } from './common';

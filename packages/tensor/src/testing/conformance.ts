@@ -12,7 +12,6 @@ import fc from 'fast-check';
 import type { Backend, DType, MatmulSpec, Shape, WindowSpec } from '../backend/backend';
 import { ReferenceCpuBackend } from '../backend/cpu-reference';
 import { Generator } from '../random';
-import { Tensor } from '../tensor';
 import { tensor } from '../ops/creation';
 import { sizeOf } from '../shape';
 import { assertAllClose } from './close';
@@ -184,4 +183,3 @@ export function backendConformanceCases(backend: Backend, options: ConformanceOp
   return cases;
 }
 
-export { Tensor };

@@ -16,7 +16,7 @@ import type { Backend, MatmulSpec, ReduceOp, Shape } from '../backend/backend';
 import { Generator } from '../random';
 
 /** Element counts of the long reductions (the largest is below 2^24, the GPU kernels' exact index range). */
-export const LONG_REDUCTION_SIZES = [1e3, 1e4, 1e5, 1e6, 1e7];
+const LONG_REDUCTION_SIZES = [1e3, 1e4, 1e5, 1e6, 1e7];
 
 /**
  * The long-reduction cases for `backend`, each `{ name, run }`. `largest` caps the element count
