@@ -53,10 +53,6 @@ function withShape(shape: ShapeOptions, values: ValueOptions = {}): fc.Arbitrary
   return shapeArb(shape).chain((s) => valuesArb(s, values));
 }
 
-/** a random subset of axes (possibly empty => all) and keepdim */
-const axesOf = (rank: number): fc.Arbitrary<[number[] | undefined, boolean]> =>
-  fc.tuple(fc.option(fc.subarray([...Array(rank).keys()], { minLength: 1 }), { nil: undefined }), fc.boolean());
-
 function reduction(name: string, op: (x: Tensor, axes: number[] | undefined, keepdim: boolean) => Tensor, values: ValueOptions = {}): OpCase[] {
   // the axes are part of the case: enumerate a few fixed choices so inputs stay plain data
   const choices: [string, number[] | undefined, boolean, number][] = [
@@ -68,7 +64,6 @@ function reduction(name: string, op: (x: Tensor, axes: number[] | undefined, kee
     inputs: withShape({ minRank, maxRank: 4, maxSide: 3 }, values).map((x) => [x]),
   }));
 }
-void axesOf;
 
 const positive: ValueOptions = { min: 0.2, max: 3 };
 const awayFromZero: ValueOptions = { awayFrom: [0], margin: 0.05 };
