@@ -9,17 +9,26 @@
  *   pnpm experiment --smoke         # a few steps, one seed: what CI runs to keep this script working
  *   pnpm experiment --steps 300 --seeds 1,2,3 --out runs/longer   # another budget, in its own folder
  *   pnpm experiment --steps 500 --variants moe-e4k2,mofme-e4k2-linear,mofme-e4k2-uar --out runs/longer --docs docs/longer
+ *   pnpm experiment --claims        # the full comparison of issue 19 (docs/uar.md gives its CPU cost)
  *
  * Every training and evaluation goes through the `mofme` command itself (as child processes), so
- * the numbers are exactly what a user gets from `mofme train` and `mofme eval`.
+ * the numbers are exactly what a user gets from `mofme train` and `mofme eval`. Runs are resumable:
+ * an interrupted training continues from its last checkpoint (`mofme train --resume`), and a run
+ * with an eval.json is reused. The router calibration of every routed model (packages/mofme
+ * src/calibration.ts, defined in docs/uar.md) is measured in this process and cached beside it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
-import { countFlops, countParameters, createModel, resolveConfig, type MofmeConfig } from '../packages/mofme/src/index';
-import { noGrad, rand, tidy } from '../packages/tensor/src/index';
+import {
+  calibrationReport, concatCounterfactuals, countFlops, countParameters, createModel, resolveConfig, tokenCounterfactuals,
+  type CalibrationReport, type MofmeConfig, type TokenCounterfactuals,
+} from '../packages/mofme/src/index';
+import { noGrad, rand, tensor, tidy } from '../packages/tensor/src/index';
+import { builtinDataset, getPair } from '../packages/data/src/index';
 import { chartPng } from '../apps/cli/src/charts';
+import { loadModelFile } from '../apps/cli/src/checkpoint';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const argv = process.argv.slice(2);
@@ -28,14 +37,26 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 };
 const smoke = argv.includes('--smoke');
+// --claims: the comparison that can decide the paper's claims (issue 19), with the bundled model's
+// recipe (docs/recipe.md): the corpus (56 scenes, a tenth of the samples left clean), 128x128 crops,
+// every variant, 3 seeds. 3000 steps: ~7x the bundled model's from-scratch length; docs/uar.md
+// gives the CPU-hours this costs and why fewer would not separate 0.1 dB.
+const claims = argv.includes('--claims');
 // --report-only: write the document from the runs that exist, training nothing (e.g. after an interrupted run)
 const reportOnly = argv.includes('--report-only');
-const steps = Number(flag('steps', smoke ? '4' : '150'));
-const seeds = flag('seeds', smoke ? '1' : '1,2').split(',').map(Number);
+const steps = Number(flag('steps', smoke ? '4' : claims ? '3000' : '150'));
+const seeds = flag('seeds', smoke ? '1' : claims ? '1,2,3' : '1,2').split(',').map(Number);
 const batch = Number(flag('batch-size', smoke ? '2' : '8'));
-const crop = Number(flag('crop', smoke ? '32' : '64'));
+const crop = Number(flag('crop', smoke ? '32' : claims ? '128' : '64'));
 const preset = flag('preset', 'tiny');
-const out = resolve(root, flag('out', smoke ? 'runs/experiment-smoke' : 'runs/experiment'));
+// training data: "builtin" (the bundled photos) or a corpus folder made by `mofme data corpus`
+const data = flag('data', claims ? 'runs/corpus' : 'builtin');
+if (data !== 'builtin' && !existsSync(resolve(root, data))) {
+  throw new Error(`--data ${data}: no such folder; make the corpus first with: pnpm mofme data corpus -o ${data}`);
+}
+// checkpoints often enough that an interrupted run loses little (a step of the claims recipe is seconds)
+const ckptEvery = Math.min(steps, Number(flag('ckpt-every', '100')));
+const out = resolve(root, flag('out', smoke ? 'runs/experiment-smoke' : claims ? 'runs/claims' : 'runs/experiment'));
 const docs = resolve(root, flag('docs', smoke ? join(out, 'docs') : 'docs'));
 const evalLimit = smoke ? '2' : '0';
 // the smoke run (CI) evaluates on small windows and times a small forward: it checks the pipeline, not the figures
@@ -43,29 +64,109 @@ const evalTiles = smoke ? ['--tile', '64', '--stride', '64'] : [];
 const timeSide = smoke ? 64 : 240;
 
 interface Variant { name: string; label: string; flags: string[]; overrides: Partial<MofmeConfig> }
-const variants: Variant[] = [
+/** one routed variant: its run-folder name, label, CLI flags and config overrides */
+function routed(ffn: 'moe' | 'mofme', experts: number, topk: number, router: 'linear' | 'uar' | null): Variant {
+  const name = `${ffn}-e${experts}k${topk}${router ? `-${router}` : ''}`;
+  const label = `${ffn === 'moe' ? 'MoE' : 'MoFME'} E=${experts} k=${topk}${router ? ` ${router === 'uar' ? 'UaR' : 'linear'}` : ''}`;
+  const flags = ['--model', ffn, '--experts', String(experts), '--topk', String(topk), ...(router ? ['--router', router] : [])];
+  return { name, label, flags, overrides: { ffn, experts, topk, ...(router ? { router } : {}) } };
+}
+// the MoE baseline uses the linear router (as the official code); the router comparison is MoFME's
+const allVariants: Variant[] = [
   { name: 'dense', label: 'dense ViT', flags: ['--model', 'dense'], overrides: { ffn: 'dense' } },
-  { name: 'moe-e4k2', label: 'MoE E=4 k=2', flags: ['--model', 'moe', '--experts', '4', '--topk', '2'], overrides: { ffn: 'moe', experts: 4, topk: 2 } },
-  { name: 'mofme-e4k2-linear', label: 'MoFME E=4 k=2 linear', flags: ['--model', 'mofme', '--experts', '4', '--topk', '2', '--router', 'linear'], overrides: { ffn: 'mofme', experts: 4, topk: 2, router: 'linear' } },
-  { name: 'mofme-e4k2-uar', label: 'MoFME E=4 k=2 UaR', flags: ['--model', 'mofme', '--experts', '4', '--topk', '2', '--router', 'uar'], overrides: { ffn: 'mofme', experts: 4, topk: 2, router: 'uar' } },
-  { name: 'mofme-e16k4-uar', label: 'MoFME E=16 k=4 UaR', flags: ['--model', 'mofme', '--experts', '16', '--topk', '4', '--router', 'uar'], overrides: { ffn: 'mofme', experts: 16, topk: 4, router: 'uar' } },
+  routed('moe', 4, 2, null),
+  routed('moe', 16, 4, null),
+  routed('mofme', 4, 2, 'linear'),
+  routed('mofme', 4, 2, 'uar'),
+  routed('mofme', 16, 4, 'linear'),
+  routed('mofme', 16, 4, 'uar'),
 ];
+// the small-scale page (issue 8) trained these five; --claims and --variants may use every one
+const defaultVariants = new Set(['dense', 'moe-e4k2', 'mofme-e4k2-linear', 'mofme-e4k2-uar', 'mofme-e16k4-uar']);
+const variants = allVariants.filter((v) => claims || defaultVariants.has(v.name) || argv.includes('--variants'));
 
-function mofme(args: string[]): string {
-  const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/cli/src/main.ts'), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, CI: 'true' } });
+/** Run the `mofme` command; with `cpuLog`, append its user+system CPU seconds there (GNU time). */
+function mofme(args: string[], cpuLog?: string): string {
+  const node = [process.execPath, '--conditions=source', '--import', 'tsx', join(root, 'apps/cli/src/main.ts'), ...args];
+  const timed = cpuLog && existsSync('/usr/bin/time') ? ['/usr/bin/time', '-a', '-o', cpuLog, '-f', '%U %S', ...node] : node;
+  const r = spawnSync(timed[0]!, timed.slice(1), { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, CI: 'true' } });
   if (r.status !== 0) throw new Error(`mofme ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr || r.stdout}`);
   return r.stdout;
+}
+/** CPU seconds (user + system) of every training invocation of a run, summed; null if not recorded */
+function cpuSecondsOf(runDir: string): number | null {
+  const file = join(runDir, 'train-cpu.txt');
+  if (!existsSync(file)) return null;
+  const total = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((p) => p.length === 2 && p.every(Number.isFinite))
+    .reduce((a, [u, sy]) => a + u! + sy!, 0);
+  return total || null;
+}
+/** the step of a run's last checkpoint (0: none) */
+function lastCheckpointStep(runDir: string): number {
+  if (!existsSync(runDir)) return 0;
+  return Math.max(0, ...readdirSync(runDir).map((n) => /^ckpt-(\d+)$/.exec(n)).filter(Boolean).map((m) => Number(m![1])));
 }
 
 interface TaskScore { n: number; psnr: number; ssim: number; identityPsnr: number; identitySsim: number }
 interface RoutingRow { layer: number; task: string; tokens: number; meanWeight: number[]; topkShare: number[]; entropy: number }
 interface EvalJson { tasks: Record<string, TaskScore>; average: TaskScore; routing: RoutingRow[]; seconds: number }
-interface RunResult { variant: Variant; seed: number; eval: EvalJson; imagesPerSec: number; losses: { step: number; loss: number }[]; trainSeconds: number }
+/** calibration of one run: per block, and pooled over blocks (calibration.json in the run folder) */
+interface RunCalibration { blocks: CalibrationReport[]; pooled: CalibrationReport; windows: number; window: number }
+interface RunResult { variant: Variant; seed: number; eval: EvalJson; imagesPerSec: number; losses: { step: number; loss: number }[]; trainSeconds: number; cpuSeconds: number | null; calibration: RunCalibration | null }
 
 // --variants a,b: train (and report) only these; the cost table still lists every model
 const only = new Set(flag('variants', '').split(',').filter(Boolean));
 for (const name of only) {
   if (!variants.some((v) => v.name === name)) throw new Error(`--variants: unknown "${name}"; choose from ${variants.map((v) => v.name).join(', ')}`);
+}
+
+// ---- the calibration windows: crop-sized windows of the test images (two per image, centre row) ----
+const WINDOWS_PER_IMAGE = 2;
+let calibrationInput: { x: ReturnType<typeof tensor>; target: ReturnType<typeof tensor>; windows: number } | null = null;
+async function calibrationWindows(): Promise<NonNullable<typeof calibrationInput>> {
+  if (calibrationInput) return calibrationInput;
+  const ds = builtinDataset('test');
+  const images = smoke ? Math.min(2, ds.length) : ds.length;
+  const inputs: number[] = [], targets: number[] = [];
+  for (let i = 0; i < images; i++) {
+    const { input, target } = await getPair(ds, i);
+    const y0 = Math.floor((input.height - crop) / 2);
+    for (let w = 0; w < WINDOWS_PER_IMAGE; w++) {
+      const x0 = Math.floor(((w + 1) * (input.width - crop)) / (WINDOWS_PER_IMAGE + 1));
+      for (let c = 0; c < 3; c++)
+        for (let y = 0; y < crop; y++)
+          for (let x = 0; x < crop; x++) {
+            const at = (c * input.height + y0 + y) * input.width + x0 + x;
+            inputs.push(input.data[at]! * 2 - 1), targets.push(target.data[at]!); // the model reads [-1, 1]
+          }
+    }
+  }
+  const n = images * WINDOWS_PER_IMAGE, shape = [n, 3, crop, crop];
+  calibrationInput = { x: tensor(Float32Array.from(inputs), { shape }), target: tensor(Float32Array.from(targets), { shape }), windows: n };
+  return calibrationInput;
+}
+
+/** Measure (or reuse) the router calibration of a trained run; null for the dense model. */
+async function calibrationOf(variant: Variant, runDir: string): Promise<RunCalibration | null> {
+  if (variant.overrides.ffn === 'dense') return null;
+  const file = join(runDir, 'calibration.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as RunCalibration;
+  if (reportOnly) return null;
+  const { model, config } = await loadModelFile(runDir);
+  const { x, target, windows } = await calibrationWindows();
+  const batchOf = 16; // windows per forward: bounded memory at crop 128
+  const perBlock: TokenCounterfactuals[] = [];
+  for (let layer = 0; layer < config.depth; layer++) {
+    const parts: TokenCounterfactuals[] = [];
+    for (let at = 0; at < windows; at += batchOf) {
+      const n = Math.min(batchOf, windows - at);
+      parts.push(tokenCounterfactuals(model, x.narrow(0, at, n), target.narrow(0, at, n), layer, at));
+    }
+    perBlock.push(concatCounterfactuals(parts));
+  }
+  const result: RunCalibration = { blocks: perBlock.map((c) => calibrationReport(c)), pooled: calibrationReport(concatCounterfactuals(perBlock)), windows, window: crop };
+  writeFileSync(file, JSON.stringify(result) + '\n');
+  return result;
 }
 
 // ---- 1. train and evaluate every variant and seed ----
@@ -77,10 +178,23 @@ for (const variant of variants) {
     const runDir = join(out, `${variant.name}-s${seed}`);
     const started = Date.now();
     if (reportOnly && !existsSync(join(runDir, 'eval.json'))) continue;
-    if (!existsSync(join(runDir, 'eval.json'))) {
-      console.log(`[${((Date.now() - t0) / 60000).toFixed(1)} min] training ${variant.label}, seed ${seed}, ${steps} steps`);
-      mofme(['train', '--preset', preset, ...variant.flags, '--steps', String(steps), '--seed', String(seed), '--batch-size', String(batch), '--crop', String(crop),
-        '--out', runDir, '--ckpt-every', String(steps), '--keep-last', '1', '--val-every', '0', '--val-limit', smoke ? '1' : '0', '--val-crop', String(crop)]);
+    const done = lastCheckpointStep(runDir);
+    // a run is reused when it is scored and trained to the budget; a larger --steps continues it
+    if (!reportOnly && (done < steps || !existsSync(join(runDir, 'eval.json')))) {
+      const cpuLog = join(runDir, 'train-cpu.txt');
+      mkdirSync(runDir, { recursive: true });
+      for (const stale of ['eval.json', 'calibration.json']) rmSync(join(runDir, stale), { force: true });
+      const at = `[${((Date.now() - t0) / 60000).toFixed(1)} min]`;
+      if (done >= steps) {
+        console.log(`${at} ${variant.label}, seed ${seed}: trained, evaluating`);
+      } else if (done > 0) {
+        console.log(`${at} resuming ${variant.label}, seed ${seed} at step ${done} of ${steps}`);
+        mofme(['train', '--resume', runDir, '--steps', String(steps)], cpuLog);
+      } else {
+        console.log(`${at} training ${variant.label}, seed ${seed}, ${steps} steps`);
+        mofme(['train', '--preset', preset, ...variant.flags, '--data', data, '--steps', String(steps), '--seed', String(seed), '--batch-size', String(batch), '--crop', String(crop),
+          '--out', runDir, '--ckpt-every', String(ckptEvery), '--keep-last', '1', '--val', 'none'], cpuLog); // scored on the test split below, never selected on it
+      }
       const evalOut = mofme(['eval', '--checkpoint', runDir, '--split', 'test', '--json', '--limit', evalLimit, ...evalTiles]);
       writeFileSync(join(runDir, 'eval.json'), evalOut);
     } else {
@@ -95,6 +209,8 @@ for (const variant of variants) {
       imagesPerSec: speeds[Math.floor(speeds.length / 2)] ?? 0,
       losses: train.map((m) => ({ step: m.step, loss: m.loss })),
       trainSeconds: train.at(-1)?.time ?? (Date.now() - started) / 1000,
+      cpuSeconds: cpuSecondsOf(runDir),
+      calibration: await calibrationOf(variant, runDir),
     });
   }
 }
@@ -175,6 +291,20 @@ for (const v of ran.filter((x) => x.name !== 'dense')) {
   for (const row of r.eval.routing) routingLines.push(`| ${row.layer} | ${row.task} | ${row.topkShare.map((s) => s.toFixed(2)).join(' | ')} | ${row.entropy.toFixed(3)} |`);
 }
 
+// router calibration (docs/uar.md): per routed variant, mean ± sd over seeds of the pooled report
+const calibrated = ran.filter((v) => byVariant(v).some((r) => r.calibration));
+const calOf = (v: Variant) => byVariant(v).map((r) => r.calibration).filter((c): c is RunCalibration => c !== null);
+const calibrationTable = [
+  '| model | top-1 = best expert | chance | mean confidence | ECE | loss increase when swapped (×10⁻⁴ MSE) | tokens hurt by the swap |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...calibrated.map((v) => {
+    const cs = calOf(v);
+    const col = (pick: (c: CalibrationReport) => number, digits: number, scale = 1) => (cs.some((c) => Number.isNaN(pick(c.pooled))) ? '–' : fmt(cs.map((c) => pick(c.pooled) * scale), digits));
+    return `| ${v.label} (seeds ${byVariant(v).filter((r) => r.calibration).map((r) => r.seed).join(', ')}) | ${col((c) => c.accuracy, 3)} | ${(1 / cs[0]!.pooled.experts).toFixed(3)} | ${col((c) => c.meanConfidence, 3)} | ${col((c) => c.ece, 3)} | ${col((c) => c.swapIncrease, 2, 1e4)} | ${col((c) => c.swapHurts, 3)} |`;
+  }),
+].join('\n');
+const calibrationWindowsText = calibrated.length ? (() => { const c = calOf(calibrated[0]!)[0]!; return `${c.windows} windows of ${c.window}×${c.window}`; })() : '';
+
 // ---- 4. charts ----
 mkdirSync(join(docs, 'results'), { recursive: true });
 const barRows = ran.flatMap((v) => tasks.map((t) => ({ model: v.label, task: t, psnr: meanSpread(byVariant(v).map((r) => r.eval.tasks[t]!.psnr))[0] })))
@@ -207,6 +337,34 @@ await chartPng({
   },
 } as never, join(docs, 'results', 'training-loss.png'));
 
+if (calibrated.length) {
+  // reliability diagram: accuracy per confidence bin, pooled over seeds and blocks, with the diagonal
+  const points = calibrated.flatMap((v) => {
+    const bins = calOf(v)[0]!.pooled.bins.map((b, i) => {
+      const all = calOf(v).map((c) => c.pooled.bins[i]!);
+      const n = all.reduce((a, q) => a + q.tokens, 0);
+      return { bin: (b.lo + b.hi) / 2, n, confidence: n ? all.reduce((a, q) => a + q.tokens * q.confidence, 0) / n : NaN, accuracy: n ? all.reduce((a, q) => a + q.tokens * q.accuracy, 0) / n : NaN };
+    });
+    return bins.filter((b) => b.n > 0).map((b) => ({ model: v.label, confidence: b.confidence, accuracy: b.accuracy, tokens: b.n }));
+  });
+  await chartPng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Router reliability: is the top expert the one that helps the token most?',
+    width: 360, height: 300,
+    layer: [
+      { data: { values: [{ c: 0, a: 0 }, { c: 1, a: 1 }] }, mark: { type: 'line', color: '#999', strokeDash: [4, 4] }, encoding: { x: { field: 'c', type: 'quantitative' }, y: { field: 'a', type: 'quantitative' } } },
+      {
+        data: { values: points }, mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'confidence', type: 'quantitative', scale: { domain: [0, 1] }, title: 'confidence (share of the top weight)' },
+          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy (top expert = best expert)' },
+          color: { field: 'model', type: 'nominal' }, order: { field: 'confidence', type: 'quantitative' },
+        },
+      },
+    ],
+  } as never, join(docs, 'results', 'reliability.png'));
+}
+
 // ---- 5. the document ----
 // Every sentence of the discussion below is computed from the runs, so regenerating the page with
 // another budget cannot leave a stale claim behind; the wording branches on what the numbers say.
@@ -219,6 +377,11 @@ const big = resolveConfig('paper', { ffn: 'mofme', experts: 128, topk: 4 } as ne
 const e128Saving = 1 - countParameters(big).total / countParameters(bigMoe).total;
 const e4Saving = -(costs.get('mofme-e4k2-linear')!.params - moeCost.params) / moeCost.params;
 const trainMinutes = results.reduce((a, r) => a + r.trainSeconds, 0) / 60;
+const cpuKnown = results.filter((r) => r.cpuSeconds !== null);
+const cpuHours = cpuKnown.reduce((a, r) => a + r.cpuSeconds!, 0) / 3600;
+const cpuText = cpuKnown.length ? ` (${cpuHours.toFixed(2)} CPU-hours, user + system, for the ${cpuKnown.length} runs that recorded it)` : '';
+const dataText = data === 'builtin' ? 'the built-in\nmulti-weather training split' : `the corpus \`${data}\` (\`mofme data corpus\`; weather synthesised on the fly, a tenth of the samples left clean)`;
+const uarPage = relative(docs, join(root, 'docs/uar.md'));
 const minutes = ((Date.now() - t0) / 60000).toFixed(1);
 const command = ['pnpm experiment', ...argv.filter((a) => a !== '--report-only')].join(' ');
 const machine = `a ${availableParallelism()}-core ${process.arch} machine (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}`;
@@ -271,7 +434,7 @@ if (has('mofme-e4k2-uar') && has('mofme-e4k2-linear')) {
   const lin = skew('mofme-e4k2-linear'), uar = skew('mofme-e4k2-uar');
   const routing = lin && uar
     ? ` Routing (first seed): the linear router's top-k shares sit on average ${lin.skew.toFixed(3)} away from uniform (k/E) against ${uar.skew.toFixed(3)} for the UaR
-  (mean per-token routing entropy ${lin.entropy.toFixed(3)} vs ${uar.entropy.toFixed(3)} nats)${uar.skew < 0.6 * lin.skew ? `: the linear router already sends different weathers to different experts, while the UaR routes closer to uniform${uar.entropy <= lin.entropy ? " (with a per-token entropy no higher than the linear router's: confident choices that vary from token to token regardless of the weather)" : ''}. Likely reason: the UaR's weights are whitened by the Monte-Carlo dropout spread, which early in training is as large as the differences between experts` : uar.skew > 1.5 * lin.skew ? ': the UaR separates the weathers more than the linear router' : ': both separate the weathers to a similar degree'}.`
+  (mean per-token routing entropy ${lin.entropy.toFixed(3)} vs ${uar.entropy.toFixed(3)} nats)${uar.skew < 0.6 * lin.skew ? `: the linear router already sends different weathers to different experts, while the UaR routes closer to uniform${uar.entropy <= lin.entropy ? " (with a per-token entropy no higher than the linear router's: confident choices that vary from token to token regardless of the weather)" : ''}. The cause (${uarPage}): the UaR's numerator r − μ is the Monte-Carlo error of the dropout mean, so after whitening each token's weights point in a random direction, redrawn at every forward, whatever the router has learned` : uar.skew > 1.5 * lin.skew ? ': the UaR separates the weathers more than the linear router' : ': both separate the weathers to a similar degree'}.`
     : '';
   discussion.push(`- **UaR vs linear router: ${signed(q.gap)} dB** (E=4), ${q.words}.${routing}`);
 }
@@ -285,6 +448,18 @@ discussion.push(`- Likely reasons for what did not reproduce, in order: the budg
   A run of a few thousand steps at the \`small\` preset (\`pnpm experiment --preset small --steps 3000 --out runs/small\`) is the next
   experiment worth its hours.`);
 
+/** the calibration claim: ECE and top-1 accuracy of the UaR against the linear router, with a verdict */
+const eceClaim = ((): string | null => {
+  const lin = allVariants.find((v) => v.name === 'mofme-e4k2-linear')!, uar = allVariants.find((v) => v.name === 'mofme-e4k2-uar')!;
+  const a = calOf(lin), b = calOf(uar);
+  if (!a.length || !b.length) return null;
+  const [ea, sa] = meanSpread(a.map((c) => c.pooled.ece)), [eb, sb] = meanSpread(b.map((c) => c.pooled.ece));
+  const [aa] = meanSpread(a.map((c) => c.pooled.accuracy)), [ab] = meanSpread(b.map((c) => c.pooled.accuracy));
+  const noise = Math.hypot(sa, sb);
+  const verdict = noise === 0 ? 'undecided (one seed each)' : Math.abs(eb - ea) <= noise ? 'undecided (within the seed spread)' : eb < ea ? 'reproduced' : 'contradicted';
+  return `ECE ${eb.toFixed(3)} (UaR) vs ${ea.toFixed(3)} (linear), top-1 accuracy ${ab.toFixed(3)} vs ${aa.toFixed(3)} (chance ${(1 / a[0]!.pooled.experts).toFixed(2)}) at E=4: ${verdict}`;
+})();
+
 const paperTable = [
   '| claim | paper (All-weather, official models) | here |',
   '|---|---|---|',
@@ -292,16 +467,16 @@ const paperTable = [
   `| inference time, MoFME vs MoE | 39% less | 48% less vs dense-executed MoE E=16 (official PyTorch: 43%); blocks 25% less vs a sparse MoE (paper preset, packages/mofme/README.md) |`,
   has('moe-e4k2') && has('mofme-e4k2-linear') ? `| PSNR, MoFME vs MoE | +0.1 to +0.2 dB | ${signed(versus('mofme-e4k2-linear', 'moe-e4k2').gap)} dB at E=4 (${preset}, ${steps} steps; not comparable in absolute terms) |` : '',
   has('mofme-e4k2-uar') && has('mofme-e4k2-linear') ? `| PSNR, UaR vs linear router | UaR better (ablation) | ${signed(versus('mofme-e4k2-uar', 'mofme-e4k2-linear').gap)} dB at E=4 |` : '',
+  eceClaim ? `| router calibration, UaR vs linear | UaR better calibrated | ${eceClaim} |` : '',
 ].filter(Boolean).join('\n');
 
 const md = `# Results: MoFME vs MoE vs dense, UaR vs linear router, at small scale
 
-Regenerate with \`${command}\` (trains what is missing under \`${relative(root, out)}/\`, then measures and rewrites this page; delete
+Regenerate with \`${command}\` (trains what is missing under \`${relative(root, out)}/\`, resuming interrupted runs, then measures and rewrites this page; delete
 that folder to start over, \`--report-only\` rewrites the page from the runs that exist). The ${results.length} training runs of this page took
-${trainMinutes.toFixed(0)} minutes of training in all on ${machine};
-the last invocation took ${minutes} minutes.
-Budget, identical for every model: the \`${preset}\` preset, ${steps} AdamW steps of batch ${batch} on ${crop}×${crop} crops of the built-in
-multi-weather training split (cosine schedule with warm-up, SmoothL1 loss), seeds ${seeds.join(', ')}. Test: the built-in test split
+${trainMinutes.toFixed(0)} minutes of training in all${cpuText} on ${machine};
+the last invocation took ${minutes} minutes. Why the UaR routes almost at random, and how router calibration is measured: [${uarPage}](${uarPage}).
+Budget, identical for every model: the \`${preset}\` preset, ${steps} AdamW steps of batch ${batch} on ${crop}×${crop} crops of ${dataText} (cosine schedule with warm-up, SmoothL1 loss), seeds ${seeds.join(', ')}. Test: the built-in test split
 (photos never seen in training), whole images with tiled inference, PSNR/SSIM computed as the official code does. "±" is the
 standard deviation over seeds.
 
@@ -327,7 +502,19 @@ ${paperTable}
 
 ## Routing
 ${routingLines.join('\n')}
+${calibrated.length ? `
+## Router calibration
 
+Does a router's largest weight name the expert that helps the token most? For each block, the network is run once per expert with
+that block forced to the expert for every token; the best expert of a token is the one with the lowest squared error on its patch.
+Confidence is the top weight's share of the token's absolute weights; ECE is the token-weighted gap between accuracy and confidence over
+10 confidence bins; the swap test replaces each token's k chosen experts by k unchosen ones (E ≥ 2k only). Pooled over both blocks, on
+${calibrationWindowsText} from the test split; the definition and its reasons are in [${uarPage}](${uarPage}).
+
+${calibrationTable}
+
+![Reliability diagram](results/reliability.png)
+` : ''}
 ## What reproduced, what did not
 
 ${discussion.join('\n')}
