@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConvSpec, MatmulSpec, WindowSpec } from '../src/backend/backend';
 import { ReferenceCpuBackend } from '../src/backend/cpu-reference';
+import { CpuBackend } from '../src/backend/cpu';
 import {
   createWasmKernels,
   fastKernelsEnabled,
@@ -382,6 +383,19 @@ test("softmax rows: the reference loop's float32 results (at most 1 ulp apart, n
         off += d;
       }
       assert.ok(off <= got.length * 1e-4, `${label} [${rows}, ${n}]: ${off} elements 1 ulp off`);
+    }
+  }
+});
+
+test("GELU: the TypeScript float32 loop's values exactly (lengths not a multiple of 4, large |x|, NaN, infinities, signed zeros)", () => {
+  const typescript = new CpuBackend({ fastKernels: null });
+  for (const [label, K] of pools) {
+    for (const n of [1, 3, 4, 7, 1001]) {
+      const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * (i % 7 === 0 ? 40 : 4));
+      if (n > 10) { x[5] = NaN; x[6] = Infinity; x[7] = -Infinity; x[8] = 0; x[9] = -0; }
+      const got = K.gelu(x);
+      const want = typescript.download(typescript.gelu(typescript.upload(x), 'none'));
+      for (let i = 0; i < n; i++) assert.ok(ulpDistance(got[i]!, want[i]!) === 0, `${label} n ${n}: gelu(${x[i]}) = ${got[i]}, TypeScript ${want[i]}`);
     }
   }
 });

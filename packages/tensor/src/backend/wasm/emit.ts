@@ -181,6 +181,13 @@ export const I = {
   f64x2_add: simd(0xf0) as Code,
   f64x2_sub: simd(0xf1) as Code,
   f64x2_mul: simd(0xf2) as Code,
+  f64x2_div: simd(0xf3) as Code,
+  f64x2_abs: simd(0xec) as Code,
+  f64x2_neg: simd(0xed) as Code,
+  /** lanes where a >= b all ones */
+  f64x2_ge: simd(0x4c) as Code,
+  /** (a & mask) | (b & ~mask): per bit, a where the mask (on top of the stack) is set */
+  v128_bitselect: simd(0x52) as Code,
   /** a < b ? b : a per lane (maxpd: one instruction; a NaN in a is kept) */
   f64x2_pmax: simd(0xf7) as Code,
   /** each i64 lane shifted left by an i32 count */

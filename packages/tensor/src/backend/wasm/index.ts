@@ -46,6 +46,8 @@ export interface FastKernels {
    * double lanes (row-kernels.ts); into `out` (any contents) if given
    */
   softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array;
+  /** exact GELU of float32 values (row-kernels.ts: the CPU backend's float32 formula in double lanes); into `out` if given */
+  gelu(x: Float32Array, out?: Float32Array): Float32Array;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -246,6 +248,21 @@ class WasmKernels implements FastKernels {
     let heap = this.heap(yp + size * 4, () => `softmax [${rows}, ${n}]`);
     heap.set(x.length === size ? x : x.subarray(0, size), xp >>> 2);
     this.ex.softmax_rows(xp, yp, rows, n, scale);
+    heap = new Float32Array(this.memory.buffer);
+    const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
+    if (!out) return y.slice();
+    out.set(y);
+    return out;
+  }
+
+  gelu(x: Float32Array, out?: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    const size = x.length, padded = Math.ceil(size / 4) * 4; // the kernel takes whole vectors
+    const xp = 64, yp = align16(xp + padded * 4);
+    let heap = this.heap(yp + padded * 4, () => `gelu [${size}]`);
+    heap.set(x, xp >>> 2);
+    heap.fill(0, (xp >>> 2) + size, (xp >>> 2) + padded);
+    this.ex.gelu_f32(xp, yp, padded);
     heap = new Float32Array(this.memory.buffer);
     const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
     if (!out) return y.slice();

@@ -37,7 +37,7 @@
 
 import { assembleModule, forRange, I, inc, T, whileLoop, type Code, type FuncDef } from './emit';
 import { convFilterGradKernel, convTileKernel } from './conv-kernels';
-import { softmaxRowsKernel } from './row-kernels';
+import { geluKernel, softmaxRowsKernel } from './row-kernels';
 
 /** rows of the micro-kernel tile */
 export const MR = 4;
@@ -296,6 +296,7 @@ export interface KernelExports {
   conv_tile(xp: number, offp: number, K: number, wp: number, bp: number, op: number, ldo: number, nt: number, beta: number): void;
   conv_dw(xb: number, offp: number, dyp: number, ldo: number, R: number, rowBytes: number, xRowBytes: number, dyRowBytes: number, dwp: number, ldw: number): void;
   softmax_rows(xp: number, yp: number, rows: number, n: number, scale: number): void;
+  gelu_f32(xp: number, yp: number, count: number): void;
 }
 
 /** Largest memory we let the module grow to: 65536 pages of 64 KiB = 4 GiB, wasm32's limit. */
@@ -304,7 +305,7 @@ export const MAX_PAGES = 65536;
 /** The module's bytes. `shared` must match the memory it will be instantiated with. */
 export function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   // (the matmul functions first: gemm calls micro by its index, 0)
-  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel()], {
+  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel(), geluKernel()], {
     min: 1,
     max: MAX_PAGES,
     shared,

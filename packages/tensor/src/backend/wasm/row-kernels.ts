@@ -1,6 +1,6 @@
 /**
- * Row kernels in WebAssembly SIMD: softmax along rows, computed in double precision two lanes at
- * a time (f64x2), so that the float32 results are those of the reference loop (cpu-reference.ts),
+ * Row and elementwise kernels in WebAssembly SIMD: softmax along rows (and GELU, at the end),
+ * computed in double precision two lanes at a time (f64x2), so that the float32 results are those of the reference loop (cpu-reference.ts),
  * which computes in JavaScript numbers (doubles) and rounds each stored value to float32.
  *
  * Why double lanes rather than four float32 lanes: the reference's exp is JavaScript's Math.exp
@@ -176,6 +176,79 @@ export function softmaxRowsKernel(): FuncDef {
           [I.get(q), I.get(q), I.v128_load64_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0()],
           [I.get(q), I.get(q), I.v128_load32_zero(), I.f64x2_promote_low_f32x4, I.get(tSplat), I.f64x2_mul, I.f32x4_demote_f64x2_zero, I.f32x4_extract_lane(0), I.f32_store()],
         ),
+      ]),
+    ],
+  };
+}
+
+/**
+ * The Chebyshev fit of erfc used by the CPU backend's float32 GELU (cpu.ts, `erfFloat32`,
+ * Numerical Recipes): erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)), t = 1 / (1 + z/2), with P's
+ * coefficients below, innermost last.
+ */
+const ERFC_FIT = [1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277];
+
+/**
+ * gelu_f32(xp, yp, count): y = 0.5 x (1 + erf(x / sqrt 2)) for `count` float32 values (a multiple
+ * of 4: the driver pads), every operation that of the CPU backend's float32 loop in the same order,
+ * in double lanes, with its Math.exp replaced by `expChains`: the float32 results agree but for an
+ * ulp in the rare value within 1e-13 of a rounding boundary.
+ */
+export function geluKernel(): FuncDef {
+  const xp = 0, yp = 1, count = 2;
+  let next = 3;
+  const q = next++, end = next++, delta = next++;
+  const firstV128 = next;
+  const v128 = () => next++;
+  const v = v128();
+  const chain = () => ({ d: v128(), t: v128(), k: v128(), r: v128(), p: v128(), x: v128(), u: v128(), tt: v128(), poly: v128() });
+  const A = chain(), B = chain();
+  const consts: ExpConsts = { log2e: v128(), ln2hi: v128(), ln2lo: v128(), shifter: v128(), floor: v128(), coef: EXP_TAYLOR.map(() => v128()) };
+  const one = v128(), half = v128(), sqrt1_2 = v128(), bias = v128();
+  const fit = ERFC_FIT.map(() => v128());
+  const locals = [
+    ...new Array<number>(firstV128 - 3).fill(T.i32),
+    ...new Array<number>(next - firstV128).fill(T.v128),
+  ] as FuncDef['locals'];
+  const splat = (value: number, local: number): Code => [I.f64(value), I.f64x2_splat, I.set(local)];
+  const chains = [A, B];
+  const each = (f: (ch: typeof A) => Code): Code => chains.map(f);
+  const poly: Code[] = [each((ch) => [I.get(ch.tt), I.get(fit[fit.length - 1]!), I.f64x2_mul, I.set(ch.poly)])];
+  for (let i = fit.length - 2; i >= 0; i--) poly.push(each((ch) => [I.get(ch.tt), I.get(fit[i]!), I.get(ch.poly), I.f64x2_add, I.f64x2_mul, I.set(ch.poly)]));
+  return {
+    name: 'gelu_f32',
+    params: [T.i32, T.i32, T.i32],
+    results: [],
+    locals,
+    body: [
+      EXP_TAYLOR.map((value, i) => splat(value, consts.coef[i]!)),
+      splat(Math.LOG2E, consts.log2e), splat(LN2_HI, consts.ln2hi), splat(LN2_LO, consts.ln2lo), splat(EXP_SHIFTER, consts.shifter), splat(EXP_FLOOR, consts.floor),
+      splat(1, one), splat(0.5, half), splat(Math.SQRT1_2, sqrt1_2), splat(1.26551223, bias),
+      ERFC_FIT.map((value, i) => splat(value, fit[i]!)),
+      I.get(yp), I.get(xp), I.i32_sub, I.set(delta),
+      I.get(xp), I.get(count), I.i32(4), I.i32_mul, I.i32_add, I.set(end),
+      forRange(q, I.get(xp), I.get(end), I.i32(16), [
+        I.get(q), I.v128_load(), I.set(v),
+        I.get(v), I.f64x2_promote_low_f32x4, I.set(A.x),
+        I.get(v), I.get(v), I.f32x4_shuffle(2, 3, 0, 1), I.f64x2_promote_low_f32x4, I.set(B.x),
+        // u = x / sqrt 2; t = 1 / (1 + 0.5 |u|)
+        each((ch) => [I.get(ch.x), I.get(sqrt1_2), I.f64x2_mul, I.set(ch.u)]),
+        each((ch) => [I.get(one), I.get(one), I.get(half), I.get(ch.u), I.f64x2_abs, I.f64x2_mul, I.f64x2_add, I.f64x2_div, I.set(ch.tt)]),
+        poly,
+        // d = -|u| |u| - 1.26551223 + t P(t)
+        each((ch) => [I.get(ch.u), I.f64x2_abs, I.f64x2_neg, I.get(ch.u), I.f64x2_abs, I.f64x2_mul, I.get(bias), I.f64x2_sub, I.get(ch.poly), I.f64x2_add, I.set(ch.d)]),
+        expChains(chains, consts),
+        // erfc = t e^d; erf = u >= 0 ? 1 - erfc : erfc - 1; y = 0.5 x (1 + erf)
+        each((ch) => [I.get(ch.tt), I.get(ch.p), I.f64x2_mul, I.set(ch.p)]),
+        each((ch) => [
+          I.get(half), I.get(ch.x), I.f64x2_mul,
+          I.get(one),
+          I.get(one), I.get(ch.p), I.f64x2_sub, I.get(ch.p), I.get(one), I.f64x2_sub, I.get(ch.u), I.v128_zero, I.f64x2_ge, I.v128_bitselect,
+          I.f64x2_add, I.f64x2_mul, I.set(ch.p),
+        ]),
+        I.get(q), I.get(delta), I.i32_add,
+        I.get(A.p), I.f32x4_demote_f64x2_zero, I.get(B.p), I.f32x4_demote_f64x2_zero, I.f32x4_shuffle(0, 1, 4, 5),
+        I.v128_store(),
       ]),
     ],
   };
