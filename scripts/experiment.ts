@@ -22,8 +22,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, relative, resolve } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
 import {
-  calibrationReport, concatCounterfactuals, countFlops, countParameters, createModel, resolveConfig, tokenCounterfactuals,
-  type CalibrationReport, type MofmeConfig, type TokenCounterfactuals,
+  countFlops, countParameters, createModel, measureCalibration, resolveConfig,
+  type CalibrationReport, type MofmeConfig,
 } from '../packages/mofme/src/index';
 import { noGrad, rand, tensor, tidy } from '../packages/tensor/src/index';
 import { builtinDataset, getPair } from '../packages/data/src/index';
@@ -152,19 +152,9 @@ async function calibrationOf(variant: Variant, runDir: string): Promise<RunCalib
   const file = join(runDir, 'calibration.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as RunCalibration;
   if (reportOnly) return null;
-  const { model, config } = await loadModelFile(runDir);
+  const { model } = await loadModelFile(runDir);
   const { x, target, windows } = await calibrationWindows();
-  const batchOf = 16; // windows per forward: bounded memory at crop 128
-  const perBlock: TokenCounterfactuals[] = [];
-  for (let layer = 0; layer < config.depth; layer++) {
-    const parts: TokenCounterfactuals[] = [];
-    for (let at = 0; at < windows; at += batchOf) {
-      const n = Math.min(batchOf, windows - at);
-      parts.push(tokenCounterfactuals(model, x.narrow(0, at, n), target.narrow(0, at, n), layer, at));
-    }
-    perBlock.push(concatCounterfactuals(parts));
-  }
-  const result: RunCalibration = { blocks: perBlock.map((c) => calibrationReport(c)), pooled: calibrationReport(concatCounterfactuals(perBlock)), windows, window: crop };
+  const result: RunCalibration = { ...measureCalibration(model, x, target), windows, window: crop };
   writeFileSync(file, JSON.stringify(result) + '\n');
   return result;
 }

@@ -20,7 +20,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { affine, defaultUar, linearRoute, uarRoute, type FfnLayer, type UarConfig } from '../../packages/mofme/src/index';
+import { affine, defaultUar, linearRoute, measureCalibration, uarRoute, type FfnLayer, type ModelCalibration, type UarConfig } from '../../packages/mofme/src/index';
 import { Generator, noGrad, tensor, type Tensor } from '../../packages/tensor/src/index';
 import { builtinDataset, getPair } from '../../packages/data/src/index';
 import { loadModelFile } from '../../apps/cli/src/checkpoint';
@@ -34,22 +34,31 @@ const WINDOWS_PER_IMAGE = 1;
 
 // ---- the input: two 64x64 windows (centre row, left and right thirds) of every test image ----
 const ds = builtinDataset('test');
-const windows: Float32Array[] = [];
+const windows: Float32Array[] = [], targets: Float32Array[] = [];
 for (let i = 0; i < ds.length; i++) {
-  const { input } = await getPair(ds, i);
+  const { input, target } = await getPair(ds, i);
   const y0 = Math.floor((input.height - WINDOW) / 2);
   for (let w = 0; w < WINDOWS_PER_IMAGE; w++) {
     const x0 = Math.floor(((w + 1) * (input.width - WINDOW)) / (WINDOWS_PER_IMAGE + 1));
-    const out = new Float32Array(3 * WINDOW * WINDOW);
+    const out = new Float32Array(3 * WINDOW * WINDOW), clean = new Float32Array(3 * WINDOW * WINDOW);
     for (let c = 0; c < 3; c++)
       for (let y = 0; y < WINDOW; y++)
-        for (let x = 0; x < WINDOW; x++) out[(c * WINDOW + y) * WINDOW + x] = input.data[(c * input.height + y0 + y) * input.width + x0 + x]! * 2 - 1;
-    windows.push(out);
+        for (let x = 0; x < WINDOW; x++) {
+          const at = (c * input.height + y0 + y) * input.width + x0 + x;
+          out[(c * WINDOW + y) * WINDOW + x] = input.data[at]! * 2 - 1;
+          clean[(c * WINDOW + y) * WINDOW + x] = target.data[at]!;
+        }
+    windows.push(out), targets.push(clean);
   }
 }
 const batch = new Float32Array(windows.length * 3 * WINDOW * WINDOW);
 windows.forEach((w, i) => batch.set(w, i * w.length));
 const x = tensor(batch, { shape: [windows.length, 3, WINDOW, WINDOW] });
+const targetBatch = new Float32Array(batch.length);
+targets.forEach((w, i) => targetBatch.set(w, i * w.length));
+const target = tensor(targetBatch, { shape: [windows.length, 3, WINDOW, WINDOW] });
+/** per model: the router calibration (packages/mofme/src/calibration.ts) on the same windows */
+const calibrations: { model: string; report: ModelCalibration }[] = [];
 
 /** chosen-set overlap |A ∩ B| / k, averaged over tokens */
 function overlap(a: Int32Array, b: Int32Array, k: number): number {
@@ -79,6 +88,9 @@ for (const path of modelPaths) {
     ffn.apply = (t: Tensor) => (inputs.push(t), apply(t));
   }
   noGrad(() => model.forward(x));
+  for (const block of model.blocks) delete (block as unknown as { ffn: Record<string, unknown> }).ffn.apply; // back to the class method
+  calibrations.push({ model: name, report: measureCalibration(model, x, target) });
+  console.error(`${path}: calibration measured (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   const k = config.topk, E = config.experts;
   [...model.blocks].forEach((block, b) => {
     const ffn = (block as unknown as { ffn: { router: { weight: Tensor; bias: Tensor | null } } }).ffn;
@@ -158,12 +170,18 @@ function bernoulliKeep(like: Tensor, p: number, g: Generator): Tensor {
   return tensor(Float32Array.from({ length: n }, () => (g.random() < 1 - p ? 1 / (1 - p) : 0)), { shape: [...like.shape] });
 }
 
-writeFileSync(join(root, 'docs/results/uar-analysis.json'), JSON.stringify({ windows: windows.length, window: WINDOW, rows }, null, 1) + '\n');
+writeFileSync(join(root, 'docs/results/uar-analysis.json'), JSON.stringify({ windows: windows.length, window: WINDOW, rows, calibrations }, null, 1) + '\n');
 console.log(`${windows.length} windows of ${WINDOW}x${WINDOW} from the built-in test split\n`);
 console.log('| model | block | UaR option | M | same k experts in two MC draws | in the clean top-k | top-1 = clean top-1 | rms z of r − μ | ř entries < 0 | selections with a negative weight | μ/σ ranking: same k in two draws | μ/σ: in the clean top-k |');
 console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(`| ${r.model} | ${r.block} | ${r.option} | ${r.M} | ${r.repeat.toFixed(3)} | ${r.agreeClean.toFixed(3)} | ${r.top1Clean.toFixed(3)} | ${r.zRms.toFixed(2)} | ${r.option === 'keep, input' && r.M === 5 ? r.negShare.toFixed(3) : ''} | ${r.negSelected.toFixed(3)} | ${Number.isNaN(r.snrRepeat) ? '' : r.snrRepeat.toFixed(3)} | ${Number.isNaN(r.snrAgreeClean) ? '' : r.snrAgreeClean.toFixed(3)} |`);
+}
+console.log('\n| model | routing in use | top-1 = best expert (chance 0.25) | mean confidence | ECE | loss increase when swapped (×10⁻⁴ MSE) | tokens hurt by the swap |');
+console.log('|---|---|---:|---:|---:|---:|---:|');
+for (const { model: m, report } of calibrations) {
+  const p = report.pooled;
+  console.log(`| ${m} | ${m.includes('with uar') ? 'UaR' : 'linear'} | ${p.accuracy.toFixed(3)} | ${p.meanConfidence.toFixed(3)} | ${p.ece.toFixed(3)} | ${(p.swapIncrease * 1e4).toFixed(2)} | ${p.swapHurts.toFixed(3)} |`);
 }
 await chartPng({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

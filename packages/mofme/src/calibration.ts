@@ -212,3 +212,27 @@ export function concatCounterfactuals(parts: readonly TokenCounterfactuals[]): T
     swappedLoss: allSwapped ? cat((p) => p.swappedLoss!) : null,
   };
 }
+
+/** The calibration of every routed block of a model, and pooled over blocks. */
+export interface ModelCalibration {
+  blocks: CalibrationReport[];
+  pooled: CalibrationReport;
+}
+
+/**
+ * Measure a model's router calibration on windows `x` [B, 3, H, W] (model input, [−1, 1]) with
+ * targets [B, 3, H, W] ([0, 1]), `batch` windows per forward (memory stays bounded).
+ */
+export function measureCalibration(model: MoFME, x: Tensor, target: Tensor, batch = 16): ModelCalibration {
+  const windows = x.shape[0]!;
+  const perBlock: TokenCounterfactuals[] = [];
+  for (let layer = 0; layer < model.config.depth; layer++) {
+    const parts: TokenCounterfactuals[] = [];
+    for (let at = 0; at < windows; at += batch) {
+      const n = Math.min(batch, windows - at);
+      parts.push(tokenCounterfactuals(model, x.narrow(0, at, n), target.narrow(0, at, n), layer, at));
+    }
+    perBlock.push(concatCounterfactuals(parts));
+  }
+  return { blocks: perBlock.map((c) => calibrationReport(c)), pooled: calibrationReport(concatCounterfactuals(perBlock)) };
+}

@@ -43,8 +43,8 @@ export { MoFME, blockOf, createModel, ffnOptionsOf, fromModelInput, toModelInput
 export type { CreateModelOptions, MofmeOutput } from './model';
 export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute, withRoutingOverride } from './router';
 export type { McDropout, Routing, RoutingOverride } from './router';
-export { calibrationReport, concatCounterfactuals, patchLosses, tokenCounterfactuals } from './calibration';
-export type { CalibrationInput, CalibrationReport, ReliabilityBin, TokenCounterfactuals } from './calibration';
+export { calibrationReport, concatCounterfactuals, measureCalibration, patchLosses, tokenCounterfactuals } from './calibration';
+export type { CalibrationInput, CalibrationReport, ModelCalibration, ReliabilityBin, TokenCounterfactuals } from './calibration';
 export { RouterStats } from './stats';
 export type { RoutingSummary } from './stats';
 export { restore, restorePlanes, tileStarts, blendWeights, DEFAULT_TILE, DEFAULT_STRIDE } from './restore';

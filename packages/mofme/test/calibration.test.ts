@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rand, tensor, zeros } from '@mofme/tensor';
-import { calibrationReport, createModel, patchLosses, resolveConfig, tokenCounterfactuals, withRoutingOverride } from '../src/index';
+import { calibrationReport, createModel, measureCalibration, patchLosses, resolveConfig, tokenCounterfactuals, withRoutingOverride } from '../src/index';
 
 const near = (a: number, b: number, tol = 1e-12, what = ''): void => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 
@@ -108,6 +108,21 @@ test('tokenCounterfactuals: the swap test moves each token to unchosen experts (
   assert.ok(cf.swappedLoss.some((v, t) => v !== cf.chosenLoss[t]), 'a swap changes the output');
   const dense = createModel(resolveConfig('tiny', { imageSize: 16, ffn: 'dense' }), { seed: 5 }).eval();
   assert.throws(() => tokenCounterfactuals(dense, x, rand([1, 3, 16, 16]), 0), /no router/);
+});
+
+test('measureCalibration: batching the windows gives the same reliability as one batch; pooled = both blocks', () => {
+  const model = createModel(resolveConfig('tiny', { imageSize: 16, experts: 4, topk: 2, residualOutput: false }), { seed: 6 }).eval();
+  const x = rand([3, 3, 16, 16]).mul(2).sub(1), target = rand([3, 3, 16, 16]);
+  const m = measureCalibration(model, x, target, 2); // batches of 2 and 1 windows
+  assert.is(m.blocks.length, 2);
+  for (let layer = 0; layer < 2; layer++) {
+    const whole = calibrationReport(tokenCounterfactuals(model, x, target, layer));
+    assert.is(m.blocks[layer]!.tokens, 12);
+    near(m.blocks[layer]!.accuracy, whole.accuracy, 0, `accuracy ${layer}`);
+    near(m.blocks[layer]!.ece, whole.ece, 1e-6, `ECE ${layer}`); // float32 weights: batch-dependent rounding
+  }
+  assert.is(m.pooled.tokens, 24);
+  near(m.pooled.accuracy, (m.blocks[0]!.accuracy + m.blocks[1]!.accuracy) / 2, 1e-12, 'pooled accuracy');
 });
 
 test.run();
