@@ -1,7 +1,8 @@
 /**
  * Row and elementwise kernels in WebAssembly SIMD: softmax along rows (and GELU, at the end),
- * computed in double precision two lanes at a time (f64x2), so that the float32 results are those of the reference loop (cpu-reference.ts),
- * which computes in JavaScript numbers (doubles) and rounds each stored value to float32.
+ * computed in double precision two lanes at a time (f64x2), so that the float32 results are those
+ * of the reference loop (cpu-reference.ts), which computes in JavaScript numbers (doubles) and
+ * rounds each stored value to float32.
  *
  * Why double lanes rather than four float32 lanes: the reference's exp is JavaScript's Math.exp
  * (correctly rounded in double for practical purposes) and its sums run in double. An exp
