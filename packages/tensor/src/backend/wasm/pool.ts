@@ -213,26 +213,20 @@ function nodeWorkerConstructor(): NodeWorkerCtor | undefined {
 }
 
 /**
- * Why this browser context cannot run a threaded pool, or null when it can: it must be a worker
- * (WorkerGlobalScope; a page's main thread may not Atomics.wait), able to start nested workers
- * from a Blob URL, and cross-origin isolated (SharedArrayBuffer, shared WebAssembly memory).
- * Undefined outside browsers (Node decides with worker_threads).
+ * The Web Worker constructor where this browser context can run a threaded pool: it must be a
+ * worker (WorkerGlobalScope; a page's main thread may not Atomics.wait), cross-origin isolated
+ * (SharedArrayBuffer, hence shared WebAssembly memory), and able to start nested workers from a
+ * Blob URL. Undefined elsewhere, Node included (it has worker_threads).
  */
-function browserThreadsBlocker(): string | null | undefined {
+function webWorkerConstructor(): WebWorkerCtor | undefined {
   const g = globalThis as {
-    WorkerGlobalScope?: unknown; document?: unknown; crossOriginIsolated?: boolean;
+    WorkerGlobalScope?: unknown; crossOriginIsolated?: boolean;
     Worker?: unknown; Blob?: unknown; URL?: { createObjectURL?: unknown };
   };
-  if (nodeWorkerConstructor() !== undefined) return undefined;
-  if (g.WorkerGlobalScope === undefined && g.document === undefined) return undefined; // not a browser
-  if (g.crossOriginIsolated !== true || typeof SharedArrayBuffer !== 'function') return 'page not cross-origin isolated';
-  if (g.WorkerGlobalScope === undefined) return 'on the page\'s main thread, which may not block (run the engine in a Web Worker)';
-  if (typeof g.Worker !== 'function' || typeof g.Blob !== 'function' || typeof g.URL?.createObjectURL !== 'function') return 'this browser cannot start a worker from inside a worker';
-  return null;
-}
-
-function webWorkerConstructor(): WebWorkerCtor | undefined {
-  return browserThreadsBlocker() === null ? (globalThis as unknown as { Worker: WebWorkerCtor }).Worker : undefined;
+  const usable = nodeWorkerConstructor() === undefined && g.WorkerGlobalScope !== undefined && g.crossOriginIsolated === true &&
+    typeof SharedArrayBuffer === 'function' && typeof g.Worker === 'function' && typeof g.Blob === 'function' &&
+    typeof g.URL?.createObjectURL === 'function';
+  return usable ? (g.Worker as WebWorkerCtor) : undefined;
 }
 
 /** Cores the OS lets us use (Node: os.availableParallelism; browsers: navigator.hardwareConcurrency). */
