@@ -348,7 +348,7 @@ if (calibrated.length) {
         encoding: {
           x: { field: 'confidence', type: 'quantitative', scale: { domain: [0, 1] }, title: 'confidence (share of the top weight)' },
           y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy (top expert = best expert)' },
-          color: { field: 'model', type: 'nominal' }, order: { field: 'confidence', type: 'quantitative' },
+          color: { field: 'model', type: 'nominal', legend: { labelLimit: 300 } }, order: { field: 'confidence', type: 'quantitative' },
         },
       },
     ],
