@@ -35,6 +35,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { Generator, crossEntropy, indexSelect, noGrad, tensor, tidy, type Tensor } from '../packages/tensor/src/index';
 import { AdamW, LRScheduler, warmupCosineSchedule, withInitDefaults, writeFileAtomicSync, type Module } from '../packages/nn/src/index';
@@ -228,6 +229,9 @@ interface RunResult {
   finalLoss: number;
   /** per block, per group (class / weather), per expert: share of tokens whose top-k includes it */
   routing: number[][][] | null;
+  /** the code it ran (REVISION) and when it started */
+  revision?: string;
+  started?: string;
 }
 
 function buildModel(task: TaskData, v: Variant, seed: number): ViTClassifier | ViTSegmenter {
@@ -270,10 +274,21 @@ function classWeights(y: Uint8Array, K: number): Float32Array {
   return w.map((v) => v / mean);
 }
 
+/** The code a run used: HEAD, marked when packages/ had uncommitted changes (the tree is shared). */
+const REVISION = ((): string => {
+  try {
+    const git = (...a: string[]): string => execFileSync('git', a, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'packages') ? ' + uncommitted changes' : '');
+  } catch {
+    return 'unknown (no git)';
+  }
+})();
+
 /** CPU seconds this process has used, all threads (the matmul workers included). */
 const cpuSeconds = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 function train(task: TaskData, v: Variant, seed: number, log: (s: string) => void): RunResult {
+  const started = new Date().toISOString();
   const model = buildModel(task, v, seed);
   const g = new Generator(seed * 7919 + 1);
   const per = task.kind === 'segment' ? task.shape[1] * task.shape[2] : 1;
@@ -343,7 +358,7 @@ function train(task: TaskData, v: Variant, seed: number, log: (s: string) => voi
   const summary = stats.summary();
   const routing = summary.length === 0 ? null : Array.from({ length: BACKBONE.depth }, (_, l) =>
     task.groups.map((grp) => summary.find((r) => r.layer === l && r.task === grp)?.topkShare ?? []));
-  return { variant: v.name, seed, score, perClass, params: (model as Module).numParameters(), trainSeconds, trainCpuSeconds, evalMsPerImage, evalCpuMsPerImage, finalLoss, routing };
+  return { variant: v.name, seed, score, perClass, params: (model as Module).numParameters(), trainSeconds, trainCpuSeconds, evalMsPerImage, evalCpuMsPerImage, finalLoss, routing, revision: REVISION, started };
 }
 
 interface TaskResult { task: TaskName; sizes: string; classes: string[]; groups: string[]; kind: TaskData['kind']; runs: RunResult[]; load: number[]; cpus: string; finished: string }
@@ -561,6 +576,18 @@ async function writePage(results: TaskResult[]): Promise<void> {
   const cpuMinutes = results.flatMap((r) => r.runs).reduce((a, x) => a + (x.trainCpuSeconds ?? x.trainSeconds), 0) / 60;
   md.push(`- These are short runs of a 2-block, 32-wide transformer on subsets: all ${results.reduce((n, r) => n + r.runs.length, 0)} runs together trained for ${cpuMinutes.toFixed(0)} CPU minutes, ` +
     'the sizes that fit in about an hour of a 2-core machine shared at a load of about 20; the gaps between variants are of the size of seed noise unless the sentences above say otherwise.');
+  // several processes over a changing shared tree may have run different engine code: say which
+  const revisionOf = (x: RunResult): string => x.revision ?? 'not recorded';
+  if (new Set(results.flatMap((r) => r.runs.map(revisionOf))).size > 1) {
+    const perTask = results.map((r) => {
+      const seedsBy = new Map<string, Set<number>>();
+      for (const x of r.runs) seedsBy.set(revisionOf(x), (seedsBy.get(revisionOf(x)) ?? new Set()).add(x.seed));
+      return `${TITLES[r.task]}: ${[...seedsBy].map(([rev, ss]) => `seed${ss.size > 1 ? 's' : ''} ${[...ss].sort().join(', ')} on ${rev}`).join('; ')}`;
+    });
+    md.push(`- Not every run used the same engine code (the working tree is shared and other work landed while they ran): ${perTask.join('. ')}. ` +
+      'Model, data and seeds are the same and every engine version is checked against the same reference loops, so they agree up to float rounding; ' +
+      'over a training run such differences can still grow like a change of seed, and a variant\'s CPU time averages over the versions.');
+  }
   md.push('- The weather crops come from 23 training photos (9 scenes) and 8 held-out photos (4 scenes); the weathers are synthetic (the same synthesisers as the restoration data), so the task measures recognition of these renderings, not of real weather.');
   md.push('- Parameter counts are those of the built models (`numParameters()`); MoE and MoFME run sparse expert execution (each expert only on its tokens).', '');
   writeFileAtomicSync(join(docs, 'downstream.md'), utf8(md.join('\n')));
