@@ -242,27 +242,25 @@ class WasmKernels implements FastKernels {
   }
 
   softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array {
-    if (this.disposed) throw new Error('FastKernels used after dispose()');
-    const size = rows * n;
-    const xp = 64, yp = align16(xp + size * 4);
-    let heap = this.heap(yp + size * 4, () => `softmax [${rows}, ${n}]`);
-    heap.set(x.length === size ? x : x.subarray(0, size), xp >>> 2);
-    this.ex.softmax_rows(xp, yp, rows, n, scale);
-    heap = new Float32Array(this.memory.buffer);
-    const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
-    if (!out) return y.slice();
-    out.set(y);
-    return out;
+    return this.elementwise(x, rows * n, rows * n, () => `softmax [${rows}, ${n}]`, (xp, yp) => this.ex.softmax_rows(xp, yp, rows, n, scale), out);
   }
 
   gelu(x: Float32Array, out?: Float32Array): Float32Array {
+    // the kernel takes whole vectors: the input is zero-padded to a multiple of 4
+    return this.elementwise(x, x.length, Math.ceil(x.length / 4) * 4, () => `gelu [${x.length}]`, (xp, yp, padded) => this.ex.gelu_f32(xp, yp, padded), out);
+  }
+
+  /**
+   * A kernel from `size` values to as many: x copied in (zero-padded to `padded`), `run(xp, yp,
+   * padded)` on the byte addresses, the result copied out into `out` (any contents) or a fresh array.
+   */
+  private elementwise(x: Float32Array, size: number, padded: number, what: () => string, run: (xp: number, yp: number, padded: number) => void, out?: Float32Array): Float32Array {
     if (this.disposed) throw new Error('FastKernels used after dispose()');
-    const size = x.length, padded = Math.ceil(size / 4) * 4; // the kernel takes whole vectors
     const xp = 64, yp = align16(xp + padded * 4);
-    let heap = this.heap(yp + padded * 4, () => `gelu [${size}]`);
-    heap.set(x, xp >>> 2);
+    let heap = this.heap(yp + padded * 4, what);
+    heap.set(x.length === size ? x : x.subarray(0, size), xp >>> 2);
     heap.fill(0, (xp >>> 2) + size, (xp >>> 2) + padded);
-    this.ex.gelu_f32(xp, yp, padded);
+    run(xp, yp, padded);
     heap = new Float32Array(this.memory.buffer);
     const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
     if (!out) return y.slice();
