@@ -5,24 +5,14 @@
  * gets one line saying why, never a silent fall-back to the CPU.
  */
 import { getDefaultBackend, setDefaultBackend, type Backend } from '@mofme/tensor';
-import type { MofmeConfig } from '@mofme/mofme';
 import { CliError, oneLine } from './errors';
+import { BACKENDS } from './options';
 
-/**
- * The expert execution to use on `backend`. Sparse execution gathers a different number of tokens
- * for each expert at every step, so on a backend that compiles kernels per shape (gpu.js) it would
- * compile new shaders at every step (measured: ~100 per tiny training step, each step slower than
- * the last). Dense execution computes the same outputs with fixed shapes, so it is used there.
- */
-export function executionFor<C extends Readonly<MofmeConfig>>(config: C, backend: Backend): C {
-  if (!backend.compilesPerShape || config.execution !== 'sparse' || config.ffn === 'dense') return config;
-  console.log(`${backend.name}: dense expert execution (same outputs as sparse; fixed shapes, so kernels compile once)`);
-  return { ...config, execution: 'dense' };
-}
-
+/** Make `name` the default backend of every tensor made from here on. The model picks its own way
+ *  of running on it (dense expert execution where the backend compiles per shape: blocks.ts). */
 export async function selectBackend(name: string): Promise<Backend> {
   if (name === 'cpu') return getDefaultBackend();
-  if (name !== 'gpu') throw new CliError(`--backend: invalid value "${name}"; choose one of cpu, gpu`);
+  if (name !== 'gpu') throw new CliError(`--backend: invalid value "${name}"; choose one of ${BACKENDS.join(', ')}`);
   const specifier = '@mofme/tensor/gpu'; // a variable: typecheck must not depend on the optional entry point
   let mod: { createGpuBackend: (o: { mode: string }) => Backend };
   try {

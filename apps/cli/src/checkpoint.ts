@@ -1,4 +1,15 @@
 /**
+ * The run folder and its checkpoints, and model files: every read and write of them is here (the
+ * commands call these functions and never open a run folder's files themselves).
+ *
+ * A run folder (`mofme train --out DIR`) holds
+ *   config.json         { train: TrainConfig, model: MofmeConfig, totalSteps }: what the run is
+ *   metrics.jsonl       one JSON line per step and per validation, appended as the run goes
+ *   ckpt-NNNNNN/        the newest checkpoints (--keep-last), and best/, a copy of the best one
+ * A model file (`model.safetensors`: a checkpoint's, the bundled one in apps/cli/pretrained, or
+ * what `mofme import` and `mofme export --format safetensors` write) holds the weights with the
+ * model config and the step in its metadata; it alone is what eval, restore, info and export read.
+ *
  * Checkpoints: everything needed to continue a training run exactly, written so that a crash at any
  * moment leaves either the previous checkpoint or the new one, never half of one.
  *
@@ -21,8 +32,9 @@
  * `best/` (the checkpoint with the best validation PSNR, never chosen on test data) is replaced by
  * writing `best.tmp/`, moving the old one to `best.old/`, renaming, then deleting `best.old/`.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { GeneratorState, Tensor } from '@mofme/tensor';
 import {
   flattenOptimizerState, unflattenOptimizerState, loadSafetensors, serializeSafetensors, SafetensorsError, formatLoadReport,
@@ -32,10 +44,20 @@ import { fsError, fsyncDir, writeOutput } from './io';
 import { createModel, resolveConfig, type MoFME, type MofmeConfig } from '@mofme/mofme';
 import type { LoaderPosition } from '@mofme/data';
 import { CliError } from './errors';
-import type { TrainConfig } from './config';
+import type { TrainConfig } from './options';
 
-export const CKPT_RE = /^ckpt-(\d+)$/;
-export const MODEL_FILE = 'model.safetensors';
+const CKPT_RE = /^ckpt-(\d+)$/;
+const MODEL_FILE = 'model.safetensors';
+
+/** The bundled pretrained model (trained by `mofme train`, see README): the same relative path from src/ and dist/. */
+export const PRETRAINED = fileURLToPath(new URL('../pretrained/model.safetensors', import.meta.url));
+
+/** `--checkpoint PATH`, or the bundled pretrained model when none is given. */
+export function checkpointOrPretrained(path: string | undefined): string {
+  if (path) return path;
+  if (!existsSync(PRETRAINED)) throw new CliError(`no --checkpoint given and the bundled pretrained model ${PRETRAINED} is missing`);
+  return PRETRAINED;
+}
 
 export interface TrainingState {
   step: number;
@@ -47,7 +69,7 @@ export interface TrainingState {
   config: TrainConfig;
 }
 
-export function ckptName(step: number): string {
+function ckptName(step: number): string {
   return `ckpt-${String(step).padStart(6, '0')}`;
 }
 
@@ -68,7 +90,7 @@ export function saveCheckpoint(runDir: string, model: MoFME, optimizer: Optimize
   try {
     rmSync(tmp, { recursive: true, force: true });
     try { mkdirSync(tmp, { recursive: true }); } catch (e) { throw fsError('create the folder', tmp, e); }
-    writeOutput(join(tmp, MODEL_FILE), serializeSafetensors(model.stateDict(), modelMetadata(model.config, state.step)));
+    writeModelFile(join(tmp, MODEL_FILE), model, state.step);
     const flat = flattenOptimizerState(optimizer.stateDict());
     writeOutput(join(tmp, 'optim.safetensors'), serializeSafetensors(flat.tensors as Record<string, Tensor>, {
       optimizer: flat.metadata,
@@ -97,7 +119,7 @@ export function firstNonFinite(tensors: Record<string, Tensor> | Iterable<[strin
 }
 
 /** A load report in one short line: counts and the first few keys, not all of them. */
-export function shortLoadReport(report: LoadReport): string {
+function shortLoadReport(report: LoadReport): string {
   const few = (keys: string[]) => keys.slice(0, 3).join(', ') + (keys.length > 3 ? `, ... (${keys.length} in all)` : '');
   const parts: string[] = [];
   if (report.missing.length) parts.push(`missing ${few(report.missing)}`);
@@ -111,6 +133,75 @@ export function shortLoadReport(report: LoadReport): string {
 
 export function modelMetadata(config: MofmeConfig, step: number): Record<string, string> {
   return { format: 'mofme-ts/1', config: JSON.stringify(config), step: String(step) };
+}
+
+/** The bytes of a model file: the weights under our names, the config and the step in the metadata. */
+export function modelFileBytes(model: MoFME, step: number): Uint8Array {
+  return serializeSafetensors(model.stateDict(), modelMetadata(model.config, step));
+}
+
+/** Write a model file atomically. */
+export function writeModelFile(file: string, model: MoFME, step: number): void {
+  writeOutput(file, modelFileBytes(model, step));
+}
+
+// ---- the run folder's config.json and metrics.jsonl ----------------------------------------------
+
+export interface RunConfig { train: TrainConfig; model: MofmeConfig; totalSteps: number }
+
+export function writeRunConfig(runDir: string, config: RunConfig): void {
+  writeOutput(join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+}
+
+export function readRunConfig(runDir: string): RunConfig {
+  const file = join(runDir, 'config.json');
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunConfig;
+  } catch (e) {
+    throw new CliError(`${file}: cannot read the run's configuration (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** One line of metrics.jsonl: a training step, or a validation. */
+export interface MetricLine {
+  type: 'train' | 'val';
+  step: number;
+  loss?: number; lr?: number; imagesPerSec?: number; epoch?: number; time?: number;
+  psnr?: number; ssim?: number; identityPsnr?: number; identitySsim?: number; seconds?: number;
+  tasks?: Record<string, { psnr: number; ssim: number }>;
+}
+
+export function readMetrics(runDir: string): MetricLine[] {
+  const f = join(runDir, 'metrics.jsonl');
+  if (!existsSync(f)) throw new CliError(`${runDir}: no metrics.jsonl (is it a mofme train run folder?)`);
+  const lines = readFileSync(f, 'utf8').split('\n').filter((l) => l.trim());
+  return lines.flatMap((l, i) => {
+    try { return [JSON.parse(l) as MetricLine]; } catch {
+      if (i === lines.length - 1) return []; // the last line of a killed run may be cut short
+      throw new CliError(`${f}: line ${i + 1} is not JSON: ${l.slice(0, 60)}`);
+    }
+  });
+}
+
+/**
+ * Start the run's metrics.jsonl: empty for a new run; for a resumed one, forget what the killed run
+ * logged after the checkpoint's step (those steps are about to be redone; a line cut by the kill is
+ * dropped too). Returns the function that appends a line: metrics.jsonl is a log, written line by
+ * line, so a kill can cut only its last line.
+ */
+export function openMetricsLog(runDir: string, resumedAt: number | null): (line: MetricLine) => void {
+  const file = join(runDir, 'metrics.jsonl');
+  if (resumedAt !== null && existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').split('\n').filter((l) => {
+      try { return l.trim() && (JSON.parse(l) as MetricLine).step <= resumedAt; } catch { return false; }
+    });
+    writeOutput(file, kept.map((l) => l + '\n').join(''));
+  } else {
+    writeOutput(file, '');
+  }
+  return (line) => {
+    try { appendFileSync(file, JSON.stringify(line) + '\n'); } catch (e) { throw fsError('write', file, e); }
+  };
 }
 
 /** Complete checkpoints of a run, oldest first. */
@@ -164,8 +255,15 @@ export function readState(ckpt: string): TrainingState {
   }
 }
 
+/** Continue a run from checkpoint folder `ckpt`: its weights, the optimiser's moments, the schedule's clock and the model's random stream. */
+export async function restoreTraining(ckpt: string, state: TrainingState, model: MoFME, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler): Promise<void> {
+  await loadWeightsInto(model, join(ckpt, MODEL_FILE), 'checkpoint', 'was the run folder edited?');
+  await loadOptimizerState(ckpt, optimizer, scheduler);
+  model.rng.setState(state.rng);
+}
+
 /** Restore optimiser and scheduler from a checkpoint folder. */
-export async function loadOptimizerState(ckpt: string, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler): Promise<void> {
+async function loadOptimizerState(ckpt: string, optimizer: Optimizer<BaseHyper>, scheduler: LRScheduler): Promise<void> {
   const file = join(ckpt, 'optim.safetensors');
   try {
     const { tensors, metadata } = await loadSafetensors(file);
@@ -210,7 +308,7 @@ export async function loadWeightsInto(model: MoFME, file: string, what: string, 
 }
 
 /** Build the network described by a model file's metadata and load its weights (strictly). */
-export async function loadModelFile(path: string, adapt: (c: Readonly<MofmeConfig>) => Readonly<MofmeConfig> = (c) => c): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
+export async function loadModelFile(path: string): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
   const file = resolveModelFile(path);
   let parsed;
   try {
@@ -223,7 +321,7 @@ export async function loadModelFile(path: string, adapt: (c: Readonly<MofmeConfi
   if (!raw) throw new CliError(`checkpoint ${file} has no model config in its metadata (not written by mofme train?)`);
   let config: Readonly<MofmeConfig>;
   try {
-    config = adapt(resolveConfig(JSON.parse(raw) as MofmeConfig));
+    config = resolveConfig(JSON.parse(raw) as MofmeConfig);
   } catch (e) {
     throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
   }

@@ -13,7 +13,7 @@
  * During training the same code validates on a center crop per image (`centerCrop`) to stay cheap.
  */
 import { noGrad, tensor, tidy } from '@mofme/tensor';
-import { DEFAULT_STRIDE, DEFAULT_TILE, restorePlanes, RouterStats, type MoFME, type RoutingSummary } from '@mofme/mofme';
+import { DEFAULT_STRIDE, DEFAULT_TILE, restorePlanes, RouterStats, toModelInput, type MoFME, type RoutingSummary } from '@mofme/mofme';
 import { getPair, cropImage, type AnyDataset, type Image } from '@mofme/data';
 import { psnr, ssim } from './metrics';
 import { CliError, oneLine } from './errors';
@@ -84,7 +84,7 @@ function centerCrop(img: Image, side: number): Image {
 }
 
 /** Indices 0..n-1, or `limit` of them spread evenly (so that every task keeps images). */
-export function pickIndices(n: number, limit = 0): number[] {
+function pickIndices(n: number, limit = 0): number[] {
   if (!limit || limit >= n) return [...Array(n).keys()];
   return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
 }
@@ -125,7 +125,7 @@ export async function evaluate(model: MoFME, ds: AnyDataset, opts: EvalOptions =
         const side = Math.max(p, Math.floor(Math.min(tile, input.height, input.width) / p) * p);
         const win = centerCrop(input, side);
         tidy(() => noGrad(() => {
-          const x = tensor(win.data, { shape: [1, 3, win.height, win.width] }).sub(0.5).div(0.5);
+          const x = toModelInput(tensor(win.data, { shape: [1, 3, win.height, win.width] }));
           stats.update(model.forward(x).routing, [pair.task]);
         }));
       }

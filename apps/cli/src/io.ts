@@ -1,5 +1,12 @@
 /**
- * Output files and folders of every command, written so that a crash, a full disk or a second
+ * The input and output files of every command, in one place.
+ *
+ * Inputs: `openData` opens a dataset flag's value ("builtin", a corpus folder, a dataset folder or
+ * list file) and `readImageOrFail` an image file, with one-line errors that name the flag or file.
+ * @mofme/data is loaded when they are first called: main.ts imports this file at start-up (for
+ * `removeCreatedEmptyDirs`), and `mofme --help` must not wait for the image codecs.
+ *
+ * Outputs: files and folders of every command, written so that a crash, a full disk or a second
  * Ctrl-C never leaves half a file under its final name, and so that a failed command leaves no
  * empty folders behind.
  *
@@ -15,8 +22,52 @@
  *   are still empty, deepest first, and never touches a folder that existed before or holds a file.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, accessSync, constants, writeSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import type { AnyDataset, Image, Layout } from '@mofme/data';
 import { CliError, oneLine } from './errors';
+import { LAYOUTS } from './options';
+
+// ---- inputs ----------------------------------------------------------------------------------------
+
+/** The image files the commands read. */
+export const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff']);
+
+/** Read an image (CHW in [0, 1]); an unreadable one is a one-line error naming the file. */
+export async function readImageOrFail(path: string): Promise<Image> {
+  const { readImage } = await import('@mofme/data');
+  try { return await readImage(path); } catch (e) { throw new CliError(`${path}: cannot read the image (${oneLine(e)})`); }
+}
+
+/** Open a training, validation or test dataset: 'builtin' (with a split), a corpus folder, or a dataset path. */
+export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string): Promise<AnyDataset> {
+  const { builtinDataset, corpusDataset, isCorpusDir, openDataset } = await import('@mofme/data');
+  if (spec === 'builtin') return builtinDataset(split);
+  if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
+  if (isCorpusDir(spec)) return corpusDataset(spec, split); // clean photos of `mofme data corpus`: weather on the fly
+  if (statSync(spec).isDirectory() && readdirSync(spec).length === 0) throw new CliError(`--data ${spec}: the folder is empty`);
+  let ds;
+  try {
+    ds = await openDataset(spec, { policy: 'skip', ...(layout ? { layout: layout as Layout } : {}) });
+  } catch (e) {
+    // the data package speaks to programmers ("pass { layout }"); say it in flags
+    const why = oneLine(e).replace(/^openDataset: /, '').replace(/pass \{ layout \}/, `pass --layout (${LAYOUTS.join(', ')})`);
+    throw new CliError(`--data ${spec}: ${why}`);
+  }
+  if (ds.length === 0) {
+    const first = ds.skipped[0];
+    const why = first ? `${ds.skipped.length} skipped; first: ${skippedProblem(first)}` : `layout ${ds.layout}`;
+    throw new CliError(`--data ${spec}: no input/ground-truth pairs found (${why}); run ${selfCommand()} data check ${spec}`);
+  }
+  return ds;
+}
+
+/** One skipped pair in words: a list file may name an input that does not exist (the data package then reports its missing ground truth). */
+export function skippedProblem(s: { input: string; target: string | null; reason: string }): string {
+  if (!existsSync(s.input)) return `${s.input}: no such input image`;
+  return `${s.input}: ${s.reason.replace(` for "${s.input}"`, '')}${s.target ? ` (${s.target})` : ''}`;
+}
+
+// ---- outputs ---------------------------------------------------------------------------------------
 
 /** Words for the errno codes a user can act on. */
 const REASONS: Record<string, string> = {
@@ -115,10 +166,9 @@ export function removeCreatedEmptyDirs(): void {
   created.length = 0;
 }
 
-/** `path` relative to the working folder when that is shorter (for messages). */
-export function shown(path: string): string {
-  const r = relative(process.cwd(), path);
-  return r && !r.startsWith('..') && r.length < path.length ? r : path;
+/** Refuse to replace an existing file unless asked (--overwrite). */
+export function assertFresh(path: string, overwrite: boolean | undefined): void {
+  if (!overwrite && existsSync(path)) throw new CliError(`${path} already exists; pass --overwrite to replace it`);
 }
 
 /**

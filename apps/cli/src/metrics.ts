@@ -28,8 +28,8 @@ export interface PlanarImage {
   width: number;
 }
 
-export const SSIM_KERNEL_SIZE = 11;
-export const SSIM_SIGMA = 1.5;
+const SSIM_KERNEL_SIZE = 11;
+const SSIM_SIGMA = 1.5;
 const K1 = 0.01, K2 = 0.03;
 const PSNR_EPS = 1e-8;
 
@@ -71,7 +71,7 @@ export function ssimDownsampleFactor(height: number, width: number): number {
 }
 
 /** f×f average pooling with stride f per channel (F.avg_pool2d: the remainder is dropped). */
-export function avgPool(img: PlanarImage, f: number): PlanarImage {
+function avgPool(img: PlanarImage, f: number): PlanarImage {
   if (f === 1) return img;
   const { channels: C, height: H, width: W } = img;
   const h = Math.floor(H / f), w = Math.floor(W / f);
@@ -93,7 +93,7 @@ export function avgPool(img: PlanarImage, f: number): PlanarImage {
 }
 
 /** piq's gaussian_filter(11, 1.5) as a separable 1-D factor: g2(i, j) = g1(i)·g1(j) exactly, both normalised. */
-export function gaussian1d(size = SSIM_KERNEL_SIZE, sigma = SSIM_SIGMA): Float64Array {
+function gaussian1d(size = SSIM_KERNEL_SIZE, sigma = SSIM_SIGMA): Float64Array {
   const g = new Float64Array(size);
   let s = 0;
   for (let i = 0; i < size; i++) {
@@ -163,9 +163,4 @@ export function ssim(x: PlanarImage, y: PlanarImage): number {
     total += s / mx.length;
   }
   return total / C;
-}
-
-/** Smallest side an image may have for SSIM: 11 after down-sampling. */
-export function minSsimSide(): number {
-  return SSIM_KERNEL_SIZE;
 }

@@ -1,110 +1,289 @@
 /**
- * The option vocabulary of the command line, with no heavy imports: main.ts builds `--help` and
- * validates choices from this file alone, so `mofme --help` and flag errors answer instantly (the
- * tensor engine, sharp and vega load only when a command runs). test/options.test.ts checks that
- * the lists copied here (presets, layouts, weathers) equal the packages' own.
+ * The vocabulary of the command line, declared once. Every training option is one row of
+ * TRAIN_OPTIONS: its value type and bounds, its default with the reason, its help text, whether
+ * `--resume` may change it, and for the network's options the MofmeConfig field it sets. Everything
+ * else is derived from the table: the commander flags and --help (`addOptions`, main.ts), the
+ * checks of a `--config` JSON file and their messages, the keys of `config.json` in a run folder
+ * (TrainConfig), the model configuration a run builds (`modelConfigOf`), and the flag named in a
+ * model error. A flag is the kebab-case of its key (`batchSize` <-> `--batch-size`); three network
+ * options keep the names the README and existing run folders use, and their row says which model
+ * field they set (`--model` -> ffn, `--width` -> dim, `--crop` -> imageSize).
+ *
+ * The network's choices (FFN kinds, routers, presets) are @mofme/mofme's own lists, read from its
+ * light entry point `@mofme/mofme/config`, which loads no tensor engine: `mofme --help` and a bad
+ * flag answer at once. LAYOUTS is a copy of @mofme/data's list for the same reason (the data
+ * package's entry loads sharp); test/options.test.ts checks that it equals the original.
+ *
+ * Configuration layers: the table's defaults, then an optional JSON file (`--config run.json`, keys
+ * as in the table), then the flags, each overriding the one before. The result is saved as
+ * config.json in the run folder, so a run records exactly what it did and `--resume` reads it back.
+ * Unknown keys and bad values are errors that name the key and the valid choices: a typo must never
+ * leave a default silently in place.
  */
-export const MODEL_KINDS = ['mofme', 'moe', 'dense'] as const;
-export const ROUTERS = ['linear', 'uar'] as const;
-export const SCHEDULES = ['cosine', 'constant'] as const;
-export const BACKENDS = ['cpu', 'gpu'] as const;
-/** = presetNames of @mofme/mofme */
-export const PRESETS = ['paper', 'small', 'tiny'] as const;
-/** = LAYOUTS of @mofme/data */
-export const LAYOUTS = ['list', 'mofme', 'snow100k', 'raindrop', 'outdoor-rain', 'csd', 'paired'] as const;
-/** = WEATHERS of @mofme/data */
-export const WEATHERS = ['rain', 'rain_fog', 'snow', 'raindrop', 'haze'] as const;
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { FFN_KINDS, ROUTER_KINDS, presetNames, resolveConfig, type ConfigOverrides, type MofmeConfig, type PresetName } from '@mofme/mofme/config';
+import { CliError } from './errors';
 
-export type PresetName = (typeof PRESETS)[number];
+/** = LAYOUTS of @mofme/data (a copy: see the header) */
+export const LAYOUTS = ['list', 'mofme', 'snow100k', 'raindrop', 'outdoor-rain', 'csd', 'paired'] as const;
+/** = WEATHERS of @mofme/data (a copy: see the header) */
+export const WEATHERS = ['rain', 'rain_fog', 'snow', 'raindrop', 'haze'] as const;
+export const BACKENDS = ['cpu', 'gpu'] as const;
+/** `mofme export --format` */
+export const EXPORT_FORMATS = ['onnx', 'official', 'safetensors'] as const;
+
+/** Integer options stop at 1e9: counts no run can reach, far below 2^53 where integers stop being exact. */
+const INT_MAX = 1_000_000_000;
+/** Image sides (crops, tiles): 16384 px is beyond any photo a CPU restores in reasonable time, and keeps side² in range. */
+const SIDE_MAX = 16_384;
+
+type Value =
+  | { readonly kind: 'int'; readonly min: number; readonly max: number }
+  | { readonly kind: 'number'; readonly positive: boolean } // > 0, or >= 0
+  | { readonly kind: 'choice'; readonly choices: readonly string[] }
+  | { readonly kind: 'text' };
+
+const int = (min: number, max = INT_MAX) => ({ kind: 'int', min, max }) as const;
+const positive = { kind: 'number', positive: true } as const;
+const nonNegative = { kind: 'number', positive: false } as const;
+const text = { kind: 'text' } as const;
+const choice = <C extends readonly string[]>(choices: C) => ({ kind: 'choice', choices }) as const;
+
+interface Row {
+  /** the argument's name in --help: `--crop <n>` */
+  readonly arg: string;
+  readonly help: string;
+  readonly value: Value;
+  /** absent: not given means "the preset's value" or "not used" */
+  readonly default?: string | number;
+  /** may be absent from a complete config even though it has a default (steps, replaced by epochs) */
+  readonly optional?: true;
+  /** `--resume` may change it: it does not decide the numbers a step computes */
+  readonly resumable?: true;
+  /** the MofmeConfig field this option sets */
+  readonly model?: keyof MofmeConfig;
+  /** a one-letter alias */
+  readonly short?: string;
+}
 
 /**
- * What `--resume` may change: nothing that decides the numbers a step computes. Logging cadence,
- * checkpoint cadence and count, loader threads (crops and weather are a function of seed, epoch and
- * sample index, not of the thread that draws them), and more steps (the cosine schedule then
- * stretches to the new end from the step where the run resumes). Validation is not in the list: the
- * UaR router draws from the model's generator in eval mode too.
+ * Every option of a training run (and of `info`, which shares the network's rows). What --resume
+ * may change: nothing that decides the numbers a step computes. Logging cadence, checkpoint cadence
+ * and count, loader threads (crops and weather are a function of seed, epoch and sample index, not
+ * of the thread that draws them), and more steps (the cosine schedule then stretches to the new end
+ * from the step where the run resumes). Validation is not resumable: the UaR router draws from the
+ * model's generator in eval mode too.
  */
-export const RESUMABLE = ['steps', 'logEvery', 'ckptEvery', 'keepLast', 'workers'] as const;
+export const TRAIN_OPTIONS = {
+  // ---- the network: a preset of @mofme/mofme plus overrides (absent = the preset's value) ----
+  model: { arg: 'kind', help: 'feed-forward of every block', value: choice(FFN_KINDS), default: 'mofme', model: 'ffn' },
+  // tiny: the preset that trains in minutes on a CPU
+  preset: { arg: 'name', help: 'network size preset', value: choice(presetNames), default: 'tiny' },
+  experts: { arg: 'n', help: 'number of experts E (default: the preset\'s, 4)', value: int(1), model: 'experts' },
+  topk: { arg: 'n', help: 'experts per token k (default: the preset\'s, 2)', value: int(1), model: 'topk' },
+  router: { arg: 'kind', help: 'router: linear (official code) or uar (the paper\'s Uncertainty-aware Router)', value: choice(ROUTER_KINDS), model: 'router' },
+  width: { arg: 'n', help: 'token width D (default: the preset\'s)', value: int(1), model: 'dim' },
+  depth: { arg: 'n', help: 'transformer blocks (default: the preset\'s)', value: int(1), model: 'depth' },
+  // ---- data ----
+  data: { arg: 'path', help: '"builtin" (synthetic weather on the bundled photos), a corpus folder (`mofme data corpus`), or a dataset folder / list file', value: text, default: 'builtin' },
+  init: { arg: 'path', help: 'start from these weights (model file, checkpoint or run folder; same network) instead of a random init', value: text },
+  layout: { arg: 'name', help: 'dataset layout (default: detected)', value: choice(LAYOUTS) },
+  val: { arg: 'path', help: 'validation data: "builtin", a path, or "none" (default: builtin val split with --data builtin)', value: text },
+  // 64: a few tiny-model steps per second on 2 CPU cores, 8x8 tokens at patch 8
+  crop: { arg: 'n', help: 'square training crop, a multiple of the patch size', value: int(1, SIDE_MAX), default: 64, model: 'imageSize' },
+  batchSize: { arg: 'n', help: 'images per step', value: int(1), default: 8 },
+  // ---- optimisation ----
+  // 500: enough for the tiny model to pass the identity baseline on the built-in data
+  steps: { arg: 'n', help: 'optimiser steps', value: int(1), default: 500, optional: true, resumable: true },
+  epochs: { arg: 'n', help: 'passes over the training data (instead of --steps)', value: int(1) },
+  lr: { arg: 'x', help: 'peak learning rate (AdamW)', value: positive, default: 1e-3 },
+  // 0.01: PyTorch's default, the official value
+  weightDecay: { arg: 'x', help: 'AdamW decoupled weight decay', value: nonNegative, default: 0.01 },
+  schedule: { arg: 'kind', help: 'learning-rate schedule after the warm-up', value: choice(['cosine', 'constant'] as const), default: 'cosine' },
+  warmup: { arg: 'n', help: 'linear warm-up steps', value: int(0), default: 20 },
+  // 1e-6: the official cosine's end
+  minLr: { arg: 'x', help: 'learning rate at the end of the cosine', value: positive, default: 1e-6 },
+  seed: { arg: 'n', help: 'seed of the weights, the data order and augmentations', value: int(0), default: 0 },
+  backend: { arg: 'name', help: 'tensor backend', value: choice(BACKENDS), default: 'cpu' },
+  workers: { arg: 'n', help: 'data loader threads (0: main thread; default min(2, cores-1))', value: int(0), resumable: true },
+  // ---- output, checkpoints, validation, logging ----
+  out: { arg: 'dir', help: 'run folder', value: text, default: 'runs/train', short: 'o' },
+  ckptEvery: { arg: 'n', help: 'checkpoint every N steps (and at the end)', value: int(1), default: 100, resumable: true },
+  keepLast: { arg: 'n', help: 'checkpoints kept (plus best/)', value: int(1), default: 3, resumable: true },
+  valEvery: { arg: 'n', help: 'validate every N steps (0: at each checkpoint)', value: int(0), default: 0 },
+  // Validation sized to the run, not to the dataset: 16 center crops of 128x128 (one 128 window
+  // each) cost about as much as 4 steps of batch 8 at 64x64 on the CPU, where 20 whole 480x320
+  // images with 240/120 tiles cost minutes. 16 crops spread over the split keep every weather in it.
+  valCrop: { arg: 'n', help: 'validate on a center crop of N pixels per image (0: whole images, tiled)', value: int(0, SIDE_MAX), default: 128 },
+  valLimit: { arg: 'n', help: 'validate on at most N images (0: all)', value: int(0), default: 16 },
+  logEvery: { arg: 'n', help: 'plain log line every N steps (when not on a terminal)', value: int(1), default: 10, resumable: true },
+} as const satisfies Record<string, Row>;
 
-/** kebab-case flag of a config key: batchSize -> --batch-size */
+type Rows = typeof TRAIN_OPTIONS;
+export type OptionKey = keyof Rows;
+type ValueOf<R> = R extends { value: { kind: 'choice'; choices: readonly (infer C)[] } } ? C : R extends { value: { kind: 'text' } } ? string : number;
+type Always = { [K in OptionKey as Rows[K] extends { default: unknown } ? (Rows[K] extends { optional: true } ? never : K) : never]: ValueOf<Rows[K]> };
+type Sometimes = { [K in OptionKey as Rows[K] extends { default: unknown } ? (Rows[K] extends { optional: true } ? K : never) : K]?: ValueOf<Rows[K]> };
+/** Everything a training run is, saved as config.json (key `train`) in the run folder. */
+export type TrainConfig = Always & Sometimes;
+
+const ROWS = TRAIN_OPTIONS as Record<OptionKey, Row>;
+export const OPTION_KEYS = Object.keys(TRAIN_OPTIONS) as OptionKey[];
+/** The network's options (the rows that set a model field, and the preset they start from). */
+export const MODEL_KEYS = ['preset', ...OPTION_KEYS.filter((k) => ROWS[k].model)] as OptionKey[];
+export const RESUMABLE = OPTION_KEYS.filter((k) => ROWS[k].resumable);
+/** The typed defaults: the first of the three layers (defaults, --config file, flags). */
+export const TRAIN_DEFAULTS = Object.fromEntries(OPTION_KEYS.filter((k) => ROWS[k].default !== undefined).map((k) => [k, ROWS[k].default])) as unknown as TrainConfig;
+
+/** kebab-case flag of a key: batchSize -> --batch-size */
 export function flagOf(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
-/** Everything a training run is: saved as config.json in the run folder. Keys match the flags. */
-export interface TrainConfig {
-
-  /** network: a preset of @mofme/mofme plus the overrides below (undefined = the preset's value) */
-  model: (typeof MODEL_KINDS)[number];
-  preset: PresetName;
-  experts?: number;
-  topk?: number;
-  router?: (typeof ROUTERS)[number];
-  /** token width D */
-  width?: number;
-  /** transformer blocks */
-  depth?: number;
-  /** data: 'builtin' (synthetic weather on the committed photos), a corpus folder, or a dataset path / list file */
-  data: string;
-  /** start from these weights (a model file, checkpoint or run folder) instead of a random init: fine-tuning */
-  init?: string;
-  layout?: string;
-  /** validation data: 'builtin' (the built-in val split), a path, or 'none' (default: builtin with builtin data) */
-  val?: string;
-  /** square training crop, a multiple of the patch size */
-  crop: number;
-  batchSize: number;
-  /** training length: steps, or epochs (converted to steps) */
-  steps?: number;
-  epochs?: number;
-  /** AdamW peak learning rate and decoupled weight decay (0.01: PyTorch's default, the official value) */
-  lr: number;
-  weightDecay: number;
-  schedule: (typeof SCHEDULES)[number];
-  /** linear warm-up steps */
-  warmup: number;
-  /** lr at the end of the cosine (official: 1e-6) */
-  minLr: number;
-  seed: number;
-  backend: (typeof BACKENDS)[number];
-  /** loader threads (0 = main thread) */
-  workers?: number;
-  out: string;
-  ckptEvery: number;
-  keepLast: number;
-  /** validate every N steps (0 = only at checkpoints) */
-  valEvery: number;
-  /** validation: center crop of this side per image (0 = whole images with tiled inference) */
-  valCrop: number;
-  /** validation: at most this many images (0 = all) */
-  valLimit: number;
-  logEvery: number;
+/** What is wrong with `value` for a row, in words, or null when it is fine. */
+function problemOf(v: Value, value: unknown): string | null {
+  const shown = JSON.stringify(value);
+  switch (v.kind) {
+    case 'choice':
+      return typeof value === 'string' && v.choices.includes(value) ? null : `invalid value ${shown}; choose one of ${v.choices.join(', ')}`;
+    case 'text':
+      return typeof value === 'string' && value !== '' ? null : `expected a non-empty string, got ${shown}`;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (v.positive && value === 0)) return `expected ${v.positive ? 'a positive number' : 'a number >= 0'}, got ${shown}`;
+      return null;
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < v.min) return `expected ${v.min > 0 ? 'a positive integer' : 'an integer >= 0'}, got ${shown}`;
+      return value > v.max ? `expected at most ${v.max.toLocaleString('en-US')}, got ${shown}` : null;
+  }
 }
 
-/** The typed defaults (the first of the three layers: defaults, --config file, flags). */
-export const TRAIN_DEFAULTS: TrainConfig = {
-  model: 'mofme',
-  preset: 'tiny',
-  data: 'builtin',
-  crop: 64,
-  batchSize: 8,
-  steps: 500,
-  lr: 1e-3,
-  weightDecay: 0.01,
-  schedule: 'cosine',
-  warmup: 20,
-  minLr: 1e-6,
-  seed: 0,
-  backend: 'cpu',
-  out: 'runs/train',
-  ckptEvery: 100,
-  keepLast: 3,
-  valEvery: 0,
-  // Validation sized to the run, not to the dataset: 16 center crops of 128x128 (one 128 window
-  // each) cost about as much as 4 steps of batch 8 at 64x64 on the CPU, where 20 whole 480x320
-  // images with 240/120 tiles cost minutes. 16 crops spread over the split keep every weather in it.
-  valCrop: 128,
-  valLimit: 16,
-  logEvery: 10,
-};
+/** A commander value parser for a numeric row: a bad value is one line naming the flag (commander adds it). */
+function parserOf(v: Value): ((s: string) => number) | undefined {
+  if (v.kind !== 'int' && v.kind !== 'number') return undefined;
+  return (s: string) => {
+    // integers are written as digits, within 2^53: "1e3", "2.0" or twenty nines for --steps are typos
+    const n = s.trim() === '' || (v.kind === 'int' && !(/^\s*\d+\s*$/.test(s) && Number.isSafeInteger(Number(s)))) ? NaN : Number(s);
+    const problem = problemOf(v, n);
+    if (problem) throw new InvalidArgumentError(problem.replace(/, got .*$/, '.'));
+    return n;
+  };
+}
 
+/** An integer argument in [min, max] for the flags of other commands (--tile, --limit, ...). */
+export const intArg = (min: number, max = INT_MAX) => parserOf(int(min, max))!;
+/** an image side in pixels: --tile, --stride */
+export const sideArg = intArg(1, SIDE_MAX);
+
+/** The commander option of one row; without defaults (`info`) a missing value means the preset's. */
+export function optionOf(key: OptionKey, withDefault = true): Option {
+  const row = ROWS[key];
+  const o = new Option(`${row.short ? `-${row.short}, ` : ''}${flagOf(key)} <${row.arg}>`, row.help);
+  if (row.value.kind === 'choice') o.choices(row.value.choices);
+  const parse = parserOf(row.value);
+  if (parse) o.argParser(parse);
+  if (withDefault && row.default !== undefined) o.default(row.default);
+  return o;
+}
+
+export function addOptions(cmd: Command, keys: readonly OptionKey[], withDefault = true): Command {
+  for (const k of keys) cmd.addOption(optionOf(k, withDefault));
+  return cmd;
+}
+
+/** The options given on the command line (not commander's defaults): the last configuration layer. */
+export function explicitOptions(cmd: Command, keys: readonly OptionKey[] = OPTION_KEYS): Partial<TrainConfig> {
+  const opts = cmd.opts<Record<string, unknown>>();
+  return Object.fromEntries(keys.filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => [k, opts[k]])) as Partial<TrainConfig>;
+}
+
+/** Read and validate a JSON config file (flat keys as in the table). */
+export function readConfigFile(path: string): Partial<TrainConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new CliError(`--config ${path}: cannot read it: ${why}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new CliError(`--config ${path}: expected a JSON object of training options`);
+  for (const [k, v] of Object.entries(raw)) {
+    if (!Object.hasOwn(TRAIN_OPTIONS, k)) throw new CliError(`--config ${path}: unknown key "${k}"; valid keys: ${OPTION_KEYS.join(', ')}`);
+    const problem = problemOf(ROWS[k as OptionKey].value, v);
+    if (problem) throw new CliError(`--config ${path}: ${k}: ${problem}`);
+  }
+  return raw as Partial<TrainConfig>;
+}
+
+/** defaults <- file <- flags; `steps` and `epochs` exclude each other (a later layer's choice wins). */
+export function mergeConfig(file: Partial<TrainConfig>, flags: Partial<TrainConfig>): TrainConfig {
+  const cfg: TrainConfig = { ...TRAIN_DEFAULTS };
+  for (const layer of [file, flags]) {
+    if (layer.epochs !== undefined && layer.steps === undefined) delete cfg.steps;
+    if (layer.steps !== undefined && layer.epochs === undefined) delete cfg.epochs;
+    Object.assign(cfg, Object.fromEntries(Object.entries(layer).filter(([, v]) => v !== undefined)));
+  }
+  if (flags.steps !== undefined && flags.epochs !== undefined) throw new CliError('--steps and --epochs exclude each other; give one');
+  return cfg;
+}
+
+/**
+ * The configuration a run uses, and the network it builds: for a new run the defaults, then the
+ * --config file, then the flags; for a resumed run its own saved configuration, where only the
+ * RESUMABLE options may be given again (the others would change the numbers a step computes).
+ */
+export function runConfigOf(
+  request: { flags: Partial<TrainConfig>; configFile?: string | undefined },
+  /** with --resume: reads the run's saved state, once the flags are known to be allowed with it */
+  readSaved?: () => { config: TrainConfig; step: number },
+): { train: TrainConfig; model: Readonly<MofmeConfig> } {
+  const { flags, configFile } = request;
+  let cfg: TrainConfig;
+  if (readSaved) {
+    const fixed = Object.keys(flags).filter((k) => !(RESUMABLE as string[]).includes(k));
+    if (fixed.length || configFile) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...fixed.map(flagOf), ...(configFile ? ['--config'] : [])].join(', ')} (only ${RESUMABLE.map(flagOf).join(', ')} may change)`);
+    const saved = readSaved();
+    cfg = { ...saved.config, ...flags };
+    if (flags.steps !== undefined) {
+      if (flags.steps <= saved.step) throw new CliError(`--steps ${flags.steps}: the run is already at step ${saved.step}; give more steps to continue it`);
+      delete cfg.epochs; // --steps replaces an --epochs length
+    }
+  } else {
+    cfg = mergeConfig(configFile ? readConfigFile(configFile) : {}, flags);
+  }
+  return { train: cfg, model: modelConfigOf(cfg) };
+}
+
+/** The network options of a config: the preset, and the table's network rows where given. */
+export type ModelOptions = Partial<Pick<TrainConfig, 'model' | 'experts' | 'topk' | 'router' | 'width' | 'depth' | 'crop'>> & { preset?: string };
+
+/**
+ * The network configuration these options ask for, validated by @mofme/mofme. A model error names
+ * the flag whose row sets the bad field ("--crop 30: must be a multiple of patchSize (8)").
+ */
+export function modelConfigOf(options: ModelOptions): Readonly<MofmeConfig> {
+  const given = options as Record<string, unknown>;
+  const overrides: Record<string, unknown> = {};
+  for (const key of MODEL_KEYS) {
+    const field = ROWS[key].model;
+    if (field && given[key] !== undefined) overrides[field] = given[key];
+  }
+  // A default top-k larger than a small --experts would be invalid: clamp the preset's default.
+  if (options.experts !== undefined && options.topk === undefined) overrides.topk = Math.min(2, options.experts);
+  const preset = (options.preset ?? TRAIN_DEFAULTS.preset) as PresetName;
+  try {
+    return resolveConfig(preset, overrides as ConfigOverrides);
+  } catch (e) {
+    const field = (e as { field?: string }).field;
+    const key = field === 'preset' ? 'preset' : MODEL_KEYS.find((k) => ROWS[k].model === field);
+    const reason = (e as Error).message.replace(/^invalid MoFME config: [^=]*= /, '');
+    throw new CliError(key ? `${flagOf(key)} ${reason}` : `the ${preset} preset: ${(e as Error).message}`);
+  }
+}
+
+/** A `WxH` flag value (--size, --resize): a one-line error naming the flag otherwise. */
+export function parseSize(v: string, flag: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new CliError(`${flag}: expected WIDTHxHEIGHT like 720x480, got "${v}"`);
+  return { width: Number(m[1]), height: Number(m[2]) };
+}

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { comparisonTable, weathersNotAboveInput } from '../src/demo';
+import { comparisonTable, weathersNotAboveInput } from '../src/commands/demo';
 import type { EvalResult } from '../src/evaluate';
 
 const score = (psnr: number, ssim: number, identityPsnr: number, identitySsim: number) => ({ n: 1, psnr, ssim, identityPsnr, identitySsim });

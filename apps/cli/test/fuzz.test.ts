@@ -11,9 +11,9 @@ import fc from 'fast-check';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage, decodeImage } from '@mofme/data';
-import { restoreCommand, PRETRAINED } from '../src/commands';
-import { loadModelFile } from '../src/checkpoint';
-import { openData } from '../src/train';
+import { restoreCommand } from '../src/commands/restore';
+import { loadModelFile, PRETRAINED } from '../src/checkpoint';
+import { openData } from '../src/io';
 import { CliError } from '../src/errors';
 import { mofme, tmp, pattern, writePng, errorLine } from './fixtures/helpers';
 

@@ -16,69 +16,57 @@
  *               reads; pulls one model out of a run or checkpoint folder.
  * Every refusal is one line that says what the target cannot represent. The file is written
  * atomically (temporary file, fsync, rename): a failed export leaves no partial file behind.
- *
- * This module is imported by main.ts at start-up, so it only defines the command; the engine is
- * loaded when the command runs.
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
-import { CliError, oneLine } from './errors';
+import { Generator, noGrad, uniform } from '@mofme/tensor';
+import { serializeSafetensors } from '@mofme/nn';
+import { exportOnnx, officialExportProblem, ONNX_IO_NOTE, toOfficialStateDict, type MoFME } from '@mofme/mofme';
+import { loadModelFile, modelFileBytes } from '../checkpoint';
+import { CliError, oneLine } from '../errors';
+import { assertFresh, writeOutput } from '../io';
+import { parseSize, type EXPORT_FORMATS } from '../options';
 
-const EXPORT_FORMATS = ['onnx', 'official', 'safetensors'] as const;
-type ExportFormat = (typeof EXPORT_FORMATS)[number];
-
-interface ExportOpts { format: ExportFormat; out: string; size?: string; overwrite?: boolean }
+export interface ExportOpts { format: (typeof EXPORT_FORMATS)[number]; out: string; size?: string; overwrite?: boolean }
 
 /** The largest |ours − onnxruntime| accepted by the check after export. Float32 rounding gives
  *  ~1e-6 on ordinary models; the UaR divides by small variances, which can amplify it to ~1e-4. */
 const VERIFY_TOLERANCE = 1e-3;
 
-/** Check that FILE can be written: its folder exists, and it is new unless --overwrite. */
-function checkOutputFile(file: string, overwrite: boolean): void {
-  const dir = dirname(resolve(file));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`-o ${file}: the folder ${dir} does not exist`);
-  if (existsSync(file) && !overwrite) throw new CliError(`${file} already exists; pass --overwrite to replace it`);
-}
-
-async function exportCommand(checkpoint: string, o: ExportOpts): Promise<number> {
-  checkOutputFile(o.out, Boolean(o.overwrite));
-  const { loadModelFile } = await import('./checkpoint');
-  const { writeFileAtomicSync, serializeSafetensors } = await import('@mofme/nn');
+export async function exportCommand(checkpoint: string, o: ExportOpts): Promise<number> {
+  if (o.size && o.format !== 'onnx') throw new CliError('--size applies to --format onnx only');
+  const dir = dirname(resolve(o.out));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`-o ${o.out}: the folder ${dir} does not exist`);
+  assertFresh(o.out, o.overwrite);
   const { model, config, file, step } = await loadModelFile(checkpoint);
   let bytes: Uint8Array;
   let what: string;
   if (o.format === 'onnx') {
-    const mofme = await import('@mofme/mofme');
-    const { parseSize } = await import('./commands');
     const { width, height } = o.size ? parseSize(o.size, '--size') : { width: config.imageSize, height: config.imageSize };
     try {
-      bytes = mofme.exportOnnx(model, { width, height });
+      bytes = exportOnnx(model, { width, height });
     } catch (e) {
       throw new CliError(`cannot export ${file} to ONNX: ${oneLine(e).replace(/^ONNX export: /, '')}`);
     }
     const diff = await verifyOnnx(bytes, model, width, height);
-    what = `ONNX opset 17, ${width}x${height}, ${mofme.ONNX_IO_NOTE}; onnxruntime agrees with our forward (max |diff| ${diff.toExponential(1)})`;
+    what = `ONNX opset 17, ${width}x${height}, ${ONNX_IO_NOTE}; onnxruntime agrees with our forward (max |diff| ${diff.toExponential(1)})`;
   } else if (o.format === 'official') {
-    const { officialExportProblem, toOfficialStateDict } = await import('@mofme/mofme');
     const problem = officialExportProblem(config);
     if (problem) throw new CliError(`cannot export ${file} in the official format: ${problem}`);
     bytes = serializeSafetensors(toOfficialStateDict(model), { format: 'MoFME-Pytorch state dict (official names)', config: JSON.stringify(config) });
     what = `official MoFME-Pytorch names (${config.ffn}), safetensors; PyTorch: model.load_state_dict(safetensors.torch.load_file(FILE))`;
   } else {
-    const { modelMetadata } = await import('./checkpoint');
-    bytes = serializeSafetensors(model.stateDict(), modelMetadata(config, step ?? 0));
+    bytes = modelFileBytes(model, step ?? 0);
     what = 'our names with the config in the metadata (what mofme eval / restore read)';
   }
-  writeFileAtomicSync(o.out, bytes);
+  writeOutput(o.out, bytes);
   console.log(`wrote ${o.out} (${(bytes.length / 1e6).toFixed(2)} MB): ${what}`);
   return 0;
 }
 
 /** Open the file in onnxruntime-node and compare it with our forward on one random image. */
-async function verifyOnnx(bytes: Uint8Array, model: import('@mofme/mofme').MoFME, width: number, height: number): Promise<number> {
-  const ort = await import('onnxruntime-node');
-  const { Generator, noGrad, uniform } = await import('@mofme/tensor');
+async function verifyOnnx(bytes: Uint8Array, model: MoFME, width: number, height: number): Promise<number> {
+  const ort = await import('onnxruntime-node'); // a native module: loaded for ONNX only
   const x = uniform([1, 3, height, width], -1, 1, { generator: new Generator(1234) });
   const ours = noGrad(() => model.eval().forward(x).image.data()); // the stream is where export left it: the masks in the file
   let theirs: Float32Array;
@@ -93,20 +81,4 @@ async function verifyOnnx(bytes: Uint8Array, model: import('@mofme/mofme').MoFME
   for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i]! - theirs[i]!));
   if (!(diff <= VERIFY_TOLERANCE)) throw new CliError(`the exported ONNX model disagrees with ours by ${diff} (> ${VERIFY_TOLERANCE}); nothing written`);
   return diff;
-}
-
-/** Define `mofme export` on the program (one line in main.ts). */
-export function registerExport(program: Command): void {
-  program.command('export')
-    .description('write a model for other runtimes: ONNX, the official PyTorch names, or our safetensors')
-    .argument('<checkpoint>', 'model file, checkpoint folder or run folder (apps/cli/pretrained for the bundled model)')
-    .addOption(new Option('--format <kind>', 'onnx: eval forward as an ONNX graph; official: MoFME-Pytorch state-dict names; safetensors: our model file').choices(EXPORT_FORMATS).makeOptionMandatory())
-    .requiredOption('-o, --out <file>', 'output file (written atomically)')
-    .option('--size <WxH>', 'ONNX only: the image size the graph takes (multiples of the patch size; default the config\'s imageSize)')
-    .option('--overwrite', 'replace an existing output file')
-    .addHelpText('after', '\nExamples:\n  mofme export apps/cli/pretrained --format onnx -o mofme.onnx --size 64x64\n  mofme export runs/paper/best --format official -o official.safetensors')
-    .action(async (ckpt: string, o: ExportOpts) => {
-      if (o.size && o.format !== 'onnx') throw new CliError('--size applies to --format onnx only');
-      process.exitCode = await exportCommand(ckpt, o);
-    });
 }

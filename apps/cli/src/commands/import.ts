@@ -16,25 +16,22 @@
  * network's own choices are set (sigmoid output, the official expert slots of MoFME). A file that
  * fits no preset is refused with the first name or shape that did not fit.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
 import type { Tensor } from '@mofme/tensor';
-import type { MofmeConfig, PresetName } from '@mofme/mofme';
-import type { LoadReport } from '@mofme/nn';
-import { CliError, oneLine } from './errors';
+import { formatLoadReport, loadSafetensors, type LoadReport } from '@mofme/nn';
+import * as mofme from '@mofme/mofme';
+import { presetNames, type MofmeConfig, type PresetName } from '@mofme/mofme';
+import { writeModelFile } from '../checkpoint';
+import { CliError, oneLine } from '../errors';
+import { assertFresh, outputDir } from '../io';
 
-interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
+export interface ImportOpts { out: string; preset?: PresetName; overwrite?: boolean }
 
-const PRESET_ORDER: PresetName[] = ['paper', 'small', 'tiny'];
-
-async function importCommand(file: string, o: ImportOpts): Promise<number> {
+export async function importCommand(file: string, o: ImportOpts): Promise<number> {
   if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new CliError(`-o ${o.out} is a file; give a folder`);
   const dest = join(o.out, 'model.safetensors');
-  if (existsSync(dest) && !o.overwrite) throw new CliError(`${dest} already exists; pass --overwrite to replace it`);
-  const { loadSafetensors, serializeSafetensors, writeFileAtomicSync, formatLoadReport } = await import('@mofme/nn');
-  const mofme = await import('@mofme/mofme');
-  const { modelMetadata } = await import('./checkpoint');
+  assertFresh(dest, o.overwrite);
   let parsed;
   try {
     parsed = await loadSafetensors(file);
@@ -48,7 +45,7 @@ async function importCommand(file: string, o: ImportOpts): Promise<number> {
   for (const [k, v] of raw) tensors[mofme.stripDdpPrefix(k)] = v;
 
   let config: Readonly<MofmeConfig>;
-  let model: import('@mofme/mofme').MoFME;
+  let model: mofme.MoFME;
   let source: string;
   if (parsed.metadata.config) {
     // our names: the config travels in the metadata
@@ -80,8 +77,8 @@ async function importCommand(file: string, o: ImportOpts): Promise<number> {
     }
     const withPos = Object.hasOwn(renamed, 'posEmbed');
     const tried: string[] = [];
-    let found: { config: Readonly<MofmeConfig>; model: import('@mofme/mofme').MoFME; preset: PresetName } | null = null;
-    for (const preset of o.preset ? [o.preset] : PRESET_ORDER) {
+    let found: { config: Readonly<MofmeConfig>; model: mofme.MoFME; preset: PresetName } | null = null;
+    for (const preset of o.preset ? [o.preset] : presetNames) {
       const c = mofme.resolveConfig(preset, {
         ffn: kind,
         officialExpertSlots: kind === 'mofme',
@@ -97,21 +94,9 @@ async function importCommand(file: string, o: ImportOpts): Promise<number> {
     ({ config, model } = found);
     source = `official names, ${kind}, ${found.preset} preset sizes`;
   }
-  try { mkdirSync(o.out, { recursive: true }); } catch (e) { throw new CliError(`cannot create the folder ${o.out}: ${oneLine(e)}`); }
+  outputDir(o.out, '-o');
   const step = Number(parsed.metadata.step ?? 0);
-  writeFileAtomicSync(dest, serializeSafetensors(model.stateDict(), modelMetadata(config, Number.isFinite(step) ? step : 0)));
+  writeModelFile(dest, model, Number.isFinite(step) ? step : 0);
   console.log(`wrote ${dest}: ${raw.length} tensors (${source}${ddp ? ', DDP `module.` prefix removed' : ''}); try: mofme eval --checkpoint ${o.out}`);
   return 0;
-}
-
-/** Define `mofme import` on the program (one line in main.ts). */
-export function registerImport(program: Command): void {
-  program.command('import')
-    .description('read a PyTorch state dict (safetensors; official MoFME-Pytorch names or ours, DDP `module.` prefix handled) into a model folder')
-    .argument('<file>', 'safetensors file (convert .pth with scripts/torch/pth_to_safetensors.py)')
-    .requiredOption('-o, --out <dir>', 'model folder to write (DIR/model.safetensors)')
-    .addOption(new Option('--preset <name>', 'official files: the network sizes (default: the preset whose shapes match)').choices(PRESET_ORDER))
-    .option('--overwrite', 'replace an existing DIR/model.safetensors')
-    .addHelpText('after', '\nExample:\n  python3 scripts/torch/pth_to_safetensors.py official.pth official.safetensors\n  mofme import official.safetensors -o runs/official && mofme eval --checkpoint runs/official')
-    .action(async (file: string, o: ImportOpts) => { process.exitCode = await importCommand(file, o); });
 }

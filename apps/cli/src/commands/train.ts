@@ -26,22 +26,29 @@
  * resumed from its last checkpoint therefore repeats, step for step, the losses an uninterrupted run
  * gets (the test suite checks it).
  */
-import { existsSync, readFileSync, appendFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
 import { smoothL1Loss, tensor, tidy } from '@mofme/tensor';
 import { AdamW, LRScheduler, constantSchedule, warmupCosineSchedule, type Schedule } from '@mofme/nn';
-import { createModel, countParameters, type MoFME } from '@mofme/mofme';
-import { builtinDataset, corpusDataset, createLoader, isCorpusDir, openDataset, type AnyDataset, type Layout } from '@mofme/data';
-import { modelConfigOf, type TrainConfig } from './config';
-import { LAYOUTS } from './options';
+import { createModel, countParameters, toModelInput, type MoFME } from '@mofme/mofme';
+import { createLoader } from '@mofme/data';
+import { explicitOptions, runConfigOf, type TrainConfig } from '../options';
 import {
-  firstNonFinite, listCheckpoints, loadOptimizerState, loadWeightsInto, markBest, pruneCheckpoints, readState, resolveModelFile, resolveResume, saveCheckpoint, MODEL_FILE, type TrainingState,
-} from './checkpoint';
-import { fsError, outputDir, selfCommand, writeOutput } from './io';
-import { evaluate, EvaluationStopped, type EvalResult } from './evaluate';
-import { executionFor, selectBackend } from './backend';
-import { CliError, oneLine } from './errors';
-import { Progress, formatDuration } from './progress';
+  firstNonFinite, listCheckpoints, loadWeightsInto, markBest, openMetricsLog, pruneCheckpoints, readState, resolveModelFile, resolveResume,
+  restoreTraining, saveCheckpoint, writeRunConfig, type TrainingState,
+} from '../checkpoint';
+import { openData, outputDir, selfCommand } from '../io';
+import { evaluate, EvaluationStopped, type EvalResult } from '../evaluate';
+import { selectBackend } from '../backend';
+import { CliError, oneLine } from '../errors';
+import { Progress, formatDuration } from '../progress';
+
+/** The command line's `mofme train`: the flags given (not commander's defaults), --config and --resume. */
+export async function trainCommand(cmd: Command): Promise<number> {
+  const { config, resume } = cmd.opts<{ config?: string; resume?: string }>();
+  return (await train({ flags: explicitOptions(cmd), ...(config ? { configFile: config } : {}), ...(resume ? { resume } : {}) })).exitCode;
+}
 
 export interface TrainResult {
   runDir: string;
@@ -52,59 +59,31 @@ export interface TrainResult {
   lastVal: EvalResult | null;
 }
 
-export interface TrainOptions {
+export interface TrainRequest {
+  /** options given (the command line's flags, or the demo's whole config) over the defaults */
+  flags: Partial<TrainConfig>;
+  /** a JSON file of options between the defaults and the flags */
+  configFile?: string;
   /** continue the run in this folder (a run folder or one checkpoint folder) */
   resume?: string;
   /** no progress output (the demo prints its own) */
   quiet?: boolean;
-  /** with `resume`: flags given again that may change (options.ts RESUMABLE; main.ts refuses the rest) */
-  changes?: Partial<TrainConfig>;
 }
 
-/** Open a training or validation dataset: 'builtin' (with a split) or a path. */
-export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string): Promise<AnyDataset> {
-  if (spec === 'builtin') return builtinDataset(split);
-  if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
-  if (isCorpusDir(spec)) return corpusDataset(spec, split); // clean photos of `mofme data corpus`: weather on the fly
-  if (statSync(spec).isDirectory() && readdirSync(spec).length === 0) throw new CliError(`--data ${spec}: the folder is empty`);
-  let ds;
-  try {
-    ds = await openDataset(spec, { policy: 'skip', ...(layout ? { layout: layout as Layout } : {}) });
-  } catch (e) {
-    // the data package speaks to programmers ("pass { layout }"); say it in flags
-    const why = oneLine(e).replace(/^openDataset: /, '').replace(/pass \{ layout \}/, `pass --layout (${LAYOUTS.join(', ')})`);
-    throw new CliError(`--data ${spec}: ${why}`);
-  }
-  if (ds.length === 0) {
-    const first = ds.skipped[0];
-    const why = first ? `${ds.skipped.length} skipped; first: ${skippedProblem(first)}` : `layout ${ds.layout}`;
-    throw new CliError(`--data ${spec}: no input/ground-truth pairs found (${why}); run ${selfCommand()} data check ${spec}`);
-  }
-  return ds;
-}
-
-/** One skipped pair in words: a list file may name an input that does not exist (the data package then reports its missing ground truth). */
-export function skippedProblem(s: { input: string; target: string | null; reason: string }): string {
-  if (!existsSync(s.input)) return `${s.input}: no such input image`;
-  return `${s.input}: ${s.reason.replace(` for "${s.input}"`, '')}${s.target ? ` (${s.target})` : ''}`;
-}
-
-export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+export async function train(request: TrainRequest): Promise<TrainResult> {
   // ---- run folder and configuration ------------------------------------------------------------
-  const resume = options.resume ? resolveResume(options.resume) : null;
-  const saved = resume ? readState(resume.ckpt) : null;
-  const cfg: TrainConfig = saved ? { ...saved.config, ...options.changes } : flagsConfig; // a resumed run keeps its own config
-  if (saved && options.changes?.steps !== undefined) {
-    if (options.changes.steps <= saved.step) throw new CliError(`--steps ${options.changes.steps}: the run is already at step ${saved.step}; give more steps to continue it`);
-    delete cfg.epochs; // --steps replaces an --epochs length
-  }
+  let resume = null as { ckpt: string; runDir: string } | null;
+  let saved = null as TrainingState | null;
+  const { train: cfg, model: modelConfig } = runConfigOf(request, request.resume ? () => {
+    resume = resolveResume(request.resume!);
+    return (saved = readState(resume.ckpt));
+  } : undefined);
   const runDir = resume ? resume.runDir : resolve(cfg.out);
   if (!resume && listCheckpoints(runDir).length) {
     throw new CliError(`--out ${runDir} already holds a training run; continue it with --resume ${runDir}, or choose another --out`);
   }
   outputDir(runDir, '--out');
-  const backend = await selectBackend(cfg.backend);
-  const modelConfig = executionFor(modelConfigOf(cfg), backend);
+  await selectBackend(cfg.backend);
 
   // ---- data ------------------------------------------------------------------------------------
   const trainData = await openData(cfg.data, 'train', cfg.layout);
@@ -135,32 +114,16 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
   let bestPsnr: number | null = null, bestStep: number | null = null;
   let elapsedBefore = 0;
   let lastCheckpoint: string | null = null;
-  const metricsFile = join(runDir, 'metrics.jsonl');
   if (resume && saved) {
-    await loadWeightsInto(model, join(resume.ckpt, MODEL_FILE), 'checkpoint', 'was the run folder edited?');
-    await loadOptimizerState(resume.ckpt, optimizer, scheduler);
-    model.rng.setState(saved.rng);
+    await restoreTraining(resume.ckpt, saved, model, optimizer, scheduler);
     ({ step, bestPsnr, bestStep } = saved);
     elapsedBefore = saved.elapsedSeconds;
     lastCheckpoint = resume.ckpt;
-    // forget what the killed run logged after this checkpoint: those steps are about to be redone
-    // (a line cut by the kill is dropped too)
-    if (existsSync(metricsFile)) {
-      const kept = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => {
-        try { return l.trim() && (JSON.parse(l) as { step: number }).step <= step; } catch { return false; }
-      });
-      writeOutput(metricsFile, kept.map((l) => l + '\n').join(''));
-    }
-  } else {
-    writeOutput(metricsFile, '');
   }
-  writeOutput(join(runDir, 'config.json'), JSON.stringify({ train: cfg, model: modelConfig, totalSteps }, null, 2) + '\n');
-  // metrics.jsonl is a log: appended line by line (a kill can cut only its last line, dropped on resume)
-  const logMetrics = (record: object) => {
-    try { appendFileSync(metricsFile, JSON.stringify(record) + '\n'); } catch (e) { throw fsError('write', metricsFile, e); }
-  };
+  const logMetrics = openMetricsLog(runDir, saved ? step : null);
+  writeRunConfig(runDir, { train: cfg, model: modelConfig, totalSteps });
 
-  const progress = new Progress(cfg.logEvery, undefined, options.quiet);
+  const progress = new Progress(cfg.logEvery, undefined, request.quiet);
   const params = countParameters(modelConfig).total;
   progress.log(`${resume ? `resuming ${resume.ckpt} at step ${step}` : 'training'}: ${cfg.model} (${cfg.preset}, ${params.toLocaleString('en-US')} parameters), ` +
     `${trainData.length} training pairs, ${cfg.crop}x${cfg.crop} crops, batch ${cfg.batchSize}, ${totalSteps} steps -> ${runDir}`);
@@ -231,7 +194,7 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
         const tStep = performance.now();
         const lr = optimizer.paramGroups[0]!.lr;
         const loss = tidy(() => {
-          const x = tensor(batch.input, { shape: batch.shape }).sub(0.5).div(0.5); // degraded, [−1, 1] as the official loader
+          const x = toModelInput(tensor(batch.input, { shape: batch.shape })); // degraded
           const y = tensor(batch.target, { shape: batch.shape }); // clean, [0, 1]
           const l = smoothL1Loss(model.forward(x).image, y, 1, 'mean');
           optimizer.zeroGrad();
@@ -280,7 +243,7 @@ export async function train(flagsConfig: TrainConfig, options: TrainOptions = {}
   if (interrupted) {
     console.log(`interrupted at step ${step}: checkpoint ${lastCheckpoint}; continue with: ${selfCommand()} train --resume ${runDir}`);
     exitCode = 130;
-  } else if (!options.quiet) {
+  } else if (!request.quiet) {
     console.log(`done: ${step} steps in ${formatDuration(secs)}${bestPsnr !== null ? `; best validation PSNR ${bestPsnr.toFixed(2)} dB at step ${bestStep}` : ''}; checkpoints in ${runDir}`);
   }
   return {

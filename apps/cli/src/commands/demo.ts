@@ -12,29 +12,23 @@
  * leave a model worse than its input (measured: -0.61 dB on average, rain -5.17, raindrop -6.93);
  * starting from the bundled weights shows training working while the result stays useful.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 import { builtinDataset, encodePng } from '@mofme/data';
-import { TRAIN_DEFAULTS, type TrainConfig } from './config';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../options';
 import { train } from './train';
-import { evaluate, formatTable, type EvalResult } from './evaluate';
-import { loadModelFile } from './checkpoint';
+import { evaluate, formatTable, type EvalResult, type TaskScore } from '../evaluate';
+import { loadModelFile, PRETRAINED as BUNDLED } from '../checkpoint';
 import { StripCollector, writeReport } from './report';
-import { formatDuration } from './progress';
-import { ensureWritableDir } from './commands';
-import { writeOutput } from './io';
-import { CliError } from './errors';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-/** The bundled weights: apps/cli/pretrained, the same relative path from src/ and dist/. */
-const BUNDLED = fileURLToPath(new URL('../pretrained/model.safetensors', import.meta.url));
+import { formatDuration } from '../progress';
+import { outputDir, outputSubdir, writeOutput } from '../io';
+import { CliError } from '../errors';
 
 /** Per weather: input, bundled and fine-tuned PSNR/SSIM side by side, and whether each beats its input. */
 export function comparisonTable(bundled: EvalResult, tuned: EvalResult): string {
   const rows = [['weather', 'input PSNR', 'bundled', 'fine-tuned', 'input SSIM', 'bundled', 'fine-tuned']];
   const sign = (d: number) => `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
-  const row = (name: string, b: EvalResult['average'], t: EvalResult['average']) => rows.push([
+  const row = (name: string, b: TaskScore, t: TaskScore) => rows.push([
     name, b.identityPsnr.toFixed(2), `${b.psnr.toFixed(2)} (${sign(b.psnr - b.identityPsnr)})`, `${t.psnr.toFixed(2)} (${sign(t.psnr - t.identityPsnr)})`,
     b.identitySsim.toFixed(4), b.ssim.toFixed(4), t.ssim.toFixed(4),
   ]);
@@ -54,7 +48,7 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const out = resolve(o.out ?? join('runs', `demo-${stamp}`));
   if (existsSync(join(out, 'run'))) throw new CliError(`--out ${out} already holds a demo; choose another folder`);
-  ensureWritableDir(out, '--out');
+  outputDir(out, '--out');
   const steps = o.steps;
   if (!existsSync(BUNDLED)) throw new CliError(`the bundled model ${BUNDLED} is missing; reinstall, or train one with mofme train`);
   const test = builtinDataset('test');
@@ -70,7 +64,7 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
     out: join(out, 'run'), logEvery: 20,
   };
   console.log(`\n== 2/4 fine-tuning the bundled model for ${steps} steps on the built-in data (64x64 crops, batch 8, lr 2e-4)`);
-  const r = await train(cfg);
+  const r = await train({ flags: cfg });
   if (r.exitCode !== 0) return r.exitCode;
 
   console.log('\n== 3/4 the fine-tuned model (best checkpoint on validation) on the same test images');
@@ -88,7 +82,7 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
 
   console.log('\n== 4/4 restoring sample photos (one degraded test image per weather) and writing the report');
   const samples = join(out, 'samples');
-  mkdirSync(samples, { recursive: true });
+  outputSubdir(samples);
   for (const [task, imgs] of strip.rows) {
     writeOutput(join(samples, `${task}-input.png`), await encodePng(imgs.input));
     writeOutput(join(samples, `${task}-restored.png`), await encodePng(imgs.output));

@@ -6,32 +6,14 @@
  *   - a strip input | restored | ground truth, one row per weather.
  * The demo calls `writeReport` with the evaluation it already ran.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import type { Image } from '@mofme/data';
-import type { MofmeConfig } from '@mofme/mofme';
-import { chartPng, lineSpec, routingSpec, type Point } from './charts';
-import { gridPng } from './images';
-import { evaluate, formatTable, type EvalResult } from './evaluate';
-import { loadModelFile, resolveModelFile } from './checkpoint';
-import { openData } from './train';
-import { CliError } from './errors';
-import { outputDir, writeOutput } from './io';
-import { formatDuration } from './progress';
-
-interface MetricLine { type: 'train' | 'val'; step: number; loss?: number; lr?: number; imagesPerSec?: number; time?: number; psnr?: number; identityPsnr?: number; ssim?: number }
-
-export function readMetrics(runDir: string): MetricLine[] {
-  const f = join(runDir, 'metrics.jsonl');
-  if (!existsSync(f)) throw new CliError(`${runDir}: no metrics.jsonl (is it a mofme train run folder?)`);
-  const lines = readFileSync(f, 'utf8').split('\n').filter((l) => l.trim());
-  return lines.flatMap((l, i) => {
-    try { return [JSON.parse(l) as MetricLine]; } catch {
-      if (i === lines.length - 1) return []; // the last line of a killed run may be cut short
-      throw new CliError(`${f}: line ${i + 1} is not JSON: ${l.slice(0, 60)}`);
-    }
-  });
-}
+import { chartPng, lineSpec, routingSpec, type Point } from '../charts';
+import { gridPng } from '../images';
+import { evaluate, formatTable, type EvalResult, type TaskScore } from '../evaluate';
+import { loadModelFile, readMetrics, readRunConfig, resolveModelFile } from '../checkpoint';
+import { openData, outputDir, writeOutput } from '../io';
+import { formatDuration } from '../progress';
 
 /** Keeps the first image of every task, for the strip. */
 export class StripCollector {
@@ -57,7 +39,7 @@ const fmtTask = (t: string) => t.replace('_', '+');
 export async function writeReport(r: ReportInput): Promise<string> {
   const out = outputDir(r.outDir ?? r.runDir, '--out');
   const lines = readMetrics(r.runDir);
-  const config = JSON.parse(readFileSync(join(r.runDir, 'config.json'), 'utf8')) as { train: Record<string, unknown>; model: MofmeConfig; totalSteps: number };
+  const config = readRunConfig(r.runDir);
   const train = lines.filter((l) => l.type === 'train');
   const val = lines.filter((l) => l.type === 'val');
   const md: string[] = [];
@@ -78,19 +60,19 @@ export async function writeReport(r: ReportInput): Promise<string> {
   const secs = train.length ? train[train.length - 1]!.time ?? 0 : 0;
   const ips = train.length ? train.reduce((s, l) => s + (l.imagesPerSec ?? 0), 0) / train.length : 0;
   md.push(`# MoFME.ts run report`, '');
-  md.push(`Run \`${r.runDir}\`: **${m.ffn}** (${String(config.train.preset)} preset: D=${m.dim}, depth ${m.depth}, patch ${m.patchSize}` +
-    `${m.ffn === 'dense' ? '' : `, E=${m.experts} top-${m.topk}, ${m.router} router`}), ${train.length ? train[train.length - 1]!.step : 0} steps of batch ${String(config.train.batchSize)} on ` +
-    `${String(config.train.crop)}x${String(config.train.crop)} crops of \`${String(config.train.data)}\`, AdamW lr ${String(config.train.lr)} (${String(config.train.schedule)}), SmoothL1 loss; ` +
+  md.push(`Run \`${r.runDir}\`: **${m.ffn}** (${config.train.preset} preset: D=${m.dim}, depth ${m.depth}, patch ${m.patchSize}` +
+    `${m.ffn === 'dense' ? '' : `, E=${m.experts} top-${m.topk}, ${m.router} router`}), ${train.length ? train[train.length - 1]!.step : 0} steps of batch ${config.train.batchSize} on ` +
+    `${config.train.crop}x${config.train.crop} crops of \`${config.train.data}\`, AdamW lr ${config.train.lr} (${config.train.schedule}), SmoothL1 loss; ` +
     `${formatDuration(secs)} of training at ${ips.toFixed(1)} images/s.`, '');
   if (r.extra) md.push(r.extra, '');
   md.push('## Curves', '');
   if (train.length) md.push(`![training loss](${link('loss.png')})`, '');
-  if (val.length) md.push(`![validation PSNR](${link('psnr.png')})`, '', `Validation during training: ${String(config.train.valCrop) !== '0' ? `center ${String(config.train.valCrop)}px crops` : 'whole images'} of the validation split; the checkpoint kept as \`best/\` is chosen on it (never on test).`, '');
+  if (val.length) md.push(`![validation PSNR](${link('psnr.png')})`, '', `Validation during training: ${config.train.valCrop !== 0 ? `center ${config.train.valCrop}px crops` : 'whole images'} of the validation split; the checkpoint kept as \`best/\` is chosen on it (never on test).`, '');
 
   md.push(`## PSNR / SSIM per task (${r.split})`, '');
   md.push(`Checkpoint \`${r.checkpoint}\`, ${r.evalResult.images.length} images, whole images with 240x240 tiles at stride 120, metrics as piq 0.8.0 computes them (see the CLI README). "identity" scores the degraded input itself.`, '');
   md.push('| task | n | PSNR | SSIM | identity PSNR | identity SSIM | gain (dB) |', '|---|---:|---:|---:|---:|---:|---:|');
-  const row = (name: string, t: EvalResult['average']) => `| ${name} | ${t.n} | ${t.psnr.toFixed(2)} | ${t.ssim.toFixed(4)} | ${t.identityPsnr.toFixed(2)} | ${t.identitySsim.toFixed(4)} | ${(t.psnr - t.identityPsnr >= 0 ? '+' : '') + (t.psnr - t.identityPsnr).toFixed(2)} |`;
+  const row = (name: string, t: TaskScore) => `| ${name} | ${t.n} | ${t.psnr.toFixed(2)} | ${t.ssim.toFixed(4)} | ${t.identityPsnr.toFixed(2)} | ${t.identitySsim.toFixed(4)} | ${(t.psnr - t.identityPsnr >= 0 ? '+' : '') + (t.psnr - t.identityPsnr).toFixed(2)} |`;
   for (const [task, t] of Object.entries(r.evalResult.tasks)) md.push(row(fmtTask(task), t));
   md.push(row('**average**', r.evalResult.average), '');
 
@@ -125,7 +107,7 @@ export async function reportCommand(run: string, o: { checkpoint?: string; out?:
   const outDir = o.out ? outputDir(o.out, '--out') : runDir;
   const ckpt = resolveModelFile(o.checkpoint ?? runDir);
   const { model } = await loadModelFile(ckpt);
-  const cfg = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as { train: { data: string; layout?: string; val?: string } };
+  const cfg = readRunConfig(runDir);
   const data = cfg.train.val && cfg.train.val !== 'none' ? cfg.train.val : cfg.train.data;
   const ds = await openData(data, o.split, cfg.train.layout);
   const strip = new StripCollector();
