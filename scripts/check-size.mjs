@@ -6,19 +6,21 @@
 // Counted: non-blank lines of src/**/*.ts that are not pure comment lines, so that writing more
 // explanation never costs budget. Tests, benches and docs are not counted.
 //
-// Budgets were set on 2026-11-29 at about 1.5x the package's code lines that day (tensor 4065,
-// nn 1386, data 1418, mofme 1227, cli 1501), which leaves room
-// for the speed, export, browser and downstream work planned then.
+// Budgets were first set on 2026-11-29 at about 1.5x the package's code lines that day (tensor 4065,
+// nn 1386, data 1418, mofme 1227, cli 1501). Later that day the speed, browser, export and
+// downstream work had brought tensor to 5427, nn 1627, data 1918, mofme 1616, cli 1867 and web 595,
+// leaving tensor and data within 20 % of their budgets; they were reset to about 1.5x those
+// figures again (web keeps its own, about 2.5x), so that the budget stays a tripwire, not a target.
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const budgets = {
-  'packages/tensor': 6500,
-  'packages/nn': 2200,
-  'packages/data': 2200,
+  'packages/tensor': 8000,
+  'packages/nn': 2500,
+  'packages/data': 2900,
   'packages/mofme': 2500,
-  'apps/cli': 2400,
+  'apps/cli': 2800,
   'apps/web': 1500,
 };
 
