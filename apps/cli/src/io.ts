@@ -39,11 +39,14 @@ export async function readImageOrFail(path: string): Promise<Image> {
 }
 
 /** Open a training, validation or test dataset: 'builtin' (with a split), a corpus folder, or a dataset path. */
-export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string): Promise<AnyDataset> {
+export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string, cleanFraction?: number): Promise<AnyDataset> {
   const { builtinDataset, corpusDataset, isCorpusDir, openDataset } = await import('@mofme/data');
-  if (spec === 'builtin') return builtinDataset(split);
+  if (cleanFraction !== undefined && !(cleanFraction <= 1)) throw new CliError(`--clean-fraction ${cleanFraction}: a share of the samples, at most 1`);
+  const clean = cleanFraction === undefined ? {} : { cleanFraction };
+  if (spec === 'builtin') return builtinDataset(split, clean);
   if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
-  if (isCorpusDir(spec)) return corpusDataset(spec, split); // clean photos of `mofme data corpus`: weather on the fly
+  if (isCorpusDir(spec)) return corpusDataset(spec, split, clean);
+  if (cleanFraction !== undefined) throw new CliError(`--clean-fraction: only for built-in or corpus data, where weather is synthesised; ${spec} holds its own pairs`); // clean photos of `mofme data corpus`: weather on the fly
   if (statSync(spec).isDirectory() && readdirSync(spec).length === 0) throw new CliError(`--data ${spec}: the folder is empty`);
   let ds;
   try {

@@ -79,6 +79,20 @@ test('SIGINT saves a checkpoint at the current step and exits with 130', async (
   assert.is(losses(out).length, step);
 });
 
+test('--loss psnr logs minus the PSNR (capped at 30 dB) and is saved in config.json; --clean-fraction only where weather is synthesised', () => {
+  const out = join(tmp(), 'run');
+  const r = mofme([...BASE, '--steps', '3', '--loss', 'psnr', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  const l = losses(out);
+  assert.is(l.length, 3);
+  // the inputs are the targets darkened to 55 %: about 8-15 dB, far from both 0 and the 30 dB cap
+  assert.ok(l.every((v) => v < -3 && v > -30), `not PSNR-like: ${l.join(' ')}`);
+  assert.is(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).train.loss, 'psnr');
+  const bad = mofme([...BASE, '--steps', '1', '--clean-fraction', '0.2', '--out', join(tmp(), 'run2')]);
+  assert.is(bad.code, 1);
+  assert.match(errorLine(bad), /--clean-fraction: only for built-in or corpus data/);
+});
+
 test('a NaN loss stops the run, naming the step and the last good checkpoint', () => {
   const out = join(tmp(), 'run');
   const r = mofme([...BASE, '--steps', '6', '--ckpt-every', '2', '--out', out], { MOFME_FAULT_NAN_AT_STEP: '3' });

@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import fc from 'fast-check';
+import * as assert from 'uvu/assert';
 import * as T from '@mofme/tensor';
 import { assertAllClose, broadcastPairArb, numRuns, shapeArb, toTensor, valuesArb, type TensorData } from '@mofme/tensor/testing';
 
@@ -156,6 +157,20 @@ test('losses: l1, mse, smoothL1 match their definitions', () => {
     assertAllClose([T.mseLoss(f64(p), f64(t)).item()], [mean(d.map((v) => v * v))], { atol: 1e-12, label: 'mse' });
     assertAllClose([T.smoothL1Loss(f64(p), f64(t)).item()], [mean(d.map((v) => (Math.abs(v) < 1 ? 0.5 * v * v : Math.abs(v) - 0.5)))], { atol: 1e-12, label: 'smoothL1' });
   }), { numRuns: runs });
+});
+
+test('psnrLoss: minus the mean PSNR of the images, each capped by the floor', () => {
+  // two 1x2x2 "images": errors 0.1 everywhere (MSE 0.01 -> 20 dB) and exact (MSE 0 -> the floor's 30 dB)
+  const pred = T.tensor([0.6, 0.6, 0.6, 0.6, 0.2, 0.3, 0.4, 0.5], { shape: [2, 1, 2, 2], dtype: 'float64' });
+  const target = T.tensor([0.5, 0.5, 0.7, 0.7, 0.2, 0.3, 0.4, 0.5], { shape: [2, 1, 2, 2], dtype: 'float64' });
+  const expected = (10 * Math.log10(0.01 + 1e-3) + 10 * Math.log10(0 + 1e-3)) / 2; // -(19.586 + 30) / 2
+  assertAllClose([T.psnrLoss(pred, target).item()], [expected], { atol: 1e-12, label: 'psnrLoss' });
+  // the gradient weighs an image by 1 / (MSE_i + floor): d/dpred = (10 / ln 10) * 2 d / (n_i (MSE_i + floor)) / N
+  const p = T.tensor([0.6, 0.6, 0.6, 0.6, 0.2, 0.3, 0.4, 0.5], { shape: [2, 1, 2, 2], dtype: 'float64', requiresGrad: true });
+  T.psnrLoss(p, target).backward();
+  const k = 10 / Math.LN10 / 2;
+  assertAllClose(p.grad!.data(), [0.1, 0.1, -0.1, -0.1].map((d) => (k * 2 * d) / (4 * 0.011)).concat([0, 0, 0, 0]), { atol: 1e-9, label: 'psnrLoss gradient' });
+  assert.throws(() => T.psnrLoss(T.zeros([4]), T.zeros([4])), /expected a batch/);
 });
 
 test('dropout: seeded, identity in eval, keeps the expectation', () => {

@@ -59,11 +59,11 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
   const bundled = await evaluate((await loadModelFile(BUNDLED)).model, test, { limit, onImage: (s, _i, d, t) => progressLine(s, d, t) });
 
   const cfg: TrainConfig = {
-    ...TRAIN_DEFAULTS, preset: 'tiny', init: BUNDLED, crop: 64, batchSize: 8, steps, lr: 2e-4, warmup: Math.min(20, Math.floor(steps / 10)),
+    ...TRAIN_DEFAULTS, preset: 'tiny', init: BUNDLED, crop: 64, batchSize: 8, steps, lr: 1e-4, loss: 'psnr', warmup: Math.min(20, Math.floor(steps / 10)),
     ckptEvery: Math.max(1, Math.floor(steps / 4)), keepLast: 1, valCrop: 128, valLimit: 10, backend: o.backend as TrainConfig['backend'],
     out: join(out, 'run'), logEvery: 20,
   };
-  console.log(`\n== 2/4 fine-tuning the bundled model for ${steps} steps on the built-in data (64x64 crops, batch 8, lr 2e-4)`);
+  console.log(`\n== 2/4 fine-tuning the bundled model for ${steps} steps on the built-in data (64x64 crops, batch 8, lr 1e-4, PSNR loss: the bundled model's recipe)`);
   const r = await train({ flags: cfg });
   if (r.exitCode !== 0) return r.exitCode;
 

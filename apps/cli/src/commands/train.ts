@@ -15,7 +15,8 @@
  * naming the step, without saving (the last good checkpoint stays the newest). A validation score
  * that is not finite is logged but never makes a checkpoint `best/`.
  *
- * Loss: SmoothL1 (β = 1, mean), what the official code calls "content l1" (mofme-paper.md §5.1).
+ * Loss (--loss): SmoothL1 (β = 1, mean), what the official code calls "content l1" (mofme-paper.md
+ * §5.1), or psnrLoss, minus the mean PSNR of the images (the bundled model's recipe: docs/recipe.md).
  * The official loss adds 0.04 × a VGG16 perceptual term; its ImageNet weights cannot be fetched
  * offline (only the npm registry is reachable), so it is left out, as the README says.
  *
@@ -29,7 +30,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { smoothL1Loss, tensor, tidy } from '@mofme/tensor';
+import { psnrLoss, smoothL1Loss, tensor, tidy } from '@mofme/tensor';
 import { AdamW, LRScheduler, constantSchedule, warmupCosineSchedule, type Schedule } from '@mofme/nn';
 import { createModel, countParameters, toModelInput, type MoFME } from '@mofme/mofme';
 import { createLoader } from '@mofme/data';
@@ -86,7 +87,7 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
   await selectBackend(cfg.backend);
 
   // ---- data ------------------------------------------------------------------------------------
-  const trainData = await openData(cfg.data, 'train', cfg.layout);
+  const trainData = await openData(cfg.data, 'train', cfg.layout, cfg.cleanFraction);
   const valSpec = cfg.val ?? (cfg.data === 'builtin' ? 'builtin' : 'none');
   const valData = valSpec === 'none' ? null : await openData(valSpec, 'val', cfg.layout);
   const loader = createLoader(trainData, {
@@ -196,7 +197,8 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
         const loss = tidy(() => {
           const x = toModelInput(tensor(batch.input, { shape: batch.shape })); // degraded
           const y = tensor(batch.target, { shape: batch.shape }); // clean, [0, 1]
-          const l = smoothL1Loss(model.forward(x).image, y, 1, 'mean');
+          const out = model.forward(x).image;
+          const l = cfg.loss === 'psnr' ? psnrLoss(out, y) : smoothL1Loss(out, y, 1, 'mean');
           optimizer.zeroGrad();
           l.backward();
           const value = l.item();

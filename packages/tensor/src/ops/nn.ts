@@ -141,6 +141,24 @@ export function smoothL1Loss(pred: Tensor, target: Tensor, beta = 1, reduction: 
   return reduce(where(lt(ad, beta), div(mul(mul(d, d), 0.5), beta), sub(ad, 0.5 * beta)), reduction);
 }
 
+/**
+ * Minus the PSNR of each image, averaged over the batch: mean_i 10·log10(MSE_i + floor), where MSE_i
+ * is taken over every axis but the first. Restoration reports the mean PSNR over images, and this is
+ * that metric (for pixels in [0, 1]) as a loss. Its gradient weighs each image by 1 / (MSE_i + floor):
+ * an image already close to its target (light rain, raindrops, a clean photo) counts as much as a
+ * thick haze, where a pixel loss over the batch lets the largest errors dominate. The floor caps the
+ * PSNR one image can reach (1e-3: 30 dB) so near-perfect images cannot take over the gradient
+ * either: with 1e-5 (50 dB) and clean samples in the batch, a fine-tuning run collapsed to the
+ * identity (docs/recipe.md).
+ */
+export function psnrLoss(pred: Tensor, target: Tensor, floor = 1e-3): Tensor {
+  checkSame('psnrLoss', pred, target);
+  if (pred.ndim < 2) throw new Error(`psnrLoss: expected a batch [N, ...], got ${shapeToString(pred.shape)}`);
+  const d = sub(pred, target);
+  const perImage = mean(mul(d, d), Array.from({ length: pred.ndim - 1 }, (_, i) => i + 1));
+  return mul(mean(log(add(perImage, floor))), 10 / Math.LN10);
+}
+
 /** Cross-entropy of logits [N, C] against integer class labels [N]. */
 export function crossEntropy(logits: Tensor, labels: Tensor, reduction: Reduction = 'mean'): Tensor {
   if (logits.ndim !== 2 || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0]) {
