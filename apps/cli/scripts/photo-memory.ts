@@ -21,8 +21,7 @@ import sharp from 'sharp';
 import { encodePhotoPng, readPhoto } from '@mofme/data';
 import { restorePlanes, type MoFME } from '@mofme/mofme';
 import type { Tensor } from '@mofme/tensor';
-import { loadModelFile } from '../src/checkpoint';
-import { checkpointOrPretrained } from '../src/commands';
+import { checkpointOrPretrained, loadModelFile } from '../src/checkpoint';
 
 const arg = (name: string, fallback: string): string => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1]! : fallback; };
 const stopAfter = Number(arg('--windows', 'Infinity'));

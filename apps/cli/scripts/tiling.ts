@@ -18,10 +18,9 @@ import { builtinDataset, builtinPhotos, getPair, photosDir, readImage, type Imag
 import { gridPng } from '../src/images';
 import { DEFAULT_STRIDE, restorePlanes, tileStarts, type MoFME } from '@mofme/mofme';
 import { keep, type Tensor } from '@mofme/tensor';
-import { loadModelFile } from '../src/checkpoint';
+import { checkpointOrPretrained, loadModelFile } from '../src/checkpoint';
 import { psnr } from '../src/metrics';
 import { pickIndices } from '../src/evaluate';
-import { checkpointOrPretrained } from '../src/commands';
 
 const limitFlag = process.argv.indexOf('--limit');
 const limit = limitFlag > 0 ? Number(process.argv[limitFlag + 1]) : Infinity;

@@ -84,7 +84,7 @@ function centerCrop(img: Image, side: number): Image {
 }
 
 /** Indices 0..n-1, or `limit` of them spread evenly (so that every task keeps images). */
-function pickIndices(n: number, limit = 0): number[] {
+export function pickIndices(n: number, limit = 0): number[] {
   if (!limit || limit >= n) return [...Array(n).keys()];
   return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
 }
