@@ -47,14 +47,12 @@ export function parseWeights(bytes: Uint8Array, source = 'model.safetensors'): W
  * A fresh network on `backend` with the weights loaded. Always seed 0: the Uncertainty-aware Router
  * draws Monte-Carlo dropout masks from the model's generator even in eval mode, so two restores
  * agree (page vs Node) only if both start from a freshly seeded model and run the same windows.
- * On backends that compile a kernel per shape (gpu.js), experts run densely: same outputs, fixed
- * shapes (apps/cli/src/backend.ts explains the measurement behind this).
+ * On backends that compile a kernel per shape (gpu.js) the model itself runs its experts densely
+ * (mixExperts in @mofme/mofme's blocks.ts): same outputs, fixed shapes.
  */
 export function buildModel(weights: Weights, backend: Backend): MoFME {
-  const dense = backend.compilesPerShape && weights.config.execution === 'sparse' && weights.config.ffn !== 'dense';
-  const config = dense ? { ...weights.config, execution: 'dense' as const } : weights.config;
   return withBackend(backend, () => {
-    const model = createModel(config, { seed: 0 });
+    const model = createModel(weights.config, { seed: 0 });
     model.loadStateDict(weights.tensors);
     model.eval();
     return model;
