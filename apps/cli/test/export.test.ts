@@ -1,7 +1,7 @@
 // `mofme export` and `mofme import` through the real CLI:
 //   - the bundled model (apps/cli/pretrained) exports to ONNX under 5 MB; the file opens in
 //     onnxruntime-node and agrees with our forward within 1e-4 on a real built-in photo with
-//     synthetic snow (a 64x64 crop of the test photo rocket.jpg);
+//     synthetic snow (a center crop of the test photo rocket.jpg at the size the model was trained at);
 //   - official names with the DDP `module.` prefix import into a model folder whose weights are the
 //     original's, bit for bit, and `mofme export --format official` of that folder gives the same
 //     official names back (a round trip through both commands);
@@ -27,18 +27,20 @@ test('the bundled model exports to ONNX (< 5 MB) that onnxruntime-node runs like
   const file = join(dir, 'pretrained.onnx');
   const r = mofme(['export', PRETRAINED, '--format', 'onnx', '-o', file]);
   assert.is(r.code, 0, r.stderr);
-  assert.match(r.stdout, /opset 17, 64x64/);
+  // the graph's fixed input is the size the model was trained at (its config's imageSize)
+  const { model } = await loadModelFile(join(ROOT, PRETRAINED));
+  const S = model.config.imageSize;
+  assert.match(r.stdout, new RegExp(`opset 17, ${S}x${S}`));
   const size = statSync(file).size;
   assert.ok(size < 5e6 && size > 1e5, `${size} bytes`);
   const rocket = builtinPhotos().find((p) => p.file === 'rocket.jpg')!;
   const photo = await readImage(join(photosDir(), rocket.file));
-  const crop = cropImage(photo, Math.floor(photo.height / 2) - 32, Math.floor(photo.width / 2) - 32, 64, 64);
+  const crop = cropImage(photo, Math.floor((photo.height - S) / 2), Math.floor((photo.width - S) / 2), S, S);
   const snowy = synthesize(crop, 'snow', {}, 3).image; // CHW float32 in [0, 1]
-  const x = tensor(Float32Array.from(snowy.data, (v) => v * 2 - 1), { shape: [1, 3, 64, 64] });
-  const { model } = await loadModelFile(join(ROOT, PRETRAINED));
+  const x = tensor(Float32Array.from(snowy.data, (v) => v * 2 - 1), { shape: [1, 3, S, S] });
   const ours = noGrad(() => model.eval().forward(x).image.data());
   const session = await ort.InferenceSession.create(file);
-  const out = await session.run({ image: new ort.Tensor('float32', Float32Array.from(x.data()), [1, 3, 64, 64]) });
+  const out = await session.run({ image: new ort.Tensor('float32', Float32Array.from(x.data()), [1, 3, S, S]) });
   const theirs = out.restored!.data as Float32Array;
   let d = 0, change = 0;
   for (let i = 0; i < ours.length; i++) {
