@@ -46,7 +46,7 @@ for (const checkpoint of args) {
     mofme('restore', ...cleanTest.map((f) => join(photosDir, f)), '-o', scratch, '--checkpoint', checkpoint);
     const clean = cleanTest.map((f) => {
       const m = JSON.parse(mofme('metrics', join(scratch, f.replace(/\.[^.]+$/, '.png')), join(photosDir, f), '--json'));
-      return { file: f, psnr: m.mean?.psnr ?? m.images?.[0]?.psnr, ssim: m.mean?.ssim ?? m.images?.[0]?.ssim };
+      return { file: f, psnr: m.mean.psnr, ssim: m.mean.ssim };
     });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     results.push({ checkpoint, evaluation, clean, seconds });

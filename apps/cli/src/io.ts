@@ -41,7 +41,6 @@ export async function readImageOrFail(path: string): Promise<Image> {
 /** Open a training, validation or test dataset: 'builtin' (with a split), a corpus folder, or a dataset path. */
 export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string, cleanFraction?: number): Promise<AnyDataset> {
   const { builtinDataset, corpusDataset, isCorpusDir, openDataset } = await import('@mofme/data');
-  if (cleanFraction !== undefined && !(cleanFraction <= 1)) throw new CliError(`--clean-fraction ${cleanFraction}: a share of the samples, at most 1`);
   const clean = cleanFraction === undefined ? {} : { cleanFraction };
   if (spec === 'builtin') return builtinDataset(split, clean);
   if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);

@@ -40,13 +40,15 @@ const SIDE_MAX = 16_384;
 
 type Value =
   | { readonly kind: 'int'; readonly min: number; readonly max: number }
-  | { readonly kind: 'number'; readonly positive: boolean } // > 0, or >= 0
+  | { readonly kind: 'number'; readonly positive: boolean; readonly max?: number } // > 0, or >= 0; at most max where given
   | { readonly kind: 'choice'; readonly choices: readonly string[] }
   | { readonly kind: 'text' };
 
 const int = (min: number, max = INT_MAX) => ({ kind: 'int', min, max }) as const;
 const positive = { kind: 'number', positive: true } as const;
 const nonNegative = { kind: 'number', positive: false } as const;
+/** a share of something: a number in [0, 1] */
+const share = { kind: 'number', positive: false, max: 1 } as const;
 const text = { kind: 'text' } as const;
 const choice = <C extends readonly string[]>(choices: C) => ({ kind: 'choice', choices }) as const;
 
@@ -108,7 +110,7 @@ export const TRAIN_OPTIONS = {
   // rain counts as much as a thick haze (docs/recipe.md: +0.35 dB on average, +1.5 on raindrops at
   // equal steps); a run saved without this key trained with smoothl1
   loss: { arg: 'kind', help: 'training loss: smoothl1 (official) or psnr (minus the mean PSNR of the images, capped at 30 dB)', value: choice(['smoothl1', 'psnr'] as const), default: 'smoothl1' },
-  cleanFraction: { arg: 'x', help: 'share of training samples left clean, input = target (default: 0.1 for built-in and corpus data)', value: nonNegative },
+  cleanFraction: { arg: 'x', help: 'share of training samples left clean, input = target (default: 0.1 for built-in and corpus data)', value: share },
   seed: { arg: 'n', help: 'seed of the weights, the data order and augmentations', value: int(0), default: 0 },
   backend: { arg: 'name', help: 'tensor backend', value: choice(BACKENDS), default: 'cpu' },
   workers: { arg: 'n', help: 'data loader threads (0: main thread; default min(2, cores-1))', value: int(0), resumable: true },
@@ -156,7 +158,7 @@ function problemOf(v: Value, value: unknown): string | null {
       return typeof value === 'string' && value !== '' ? null : `expected a non-empty string, got ${shown}`;
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (v.positive && value === 0)) return `expected ${v.positive ? 'a positive number' : 'a number >= 0'}, got ${shown}`;
-      return null;
+      return v.max !== undefined && value > v.max ? `expected at most ${v.max}, got ${shown}` : null;
     case 'int':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < v.min) return `expected ${v.min > 0 ? 'a positive integer' : 'an integer >= 0'}, got ${shown}`;
       return value > v.max ? `expected at most ${v.max.toLocaleString('en-US')}, got ${shown}` : null;

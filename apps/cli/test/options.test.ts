@@ -48,6 +48,8 @@ test('a config file: keys and values checked against the table, the message name
   assert.throws(() => readConfigFile(file({ router: 'softmax' })), /router: invalid value "softmax"; choose one of linear, uar/);
   assert.throws(() => readConfigFile(file({ crop: 20000 })), /crop: expected at most 16,384, got 20000/);
   assert.throws(() => readConfigFile(file({ lr: 0 })), /lr: expected a positive number, got 0/);
+  assert.throws(() => readConfigFile(file({ cleanFraction: 1.5 })), /cleanFraction: expected at most 1, got 1.5/);
+  assert.equal(readConfigFile(file({ cleanFraction: 0.25, loss: 'psnr' })), { cleanFraction: 0.25, loss: 'psnr' });
   assert.throws(() => readConfigFile(file({ dim: 64 })), /unknown key "dim"; valid keys: model, preset/);
 });
 
