@@ -369,7 +369,8 @@ function ulpDistance(a: number, b: number): number {
 test("softmax rows: the reference loop's float32 results (at most 1 ulp apart, nearly all equal), any row length and scale", () => {
   const reference = new ReferenceCpuBackend();
   // odd and even rows, a single value, attention's 900-key rows; -Infinity and NaN among the values
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 0.25], [5, 2, -0.7], [17, 33, 1], [64, 900, 0.25]];
+  // and the real size: one 240x240 tile of the tiny model, 30x30 = 900 tokens, 4 heads (3.24M values)
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 0.25], [5, 2, -0.7], [17, 33, 1], [64, 900, 0.25], [4 * 900, 900, 0.25]];
   for (const [label, K] of pools) {
     for (const [rows, n, scale] of shapes) {
       const x = Float32Array.from({ length: rows * n }, (_, i) => Math.sin(i * 1.37) * 9);
@@ -390,7 +391,8 @@ test("softmax rows: the reference loop's float32 results (at most 1 ulp apart, n
 test("GELU: the TypeScript float32 loop's values exactly (lengths not a multiple of 4, large |x|, NaN, infinities, signed zeros)", () => {
   const typescript = new CpuBackend({ fastKernels: null });
   for (const [label, K] of pools) {
-    for (const n of [1, 3, 4, 7, 1001]) {
+    // ... and the real size: the FFN hidden layer of a batch of 4 tiles of the tiny model (4 x 900 tokens x 192)
+    for (const n of [1, 3, 4, 7, 1001, 4 * 900 * 192]) {
       const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * (i % 7 === 0 ? 40 : 4));
       if (n > 10) { x[5] = NaN; x[6] = Infinity; x[7] = -Infinity; x[8] = 0; x[9] = -0; }
       const got = K.gelu(x);
