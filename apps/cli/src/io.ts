@@ -38,14 +38,18 @@ export async function readImageOrFail(path: string): Promise<Image> {
   try { return await readImage(path); } catch (e) { throw new CliError(`${path}: cannot read the image (${oneLine(e)})`); }
 }
 
+/** How synthesised training samples are mixed (training options of the same names; see @mofme/data's BuiltinOptions). */
+export interface SynthesisMix { cleanFraction?: number; flatLightFraction?: number }
+
 /** Open a training, validation or test dataset: 'builtin' (with a split), a corpus folder, or a dataset path. */
-export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string, cleanFraction?: number): Promise<AnyDataset> {
+export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string, synthesis: SynthesisMix = {}): Promise<AnyDataset> {
   const { builtinDataset, corpusDataset, isCorpusDir, openDataset } = await import('@mofme/data');
-  const clean = cleanFraction === undefined ? {} : { cleanFraction };
-  if (spec === 'builtin') return builtinDataset(split, clean);
+  const mix = Object.fromEntries(Object.entries(synthesis).filter(([, v]) => v !== undefined)) as SynthesisMix;
+  if (spec === 'builtin') return builtinDataset(split, mix);
   if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
-  if (isCorpusDir(spec)) return corpusDataset(spec, split, clean);
-  if (cleanFraction !== undefined) throw new CliError(`--clean-fraction: only for built-in or corpus data, where weather is synthesised; ${spec} holds its own pairs`); // clean photos of `mofme data corpus`: weather on the fly
+  if (isCorpusDir(spec)) return corpusDataset(spec, split, mix); // clean photos of `mofme data corpus`: weather on the fly
+  const given = Object.keys(mix)[0];
+  if (given) throw new CliError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only for built-in or corpus data, where weather is synthesised; ${spec} holds its own pairs`);
   if (statSync(spec).isDirectory() && readdirSync(spec).length === 0) throw new CliError(`--data ${spec}: the folder is empty`);
   let ds;
   try {

@@ -111,6 +111,8 @@ export const TRAIN_OPTIONS = {
   // equal steps); a run saved without this key trained with smoothl1
   loss: { arg: 'kind', help: 'training loss: smoothl1 (official) or psnr (minus the mean PSNR of the images, capped at 30 dB)', value: choice(['smoothl1', 'psnr'] as const), default: 'smoothl1' },
   cleanFraction: { arg: 'x', help: 'share of training samples left clean, input = target (default: 0.1 for built-in and corpus data)', value: share },
+  // a grey, low-contrast scene is not haze: without this the bundled model darkened one (issue 14)
+  flatLightFraction: { arg: 'x', help: 'share of synthesised training scenes re-lit flat (overcast) first, target too (default: 0)', value: share },
   seed: { arg: 'n', help: 'seed of the weights, the data order and augmentations', value: int(0), default: 0 },
   backend: { arg: 'name', help: 'tensor backend', value: choice(BACKENDS), default: 'cpu' },
   workers: { arg: 'n', help: 'data loader threads (0: main thread; default min(2, cores-1))', value: int(0), resumable: true },

@@ -50,6 +50,12 @@ export interface BuiltinOptions {
    * test photos to 20-29 dB PSNR)
    */
   cleanFraction?: number;
+  /**
+   * fraction of training samples whose clean scene is first re-lit flat (overcast: lower contrast,
+   * brighter, less saturated; synth/flat-light.ts), the target too; default 0. It teaches that a
+   * grey, low-contrast scene is not haze.
+   */
+  flatLightFraction?: number;
 }
 
 /** Default share of clean-in, clean-out training samples (see BuiltinOptions.cleanFraction). */
@@ -63,6 +69,7 @@ export interface BuiltinDataset {
   seed: number;
   fresh: boolean;
   cleanFraction: number;
+  flatLightFraction: number;
   photosDir: string;
   readonly length: number;
 }
@@ -90,6 +97,6 @@ export function builtinDataset(split: Split = 'train', opts: BuiltinOptions = {}
   for (const p of photos) for (const w of weathers) for (let v = 0; v < repeats; v++) {
     items.push({ photo: join(dir, p.file), weather: w, variant: v, id: `${split}/${p.file.replace(/\.jpg$/, '')}/${w}#${v}` });
   }
-  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), photosDir: dir, get length() { return items.length; } };
+  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), flatLightFraction: opts.flatLightFraction ?? 0, photosDir: dir, get length() { return items.length; } };
 }
 

@@ -252,7 +252,7 @@ export function corpusDataset(dir: string, split: Split = 'train', opts: Builtin
   for (const e of scenes) for (const w of weathers) for (let v = 0; v < repeats; v++) {
     items.push({ photo: join(root, e.train), weather: w, variant: v, id: `corpus/${e.scene}/${w}#${v}` });
   }
-  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), photosDir: join(root, 'train'), get length() { return items.length; } };
+  return { kind: 'builtin', split, items, weathers, seed: opts.seed ?? 0, fresh: opts.fresh ?? split === 'train', cleanFraction: opts.cleanFraction ?? (split === 'train' ? CLEAN_FRACTION : 0), flatLightFraction: opts.flatLightFraction ?? 0, photosDir: join(root, 'train'), get length() { return items.length; } };
 }
 
 /** True when `dir` holds a corpus (a manifest.json of kind mofme-corpus). */

@@ -16,16 +16,17 @@ import type { FileDataset, PairEntry, Task } from './dataset';
 import type { BuiltinDataset, BuiltinItem } from './builtin';
 import { Generator, mixSeed } from '@mofme/tensor';
 import { synthesize } from './synth/index';
+import { flatLight } from './synth/flat-light';
 
 export type SourceSpec =
   | { kind: 'files'; pairs: PairEntry[] }
-  | { kind: 'builtin'; items: BuiltinItem[]; seed: number; fresh: boolean; cleanFraction?: number };
+  | { kind: 'builtin'; items: BuiltinItem[]; seed: number; fresh: boolean; cleanFraction?: number; flatLightFraction?: number };
 
 export type AnyDataset = FileDataset | BuiltinDataset;
 
 export function toSourceSpec(ds: AnyDataset): SourceSpec {
   if (ds.kind === 'files') return { kind: 'files', pairs: ds.pairs };
-  if (ds.kind === 'builtin') return { kind: 'builtin', items: ds.items, seed: ds.seed, fresh: ds.fresh, cleanFraction: ds.cleanFraction };
+  if (ds.kind === 'builtin') return { kind: 'builtin', items: ds.items, seed: ds.seed, fresh: ds.fresh, cleanFraction: ds.cleanFraction, flatLightFraction: ds.flatLightFraction };
   throw new Error(`unknown dataset kind "${(ds as { kind: string }).kind}"`);
 }
 
@@ -106,6 +107,12 @@ export async function loadSample(spec: SourceSpec, req: SampleRequest): Promise<
   const frame = { y0, x0, fullHeight: Math.max(fullH, clean.height), fullWidth: Math.max(fullW, clean.width) };
   // A share of the samples stays clean (input = target), decided by its own seeded draw.
   const passThrough = (spec.cleanFraction ?? 0) > 0 && new Generator(mixSeed(degradeSeed, 0xc1ea)).random() < spec.cleanFraction!;
+  // A share of the scenes is re-lit flat (overcast) first, target included (synth/flat-light.ts);
+  // its own seeded draws, so a fraction of 0 leaves every other sample as it was.
+  if ((spec.flatLightFraction ?? 0) > 0) {
+    const draw = new Generator(mixSeed(degradeSeed, 0xf1a7));
+    if (draw.random() < spec.flatLightFraction!) clean = flatLight(clean, draw).image;
+  }
   // a copy, not the same buffer: input and target are transferred separately from worker threads
   const degraded = passThrough ? cloneImage(clean) : synthesize(clean, item.weather, { frame }, degradeSeed).image;
   return finish(dihedral(degraded, mode), dihedral(clean, mode), item.weather, `builtin:${item.id}`, item.photo, item.id);

@@ -81,4 +81,22 @@ test('clean samples cross the worker-thread boundary (input and target are separ
   } finally { await loader.close(); }
 });
 
+test('flat light: a share of scenes is re-lit flat, target included; a fraction of 0 changes nothing', async () => {
+  const spec = toSourceSpec(builtinDataset('train', { cleanFraction: 1 })); // input = target: the target shows the re-lighting
+  const req = { index: 3, epoch: 0, itemSeed: 5, crop: [64, 64] as [number, number], flips: false };
+  const plain = await loadSample(spec, req);
+  assert.equal(Array.from((await loadSample({ ...spec, flatLightFraction: 0 }, req)).target), Array.from(plain.target));
+  const flat = await loadSample({ ...spec, flatLightFraction: 1 }, req);
+  assert.equal(Array.from(flat.input), Array.from(flat.target));
+  const stats = (x: Float32Array) => {
+    const m = x.reduce((a, v) => a + v, 0) / x.length;
+    return { mean: m, sd: Math.sqrt(x.reduce((a, v) => a + (v - m) ** 2, 0) / x.length) };
+  };
+  const before = stats(plain.target), after = stats(flat.target);
+  // contrast c <= 0.9 scales the spread down (desaturation and clamping only shrink it more), and
+  // the lift only raises the mean (clamping at 1 can take back at most what it added)
+  assert.ok(after.sd < 0.9 * before.sd + 1e-6, `sd ${before.sd} -> ${after.sd}`);
+  assert.ok(after.mean >= before.mean - 0.01, `mean ${before.mean} -> ${after.mean}`);
+});
+
 test.run();

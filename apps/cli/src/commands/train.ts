@@ -87,7 +87,7 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
   await selectBackend(cfg.backend);
 
   // ---- data ------------------------------------------------------------------------------------
-  const trainData = await openData(cfg.data, 'train', cfg.layout, cfg.cleanFraction);
+  const trainData = await openData(cfg.data, 'train', cfg.layout, { cleanFraction: cfg.cleanFraction, flatLightFraction: cfg.flatLightFraction });
   const valSpec = cfg.val ?? (cfg.data === 'builtin' ? 'builtin' : 'none');
   const valData = valSpec === 'none' ? null : await openData(valSpec, 'val', cfg.layout);
   const loader = createLoader(trainData, {
