@@ -14,9 +14,10 @@ const paths: [string, () => CpuBackend, 'float32' | 'float64'][] = [
   ['ts float64', () => new CpuBackend({ fastKernels: null }), 'float64'],
 ];
 if (wasmSimdAvailable()) {
-  paths.push(['wasm x1', () => new CpuBackend({ fastKernels: createWasmKernels({ threads: 1 }) }), 'float32']);
-  // parallelMinFlops 0 forces even tiny products to be split between the threads
-  paths.push(['wasm x2', () => new CpuBackend({ fastKernels: createWasmKernels({ threads: 2, parallelMinFlops: 0 }) }), 'float32']);
+  // mapMinSize 0: the suite's small elementwise cases take the WebAssembly elementwise kernels too
+  paths.push(['wasm x1', () => new CpuBackend({ fastKernels: createWasmKernels({ threads: 1, mapMinSize: 0 }) }), 'float32']);
+  // parallelMinFlops and parallelMinValues 0 force even tiny products and maps to be split between the threads
+  paths.push(['wasm x2', () => new CpuBackend({ fastKernels: createWasmKernels({ threads: 2, parallelMinFlops: 0, parallelMinValues: 0, mapMinSize: 0 }) }), 'float32']);
 } else {
   console.log('WebAssembly SIMD is not available here: the wasm conformance runs are skipped');
 }

@@ -130,7 +130,7 @@ test('WebAssembly SIMD is available on Node 20', () => {
 const pools: [string, FastKernels][] = [];
 test.before(() => {
   pools.push(['1 thread', createWasmKernels({ threads: 1 })]);
-  pools.push(['2 threads forced', createWasmKernels({ threads: 2, parallelMinFlops: 0 })]);
+  pools.push(['2 threads forced', createWasmKernels({ threads: 2, parallelMinFlops: 0, parallelMinValues: 0, mapMinSize: 0 })]);
   pools.push(['2 threads', createWasmKernels({ threads: 2 })]);
 });
 test.after(() => {
@@ -399,6 +399,105 @@ test("GELU: the TypeScript float32 loop's values exactly (lengths not a multiple
       const want = typescript.download(typescript.gelu(typescript.upload(x), 'none'));
       for (let i = 0; i < n; i++) assert.ok(ulpDistance(got[i]!, want[i]!) === 0, `${label} n ${n}: gelu(${x[i]}) = ${got[i]}, TypeScript ${want[i]}`);
     }
+  }
+});
+
+test("GELU backward: the TypeScript float32 loop's values (g GELU'(x); lengths not a multiple of 4, large |x|, NaN, infinities, signed zeros)", () => {
+  const typescript = new CpuBackend({ fastKernels: null });
+  for (const [label, K] of pools) {
+    // ... and the real size: the gradient of the FFN hidden layer of a batch of 4 tiles of the tiny model
+    for (const n of [1, 3, 4, 7, 1001, 4 * 900 * 192]) {
+      const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731) * (i % 7 === 0 ? 40 : 4));
+      const g = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.377) * (i % 11 === 0 ? 1e30 : 2));
+      if (n > 10) { x[5] = NaN; x[6] = Infinity; x[7] = -Infinity; x[8] = 0; x[9] = -0; g[10] = NaN; }
+      const got = K.geluBackward(x, g);
+      const want = typescript.download(typescript.geluBackward(typescript.upload(x), typescript.upload(g), 'none'));
+      for (let i = 0; i < n; i++) assert.ok(ulpDistance(got[i]!, want[i]!) === 0, `${label} n ${n}: ${g[i]} gelu'(${x[i]}) = ${got[i]}, TypeScript ${want[i]}`);
+    }
+  }
+});
+
+test("softmax backward and LayerNorm forward and backward: the reference loops' float32 results (1 ulp at most, nearly all equal; dw and db within float32 sums of the float64 ones), odd and real sizes", () => {
+  const float32Loops = new CpuBackend({ fastKernels: null }), float64 = new ReferenceCpuBackend();
+  const close = (label: string, got: Float32Array, want: ArrayLike<number>): void => {
+    let off = 0;
+    for (let i = 0; i < want.length; i++) {
+      const d = ulpDistance(got[i]!, want[i]!);
+      assert.ok(d <= 1, `${label}: element ${i} is ${got[i]}, reference ${want[i]}`);
+      off += d;
+    }
+    assert.ok(off <= Math.max(1, want.length * 1e-3), `${label}: ${off} of ${want.length} elements 1 ulp off`);
+  };
+  // odd row lengths (the kernels go two values at a time), a single value, a ViT's [2048, 384], one tile's 3600 tokens of 49
+  for (const [rows, n] of [[1, 1], [3, 5], [7, 48], [2048, 384], [3600, 49]] as const) {
+    const x = Float32Array.from({ length: rows * n }, (_, i) => Math.sin(i * 1.3) * 3 + (i % 7));
+    const g = Float32Array.from({ length: rows * n }, (_, i) => Math.cos(i * 0.7));
+    const w = Float32Array.from({ length: n }, (_, i) => 1 + 0.1 * Math.sin(i)), b = Float32Array.from({ length: n }, (_, i) => 0.1 * i);
+    for (const [label, K] of pools) {
+      const where = `${label} [${rows}, ${n}]`;
+      const y = float32Loops.softmax(float32Loops.upload(x), rows, n, 0.25);
+      close(`${where} softmax backward`, K.softmaxBackward(float32Loops.download(y) as Float32Array, g, rows, n, 0.25), float32Loops.download(float32Loops.softmaxBackward(y, float32Loops.upload(g), rows, n, 0.25)));
+      for (const [wv, bv] of [[w, b], [null, null]] as const) {
+        const up = (v: Float32Array | null) => v && float32Loops.upload(v);
+        const want = float32Loops.layerNorm(float32Loops.upload(x), up(wv), up(bv), rows, n, 1e-5);
+        const got = K.layerNorm(x, wv, bv, rows, n, 1e-5);
+        close(`${where} layerNorm`, got.out, float32Loops.download(want.out));
+        close(`${where} layerNorm stats`, got.stats, float32Loops.download(want.stats));
+        const back = K.layerNormBackward(g, x, wv, got.stats, rows, n);
+        close(`${where} layerNorm dx`, back.dx, float32Loops.download(float32Loops.layerNormBackward(float32Loops.upload(g), float32Loops.upload(x), up(wv), want.stats, rows, n).dx));
+        // dw and db are sums over the rows: against the float64 loop, within what float32 sums of 64 rows can lose
+        const exact = float64.layerNormBackward(float64.upload(Float64Array.from(g)), float64.upload(Float64Array.from(x)), wv && float64.upload(Float64Array.from(wv)), float64.upload(Float64Array.from(got.stats)), rows, n);
+        const [dw, db] = [float64.download(exact.dweight), float64.download(exact.dbias)];
+        for (let j = 0; j < n; j++) {
+          assert.ok(Math.abs(back.dweight[j]! - dw[j]!) <= 1e-5 * (Math.abs(dw[j]!) + rows), `${where} dweight[${j}] ${back.dweight[j]}, float64 ${dw[j]}`);
+          assert.ok(Math.abs(back.dbias[j]! - db[j]!) <= 1e-5 * (Math.abs(db[j]!) + rows), `${where} dbias[${j}] ${back.dbias[j]}, float64 ${db[j]}`);
+        }
+      }
+    }
+  }
+});
+
+test('elementwise kernels: the reference loops bit for bit (add, sub, mul, div with broadcasting; relu, step), random shapes and real sizes', () => {
+  const reference = new ReferenceCpuBackend();
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -3e38];
+  const values = (n: number, seed: number): Float32Array => {
+    const v = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.917 + seed) * (i % 5 === 0 ? 1e3 : 3));
+    for (let i = 0; i < special.length && i * 13 < n; i++) v[i * 13] = special[i]!;
+    return v;
+  };
+  const check = (label: string, backend: CpuBackend, op: 'add' | 'sub' | 'mul' | 'div', aShape: number[], bShape: number[]): void => {
+    const outShape = aShape.map((d, i) => Math.max(d, bShape[i]!));
+    const a = values(aShape.reduce((p, d) => p * d, 1), 1), b = values(bShape.reduce((p, d) => p * d, 1), 2);
+    const got = backend.download(backend.binary(op, backend.upload(a), aShape, backend.upload(b), bShape, outShape));
+    const want = reference.download(reference.binary(op, reference.upload(a), aShape, reference.upload(b), bShape, outShape));
+    for (let i = 0; i < want.length; i++) assert.ok(ulpDistance(got[i]!, Math.fround(want[i]!)) === 0, `${label} ${op} [${aShape}] [${bShape}]: element ${i} is ${got[i]}, reference ${want[i]}`);
+  };
+  for (const [label, K] of pools) {
+    const backend = new CpuBackend({ fastKernels: K });
+    // the model's real shapes: a residual add of one tile's feature map, a bias per channel of the
+    // FFN's 1024 features, a bias per channel of an image (NCHW), a value per row, a scalar
+    check(label, backend, 'add', [1, 16, 240, 240], [1, 16, 240, 240]);
+    check(label, backend, 'add', [1, 900, 1024], [1, 1, 1024]);
+    check(label, backend, 'mul', [2, 16, 120, 120], [1, 16, 1, 1]);
+    check(label, backend, 'div', [1817, 48], [1817, 1]);
+    check(label, backend, 'sub', [1, 3, 240, 240], [1, 1, 1, 1]);
+    check(label, backend, 'sub', [1, 1, 1, 1], [1, 3, 240, 240]);
+    for (const op of ['relu', 'step'] as const) {
+      for (const n of [5, 4 * 900 * 192 + 3]) {
+        const x = values(n, 3);
+        const got = backend.download(backend.unary(op, backend.upload(x)));
+        const want = reference.download(reference.unary(op, reference.upload(x)));
+        for (let i = 0; i < n; i++) assert.ok(Object.is(got[i], want[i]), `${label} ${op}(${x[i]}) = ${got[i]}, reference ${want[i]}`);
+      }
+    }
+    // random shapes of rank 1-4, each axis of one operand broadcast at random (size 1)
+    fc.assert(fc.property(
+      fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 4 }), fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+      fc.constantFrom('add', 'sub', 'mul', 'div'),
+      (shape, aOne, bOne, op) => {
+        check(label, backend, op as 'add', shape.map((d, i) => (aOne[i] ? 1 : d)), shape.map((d, i) => (bOne[i] && !aOne[i] ? 1 : d)));
+      },
+    ), { numRuns: 60, seed: 7 });
   }
 });
 

@@ -14,10 +14,13 @@
  * - conv2d and its two gradients: WebAssembly SIMD direct convolution for float32 where the
  *   kernels have it; otherwise null, and the op composes im2col + matmul;
  * - erf and GELU in float32: an erf accurate to float32 instead of the exact series;
- * - softmax and GELU in float32: the WebAssembly kernels of row-kernels.ts (their exp in double
- *   lanes: Math.exp costs more than the rest of a softmax together).
- * The other row kernels (layerNorm, Smooth L1, the Adam step) are already one fused pass each in
- * the reference and are inherited as they are.
+ * - softmax and GELU in float32, forward and backward: the WebAssembly kernels of row-kernels.ts
+ *   (their exp in double lanes: Math.exp costs more than the rest of a softmax together), and
+ *   softmax's backward and LayerNorm's forward and backward in norm-kernels.ts, on both threads;
+ * - add, sub, mul, div (broadcasting by runs), relu and step in float32 for arrays of 4096 values
+ *   and more: the WebAssembly SIMD kernels of map-kernels.ts, on both threads.
+ * The other row kernels (Smooth L1, the Adam step) are already one fused pass each in the
+ * reference and are inherited as they are.
  * `new CpuBackend({ kernels: 'reference' })` switches every fast path off (each override then
  * calls the reference loop), for teaching and for bisecting a wrong result. The conformance suite
  * runs this backend, on each of its paths, against `ReferenceCpuBackend`.
@@ -30,7 +33,7 @@ import {
 import { BINARY, broadcastStrides, CpuStorage, freshArray, GELU, ReferenceCpuBackend, UNARY, walkRows } from './cpu-reference';
 import { matmulBlocked } from './cpu-matmul';
 import { col2imFast, im2colFast } from './cpu-window';
-import { FAST_MATMUL_MIN_WORK, sharedFastKernels, type FastKernels } from './wasm';
+import { FAST_MATMUL_MIN_WORK, sharedFastKernels, type FastKernels, type MapOpName } from './wasm';
 
 export type { FastKernels };
 export { erf } from './cpu-reference';
@@ -84,6 +87,28 @@ function erfFloat32(x: number): number {
   const t = 1 / (1 + 0.5 * z);
   const erfc = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
   return x >= 0 ? 1 - erfc : erfc - 1;
+}
+
+/** The binary ops with WebAssembly kernels (map-kernels.ts). */
+const MAP_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div']);
+
+/**
+ * A broadcast binary op as runs for FastKernels.map: (o, ia, sa, ib, sb, n) per innermost run of
+ * the output, each operand advancing (1) or staying put (0). Null where a run would stride through
+ * an operand, or where the runs are so short (under 16 values on average) that the per-run cost
+ * of the kernel table outweighs the SIMD lanes.
+ */
+function broadcastRuns(xLength: number, aShape: Shape, yLength: number, bShape: Shape, outShape: Shape, size: number): number[] | null {
+  if (xLength === size && yLength === size) return [0, 0, 1, 0, 1, size];
+  if (yLength === 1 && xLength === size) return [0, 0, 1, 0, 0, size];
+  if (xLength === 1 && yLength === size) return [0, 0, 0, 0, 1, size];
+  const runs: number[] = [];
+  let usable = true;
+  walkRows(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (o, [ia, ib], n, [sa, sb]) => {
+    if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1)) usable = false;
+    runs.push(o, ia!, sa!, ib!, sb!, n);
+  });
+  return usable && runs.length / 6 <= size / 16 ? runs : null;
 }
 
 /** out[i] = op(x[i]) with the common ops as tight loops (see binaryRow). */
@@ -157,6 +182,10 @@ export class CpuBackend extends ReferenceCpuBackend {
     if (this.reference) return super.unary(op, x);
     const src = this.data(x);
     const out = this.alloc(x.dtype, src.length);
+    const fast = this.fastKernels;
+    if (fast && (op === 'relu' || op === 'step') && src instanceof Float32Array && src.length >= fast.mapMinSize && src.length > 0) {
+      return this.wrap(fast.map(op, src, null, [0, 0, 1, 0, 0, src.length], out as Float32Array));
+    }
     unaryLoop(op, out, src);
     return this.wrap(out);
   }
@@ -166,6 +195,11 @@ export class CpuBackend extends ReferenceCpuBackend {
     const x = this.data(a), y = this.data(b);
     const size = sizeOf(outShape);
     const out = this.alloc(a.dtype, size);
+    const fast = this.fastKernels;
+    if (fast && MAP_BINARY.has(op) && x instanceof Float32Array && y instanceof Float32Array && size >= fast.mapMinSize && size > 0) {
+      const runs = broadcastRuns(x.length, aShape, y.length, bShape, outShape, size);
+      if (runs) return this.wrap(fast.map(op as MapOpName, x, y, runs, out as Float32Array));
+    }
     if (x.length === size && y.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 1, size);
     else if (y.length === 1 && x.length === size) binaryRow(op, out, 0, x, 0, 1, y, 0, 0, size);
     else if (x.length === 1 && y.length === size) binaryRow(op, out, 0, x, 0, 0, y, 0, 1, size);
@@ -207,6 +241,7 @@ export class CpuBackend extends ReferenceCpuBackend {
     const src = this.data(x), g = this.data(grad);
     if (this.reference || approximate !== 'none' || !(src instanceof Float32Array)) return super.geluBackward(x, grad, approximate);
     const out = this.alloc('float32', src.length), df = GELU.none.df;
+    if (this.fastKernels && g instanceof Float32Array) return this.wrap(this.fastKernels.geluBackward(src, g, out as Float32Array));
     for (let i = 0; i < src.length; i++) out[i] = g[i]! * df(src[i]!, erfFloat32);
     return this.wrap(out);
   }
@@ -216,6 +251,30 @@ export class CpuBackend extends ReferenceCpuBackend {
     const src = this.data(x);
     if (this.reference || !this.fastKernels || !(src instanceof Float32Array)) return super.softmax(x, rows, n, scale);
     return this.wrap(this.fastKernels.softmax(src, rows, n, scale, this.alloc('float32', rows * n) as Float32Array));
+  }
+
+  /** softmax's backward in WebAssembly (norm-kernels.ts); float64 as the reference */
+  override softmaxBackward(y: Storage, grad: Storage, rows: number, n: number, scale = 1): Storage {
+    const yv = this.data(y), g = this.data(grad);
+    if (this.reference || !this.fastKernels || !(yv instanceof Float32Array) || !(g instanceof Float32Array)) return super.softmaxBackward(y, grad, rows, n, scale);
+    return this.wrap(this.fastKernels.softmaxBackward(yv, g, rows, n, scale, this.alloc('float32', rows * n) as Float32Array));
+  }
+
+  /** LayerNorm forward and backward in WebAssembly (norm-kernels.ts); float64 as the reference */
+  override layerNorm(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): { out: Storage; stats: Storage } {
+    const src = this.data(x), w = weight ? this.data(weight) : null, b = bias ? this.data(bias) : null;
+    const f32 = (v: TypedArray | null): v is Float32Array | null => v === null || v instanceof Float32Array;
+    if (this.reference || !this.fastKernels || !(src instanceof Float32Array) || !f32(w) || !f32(b)) return super.layerNorm(x, weight, bias, rows, n, eps);
+    const r = this.fastKernels.layerNorm(src, w, b, rows, n, eps, this.alloc('float32', rows * n) as Float32Array, this.alloc('float32', rows * 2) as Float32Array);
+    return { out: this.wrap(r.out), stats: this.wrap(r.stats) };
+  }
+
+  override layerNormBackward(grad: Storage, x: Storage, weight: Storage | null, stats: Storage, rows: number, n: number): { dx: Storage; dweight: Storage; dbias: Storage } {
+    const g = this.data(grad), src = this.data(x), w = weight ? this.data(weight) : null, st = this.data(stats);
+    const all32 = [g, src, st].every((v) => v instanceof Float32Array) && (w === null || w instanceof Float32Array);
+    if (this.reference || !this.fastKernels || !all32) return super.layerNormBackward(grad, x, weight, stats, rows, n);
+    const r = this.fastKernels.layerNormBackward(g as Float32Array, src as Float32Array, w as Float32Array | null, st as Float32Array, rows, n, this.alloc('float32', rows * n) as Float32Array);
+    return { dx: this.wrap(r.dx), dweight: this.wrap(r.dweight), dbias: this.wrap(r.dbias) };
   }
 
   // ---- reductions ----

@@ -24,7 +24,10 @@ import type { ConvSpec, MatmulSpec } from '../backend';
 import { align16, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvHost } from './conv';
 import { assembleModule, I, T } from './emit';
 import { KC, kernelModuleBytes, MAX_PAGES, MR, NR, type KernelExports } from './kernels';
-import { defaultThreads, OP, Pool, workersAvailable } from './pool';
+import { CHUNK_KERNELS, defaultThreads, OP, Pool, ROW_KERNELS, workersAvailable } from './pool';
+import { MAP_OPS, RUN_BYTES, type MapOpName } from './map-kernels';
+
+export type { MapOpName };
 
 export interface FastKernels {
   /** e.g. 'wasm-simd x2 threads' */
@@ -48,6 +51,25 @@ export interface FastKernels {
   softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array;
   /** exact GELU of float32 values (row-kernels.ts: the CPU backend's float32 formula in double lanes); into `out` if given */
   gelu(x: Float32Array, out?: Float32Array): Float32Array;
+  /**
+   * the gradient of softmax(fround(scale * x)) rows from their output y and its gradient (the
+   * reference loop's steps in double lanes, norm-kernels.ts); into `out` if given
+   */
+  softmaxBackward(y: Float32Array, grad: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array;
+  /** LayerNorm over the last n values of each row and its (mean, rstd) per row (norm-kernels.ts); null weight: ones, null bias: zeros */
+  layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, rows: number, n: number, eps: number, out?: Float32Array, stats?: Float32Array): { out: Float32Array; stats: Float32Array };
+  /** LayerNorm's gradients from the forward's stats (norm-kernels.ts) */
+  layerNormBackward(grad: Float32Array, x: Float32Array, weight: Float32Array | null, stats: Float32Array, rows: number, n: number, dx?: Float32Array): { dx: Float32Array; dweight: Float32Array; dbias: Float32Array };
+  /** grad * GELU'(x) for float32 values (row-kernels.ts: the CPU backend's float32 loop in double lanes); into `out` if given */
+  geluBackward(x: Float32Array, grad: Float32Array, out?: Float32Array): Float32Array;
+  /**
+   * out[o + t] = op(x[ia + t*sa], y[ib + t*sb]) for t < n, for each run (o, ia, sa, ib, sb, n) of
+   * `runs` (six numbers per run; sa and sb 0 or 1, the runs covering `out`); unary ops ignore y
+   * (map-kernels.ts: float32 lanes, the reference's results bit for bit)
+   */
+  map(op: MapOpName, x: Float32Array, y: Float32Array | null, runs: readonly number[], out: Float32Array): Float32Array;
+  /** outputs smaller than this are cheaper in the backend's own loops than copied here and back */
+  readonly mapMinSize: number;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -64,11 +86,32 @@ export interface FastKernelOptions {
   sharedMemory?: boolean;
   /** bytes of input + output per band of the direct convolution (default 1 MiB, about L2; tests use tiny bands to exercise the seams) */
   convBandBytes?: number;
+  /**
+   * elementwise outputs (map, softmax, GELU) with fewer values than this stay on the calling
+   * thread (default 2^15: a job hand-off costs a few microseconds, about what 32K values take);
+   * tests set 0 to exercise the split
+   */
+  parallelMinValues?: number;
+  /** see FastKernels.mapMinSize (default 4096); tests set 0 so that small cases take this path */
+  mapMinSize?: number;
 }
 
 /** Rows / columns of C per GEMM task: 64 x 256 keeps a task's C block and A block in L2. */
 const MC = 64;
 const NC = 256;
+/**
+ * Largest run of an elementwise job (floats; a multiple of 4): long runs are cut into pieces of
+ * this size so that the pool's threads get similar shares (64 KiB per operand, within L2).
+ */
+const MAP_CHUNK = 16384;
+/**
+ * Rows per task of LayerNorm's backward: each task sums its rows' dw and db in float32 as the
+ * reference loop does, and the tasks' sums are added in double (64 rows: the float32 sums stay
+ * short, and a [2048, 384] gradient has 32 tasks to share).
+ */
+const LAYER_NORM_BLOCK = 64;
+/** Tasks per thread of an elementwise job: some slack for a thread the OS delays. */
+const TASKS_PER_THREAD = 4;
 
 let simdCache: boolean | undefined;
 
@@ -121,6 +164,8 @@ class WasmKernels implements FastKernels {
   readonly ex: KernelExports;
   readonly pool: Pool;
   readonly parallelMinFlops: number;
+  readonly parallelMinValues: number;
+  readonly mapMinSize: number;
   private disposed = false;
   private readonly host: ConvHost;
 
@@ -136,6 +181,8 @@ class WasmKernels implements FastKernels {
     this.threads = this.pool.threads;
     this.started = this.pool.started;
     this.parallelMinFlops = opts.parallelMinFlops ?? 2 ** 21;
+    this.parallelMinValues = opts.parallelMinValues ?? 2 ** 15;
+    this.mapMinSize = opts.mapMinSize ?? 4096;
     this.name = `wasm-simd x${this.threads} thread${this.threads > 1 ? 's' : ''}`;
     this.host = { ex: this.ex, pool: this.pool, threads: this.threads, parallelMinFlops: this.parallelMinFlops, heap: (bytes, what) => this.heap(bytes, what), bandBytes: opts.convBandBytes };
   }
@@ -242,25 +289,145 @@ class WasmKernels implements FastKernels {
   }
 
   softmax(x: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array {
-    return this.elementwise(x, rows * n, rows * n, () => `softmax [${rows}, ${n}]`, (xp, yp) => this.ex.softmax_rows(xp, yp, rows, n, scale), out);
+    return this.elementwise([x], rows * n, rows * n, () => `softmax [${rows}, ${n}]`,
+      ([xp], yp) => this.rowsJob('softmax_rows', rows, n, scale, [xp!, yp]), out);
   }
 
-  gelu(x: Float32Array, out?: Float32Array): Float32Array {
-    // the kernel takes whole vectors: the input is zero-padded to a multiple of 4
-    return this.elementwise(x, x.length, Math.ceil(x.length / 4) * 4, () => `gelu [${x.length}]`, (xp, yp, padded) => this.ex.gelu_f32(xp, yp, padded), out);
+  softmaxBackward(y: Float32Array, grad: Float32Array, rows: number, n: number, scale: number, out?: Float32Array): Float32Array {
+    return this.elementwise([y, grad], rows * n, rows * n, () => `softmax backward [${rows}, ${n}]`,
+      ([yp, gp], dxp) => this.rowsJob('softmax_backward_rows', rows, n, scale, [yp!, gp!, dxp]), out);
+  }
+
+  layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, rows: number, n: number, eps: number, out?: Float32Array, stats?: Float32Array): { out: Float32Array; stats: Float32Array } {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    // memory plan: x, w, b, y, stats
+    const size = rows * n, xp = 64, wp = align16(xp + size * 4), bp = align16(wp + n * 4), yp = align16(bp + n * 4), sp = align16(yp + size * 4);
+    const heap = this.heap(sp + rows * 8, () => `layerNorm [${rows}, ${n}]`);
+    heap.set(x.subarray(0, size), xp >>> 2);
+    // a missing weight or bias is ones or zeros: times 1 and plus 0, as the reference loop does
+    if (weight) heap.set(weight.subarray(0, n), wp >>> 2); else heap.fill(1, wp >>> 2, (wp >>> 2) + n);
+    if (bias) heap.set(bias.subarray(0, n), bp >>> 2); else heap.fill(0, bp >>> 2, (bp >>> 2) + n);
+    this.rowsJob('layer_norm_rows', rows, n, eps, [xp, wp, bp, yp, sp]);
+    const view = new Float32Array(this.memory.buffer);
+    const y = out ?? new Float32Array(size), st = stats ?? new Float32Array(rows * 2);
+    y.set(view.subarray(yp >>> 2, (yp >>> 2) + size));
+    st.set(view.subarray(sp >>> 2, (sp >>> 2) + rows * 2));
+    return { out: y, stats: st };
+  }
+
+  layerNormBackward(grad: Float32Array, x: Float32Array, weight: Float32Array | null, stats: Float32Array, rows: number, n: number, dx?: Float32Array): { dx: Float32Array; dweight: Float32Array; dbias: Float32Array } {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    const size = rows * n, tasks = this.rowTasks(rows, n, true).tasks;
+    // memory plan: g, x, w, stats, dx, then each task's dw and db accumulators (zeroed)
+    const gp = 64, xp = align16(gp + size * 4), wp = align16(xp + size * 4), sp = align16(wp + n * 4), dxp = align16(sp + rows * 8);
+    const dwp = align16(dxp + size * 4), dbp = align16(dwp + tasks * n * 4);
+    const heap = this.heap(dbp + tasks * n * 4, () => `layerNorm backward [${rows}, ${n}]`);
+    heap.set(grad.subarray(0, size), gp >>> 2);
+    heap.set(x.subarray(0, size), xp >>> 2);
+    if (weight) heap.set(weight.subarray(0, n), wp >>> 2); else heap.fill(1, wp >>> 2, (wp >>> 2) + n);
+    heap.set(stats.subarray(0, rows * 2), sp >>> 2);
+    heap.fill(0, dwp >>> 2, (dbp >>> 2) + tasks * n);
+    this.rowsJob('layer_norm_backward_rows', rows, n, 0, [gp, xp, wp, sp, dxp, dwp, dbp], true);
+    const view = new Float32Array(this.memory.buffer);
+    const out = dx ?? new Float32Array(size);
+    out.set(view.subarray(dxp >>> 2, (dxp >>> 2) + size));
+    // the tasks' accumulators added up in double (one task: its float32 sums as they are)
+    const dweight = new Float32Array(n), dbias = new Float32Array(n);
+    for (let j = 0; j < n; j++) {
+      let w = 0, b = 0;
+      for (let t = 0; t < tasks; t++) { w += view[(dwp >>> 2) + t * n + j]!; b += view[(dbp >>> 2) + t * n + j]!; }
+      dweight[j] = w;
+      dbias[j] = b;
+    }
+    return { dx: out, dweight, dbias };
   }
 
   /**
-   * A kernel from `size` values to as many: x copied in (zero-padded to `padded`), `run(xp, yp,
-   * padded)` on the byte addresses, the result copied out into `out` (any contents) or a fresh array.
+   * How a ROWS job of `rows` rows of n values is cut: several rows per task, a few tasks per thread
+   * when it is worth a hand-off. `fixed`: LAYER_NORM_BLOCK rows a task whatever the threads, for
+   * the kernels whose tasks add up partial sums (the result then does not depend on the thread count).
    */
-  private elementwise(x: Float32Array, size: number, padded: number, what: () => string, run: (xp: number, yp: number, padded: number) => void, out?: Float32Array): Float32Array {
+  private rowTasks(rows: number, n: number, fixed = false): { per: number; tasks: number; parallel: boolean } {
+    const parallel = this.threads > 1 && rows * n >= this.parallelMinValues && rows > 1;
+    const per = fixed ? LAYER_NORM_BLOCK : parallel ? Math.ceil(rows / (TASKS_PER_THREAD * this.threads)) : Math.max(rows, 1);
+    return { per, tasks: Math.max(1, Math.ceil(rows / per)), parallel };
+  }
+
+  /** Runs a row kernel (pool.ts, ROW_KERNELS) over `rows` rows; `scalar` is its scale or eps. */
+  private rowsJob(kernel: (typeof ROW_KERNELS)[number], rows: number, n: number, scalar: number, pointers: number[], fixed = false): void {
+    if (rows === 0) return;
+    const { per, tasks, parallel } = this.rowTasks(rows, n, fixed);
+    const [lo, hi] = new Int32Array(new Float64Array([scalar]).buffer);
+    this.pool.run(OP.ROWS, [ROW_KERNELS.indexOf(kernel), rows, per, n, lo!, hi!, ...pointers], tasks, parallel);
+  }
+
+  gelu(x: Float32Array, out?: Float32Array): Float32Array {
+    return this.chunked('gelu_f32', [x], () => `gelu [${x.length}]`, out);
+  }
+
+  geluBackward(x: Float32Array, grad: Float32Array, out?: Float32Array): Float32Array {
+    return this.chunked('gelu_backward_f32', [x, grad], () => `gelu backward [${x.length}]`, out);
+  }
+
+  /** a kernel of CHUNK_KERNELS (pool.ts) over the inputs (zero-padded to whole vectors), in slices shared by the threads */
+  private chunked(name: (typeof CHUNK_KERNELS)[number][0], inputs: Float32Array[], what: () => string, out?: Float32Array): Float32Array {
+    const size = inputs[0]!.length, padded = Math.ceil(size / 4) * 4;
+    const parallel = this.threads > 1 && padded >= this.parallelMinValues;
+    const chunk = parallel ? Math.ceil(padded / (TASKS_PER_THREAD * this.threads * 4)) * 4 : Math.max(padded, 4);
+    return this.elementwise(inputs, size, padded, what,
+      (pointers, yp) => this.pool.run(OP.CHUNKS, [CHUNK_KERNELS.findIndex(([k]) => k === name), padded, chunk, ...pointers, yp], Math.ceil(padded / chunk), parallel), out);
+  }
+
+  map(op: MapOpName, x: Float32Array, y: Float32Array | null, runs: readonly number[], out: Float32Array): Float32Array {
     if (this.disposed) throw new Error('FastKernels used after dispose()');
-    const xp = 64, yp = align16(xp + padded * 4);
+    const runCount = runs.length / 6;
+    // the run table after cutting long runs into MAP_CHUNK pieces
+    let entries = 0;
+    for (let r = 0; r < runCount; r++) entries += Math.ceil(runs[r * 6 + 5]! / MAP_CHUNK);
+    // memory plan (byte addresses): x, y, z, one broadcast vector per run and operand, the table
+    const xp = 64, yp = align16(xp + x.length * 4), zp = align16(yp + (y?.length ?? 0) * 4);
+    const splats = align16(zp + out.length * 4), table = splats + runCount * 32;
+    const heap = this.heap(table + entries * RUN_BYTES, () => `${op} [${out.length}]`);
+    heap.set(x, xp >>> 2);
+    if (y) heap.set(y, yp >>> 2);
+    const ints = new Int32Array(heap.buffer);
+    let e = table >>> 2;
+    for (let r = 0; r < runCount; r++) {
+      const o = runs[r * 6]!, ia = runs[r * 6 + 1]!, sa = runs[r * 6 + 2]!, ib = runs[r * 6 + 3]!, sb = runs[r * 6 + 4]!, n = runs[r * 6 + 5]!;
+      // an operand that stays put is read from a vector of its one value
+      const xv = splats + r * 32, yv = xv + 16;
+      if (sa === 0) heap.fill(x[ia]!, xv >>> 2, (xv >>> 2) + 4);
+      if (sb === 0 && y) heap.fill(y[ib]!, yv >>> 2, (yv >>> 2) + 4);
+      for (let t = 0; t < n; t += MAP_CHUNK) {
+        ints[e++] = zp + (o + t) * 4;
+        ints[e++] = sa === 0 ? xv : xp + (ia + t) * 4; ints[e++] = sa * 16;
+        ints[e++] = sb === 0 ? yv : yp + (ib + t) * 4; ints[e++] = sb * 16;
+        ints[e++] = Math.min(MAP_CHUNK, n - t);
+      }
+    }
+    const parallel = this.threads > 1 && out.length >= this.parallelMinValues && entries > 1;
+    const per = parallel ? Math.ceil(entries / (TASKS_PER_THREAD * this.threads)) : Math.max(entries, 1);
+    this.pool.run(OP.MAP, [MAP_OPS.indexOf(op), table, entries, per], Math.ceil(entries / per), parallel);
+    out.set(new Float32Array(this.memory.buffer, zp, out.length));
+    return out;
+  }
+
+  /**
+   * A kernel from `size` values of each input to as many: the inputs copied in (each zero-padded
+   * to `padded`), `run(pointers, yp)` on the byte addresses, the result copied out into `out`
+   * (any contents) or a fresh array.
+   */
+  private elementwise(inputs: Float32Array[], size: number, padded: number, what: () => string, run: (pointers: number[], yp: number) => void, out?: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('FastKernels used after dispose()');
+    const pointers = inputs.map((_, i) => 64 + i * align16(padded * 4));
+    const yp = 64 + inputs.length * align16(padded * 4);
     let heap = this.heap(yp + padded * 4, what);
-    heap.set(x.length === size ? x : x.subarray(0, size), xp >>> 2);
-    heap.fill(0, (xp >>> 2) + size, (xp >>> 2) + padded);
-    run(xp, yp, padded);
+    inputs.forEach((x, i) => {
+      const at = pointers[i]! >>> 2;
+      heap.set(x.length === size ? x : x.subarray(0, size), at);
+      heap.fill(0, at + size, at + padded);
+    });
+    run(pointers, yp);
     heap = new Float32Array(this.memory.buffer);
     const y = heap.subarray(yp >>> 2, (yp >>> 2) + size);
     if (!out) return y.slice();

@@ -38,6 +38,8 @@
 import { assembleModule, forRange, I, inc, T, whileLoop, type Code, type FuncDef } from './emit';
 import { convFilterGradKernel, convTileKernel } from './conv-kernels';
 import { geluKernel, softmaxRowsKernel } from './row-kernels';
+import { mapKernels } from './map-kernels';
+import { layerNormBackwardKernel, layerNormKernel, softmaxBackwardKernel } from './norm-kernels';
 
 /** rows of the micro-kernel tile */
 export const MR = 4;
@@ -297,6 +299,12 @@ export interface KernelExports {
   conv_dw(xb: number, offp: number, dyp: number, ldo: number, R: number, rowBytes: number, xRowBytes: number, dyRowBytes: number, dwp: number, ldw: number): void;
   softmax_rows(xp: number, yp: number, rows: number, n: number, scale: number): void;
   gelu_f32(xp: number, yp: number, count: number): void;
+  gelu_backward_f32(xp: number, gp: number, yp: number, count: number): void;
+  softmax_backward_rows(yp: number, gp: number, dxp: number, rows: number, n: number, scale: number): void;
+  layer_norm_rows(xp: number, wp: number, bp: number, yp: number, statsp: number, rows: number, n: number, eps: number): void;
+  layer_norm_backward_rows(gp: number, xp: number, wp: number, statsp: number, dxp: number, dwp: number, dbp: number, rows: number, n: number): void;
+  /** the elementwise kernels of map-kernels.ts, map_add ... map_step, over a table of runs */
+  [mapKernel: `map_${string}`]: (table: number, entries: number) => void;
 }
 
 /** Largest memory we let the module grow to: 65536 pages of 64 KiB = 4 GiB, wasm32's limit. */
@@ -305,7 +313,7 @@ export const MAX_PAGES = 65536;
 /** The module's bytes. `shared` must match the memory it will be instantiated with. */
 export function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   // (the matmul functions first: gemm calls micro by its index, 0)
-  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel(), geluKernel()], {
+  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel(), geluKernel(), geluKernel(true), softmaxBackwardKernel(), layerNormKernel(), layerNormBackwardKernel(), ...mapKernels()], {
     min: 1,
     max: MAX_PAGES,
     shared,

@@ -45,9 +45,19 @@
  */
 
 import type { KernelExports } from './kernels';
+import { MAP_OPS, mapKernelName, RUN_BYTES } from './map-kernels';
+
+/**
+ * The kernels a CHUNKS job can run, by index, with how many arrays each takes: each is
+ * f(pointers..., count) over `count` floats of every array (the output's pointer last).
+ */
+/** The row kernels of a ROWS job, by index (the task loop calls each with its own arguments). */
+export const ROW_KERNELS = ['softmax_rows', 'softmax_backward_rows', 'layer_norm_rows', 'layer_norm_backward_rows'] as const;
+
+export const CHUNK_KERNELS = [['gelu_f32', 2], ['gelu_backward_f32', 3]] as const;
 
 /** Indices in the Int32 control block. Job parameters start at P. */
-export const C = {
+const C = {
   GEN: 0,
   DONE: 1,
   NEXT: 2,
@@ -58,7 +68,7 @@ export const C = {
   ERROR: 7,
   P: 8,
 } as const;
-export const CONTROL_INTS = 64;
+const CONTROL_INTS = 64;
 
 /**
  * Bounded spin before sleeping: ~20k atomic loads, a few tens of microseconds. Waking a sleeping
@@ -72,7 +82,7 @@ const SPIN = 20_000;
 const CLOSED = 0x3fffffff;
 
 /** Job kinds. */
-export const OP = { PACK: 1, GEMM: 2, CONV: 3, CONV_DW: 4 } as const;
+export const OP = { PACK: 1, GEMM: 2, CONV: 3, CONV_DW: 4, MAP: 5, ROWS: 6, CHUNKS: 7 } as const;
 
 /**
  * The task loop, `runTasks(ex, c)`, as JavaScript source shared by the main thread and workers.
@@ -87,9 +97,18 @@ export const OP = { PACK: 1, GEMM: 2, CONV: 3, CONV_DW: 4 } as const;
  *   per chunk of `chunk` taps)
  * CONV_DW parameters (from P): xb offp dyp0 ldo R rowBytes xRowBytes dyRowBytes dwp0 ldw nPairs
  *   (a task is one block of 4 output channels x one pair of taps: conv_dw over the band)
+ * MAP parameters (from P): kernel table entries perTask
+ *   (a task is `perTask` runs of the table, given to map-kernels.ts's kernel number `kernel`)
+ * ROWS parameters (from P): kernel rows rowsPerTask n scalarLo scalarHi p0 p1 ...
+ *   (a task is `rowsPerTask` rows of a row kernel, ROW_KERNELS[kernel]: softmax_rows,
+ *   softmax_backward_rows, layer_norm_rows, layer_norm_backward_rows; the scalar (softmax's scale,
+ *   LayerNorm's eps) is a double as two i32 halves; row arrays start at the task's first row,
+ *   LayerNorm's stats 8 bytes a row, its dw and db accumulators n floats a task)
+ * CHUNKS parameters (from P): kernel count chunk p0 p1 [p2]
+ *   (a task is `chunk` floats, a multiple of 4, of CHUNK_KERNELS[kernel](p0, p1, [p2,] count))
  * Pointers are unsigned byte addresses, read back with `>>> 0`.
  */
-export const RUNNER = /* js */ `
+const RUNNER = /* js */ `
 function runTasks(ex, c) {
   const P = ${C.P};
   for (;;) {
@@ -122,6 +141,22 @@ function runTasks(ex, c) {
         const nPairs = c[P + 10], ob = Math.floor(t / nPairs), pair = t % nPairs;
         ex.conv_dw(c[P] >>> 0, (c[P + 1] >>> 0) + pair * 8, (c[P + 2] >>> 0) + ob * 4 * c[P + 3], c[P + 3], c[P + 4],
           c[P + 5], c[P + 6], c[P + 7], (c[P + 8] >>> 0) + ob * 4 * c[P + 9] + pair * 8, c[P + 9]);
+      } else if (c[${C.OP}] === ${OP.MAP}) {
+        const per = c[P + 3], e0 = t * per;
+        ex[${JSON.stringify(MAP_OPS.map(mapKernelName))}[c[P]]]((c[P + 1] >>> 0) + e0 * ${RUN_BYTES}, Math.min(c[P + 2], e0 + per) - e0);
+      } else if (c[${C.OP}] === ${OP.ROWS}) {
+        const kernel = c[P], per = c[P + 2], r0 = t * per, rows = Math.min(c[P + 1], r0 + per) - r0, n = c[P + 3];
+        const scalar = new Float64Array(new Int32Array([c[P + 4], c[P + 5]]).buffer)[0];
+        const q = (i) => c[P + 6 + i] >>> 0, row = (i) => q(i) + r0 * n * 4;
+        if (kernel === 0) ex.softmax_rows(row(0), row(1), rows, n, scalar);
+        else if (kernel === 1) ex.softmax_backward_rows(row(0), row(1), row(2), rows, n, scalar);
+        else if (kernel === 2) ex.layer_norm_rows(row(0), q(1), q(2), row(3), q(4) + r0 * 8, rows, n, scalar);
+        else ex.layer_norm_backward_rows(row(0), row(1), q(2), q(3) + r0 * 8, row(4), q(5) + t * n * 4, q(6) + t * n * 4, rows, n);
+      } else if (c[${C.OP}] === ${OP.CHUNKS}) {
+        const [name, arity] = ${JSON.stringify(CHUNK_KERNELS)}[c[P]], chunk = c[P + 2], o = t * chunk;
+        const pointers = [];
+        for (let i = 0; i < arity; i++) pointers.push((c[P + 3 + i] >>> 0) + o * 4);
+        ex[name](...pointers, Math.min(c[P + 1], o + chunk) - o);
       } else {
         const rowBlocks = c[P + 13], colBlocks = c[P + 14], perItem = rowBlocks * colBlocks;
         const bi = Math.floor(t / perItem), rem = t % perItem;

@@ -26,6 +26,9 @@
 
 import { forRange, I, inc, T, type Code, type FuncDef } from './emit';
 
+/** v128.and (not among emit.ts's instructions): the SIMD opcode 0x4e */
+const X_V128_AND: Code = [0xfd, 0x4e];
+
 /** 1/k! for k = 0..10: the Taylor polynomial of exp on |r| <= ln2/2 (error r^11/11! < 2.3e-13 relative) */
 const EXP_TAYLOR = Array.from({ length: 11 }, (_, k) => 1 / Array.from({ length: k }, (_, i) => i + 1).reduce((a, b) => a * b, 1));
 /** ln 2 split in a high part with trailing zero bits (k * LN2_HI is exact for |k| < 2^11) and the rest */
@@ -194,21 +197,26 @@ const ERFC_FIT = [1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -
  * of 4: the driver pads), every operation that of the CPU backend's float32 loop in the same order,
  * in double lanes, with its Math.exp replaced by `expChains`: the float32 results agree but for an
  * ulp in the rare value within 1e-13 of a rounding boundary.
+ *
+ * gelu_backward_f32(xp, gp, yp, count), `backward`: y = g GELU'(x) with the same loop's derivative,
+ * GELU'(x) = 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi). Its second exp is exactly 0
+ * below EXP_FLOOR (as Math.exp's result is there, to double precision), so that x = +-Infinity
+ * gives Infinity * 0 = NaN as in the loop, not Infinity.
  */
-export function geluKernel(): FuncDef {
-  const xp = 0, yp = 1, count = 2;
-  let next = 3;
-  const q = next++, end = next++, delta = next++;
+export function geluKernel(backward = false): FuncDef {
+  const xp = 0, gp = backward ? 1 : -1, yp = backward ? 2 : 1, count = backward ? 3 : 2;
+  let next = count + 1;
+  const q = next++, end = next++, delta = next++, gDelta = next++;
   const firstV128 = next;
   const v128 = () => next++;
   const v = v128();
-  const chain = () => ({ d: v128(), t: v128(), k: v128(), r: v128(), p: v128(), x: v128(), u: v128(), tt: v128(), poly: v128() });
+  const chain = () => ({ d: v128(), t: v128(), k: v128(), r: v128(), p: v128(), x: v128(), u: v128(), tt: v128(), poly: v128(), erf: v128(), live: v128() });
   const A = chain(), B = chain();
   const consts: ExpConsts = { log2e: v128(), ln2hi: v128(), ln2lo: v128(), shifter: v128(), floor: v128(), coef: EXP_TAYLOR.map(() => v128()) };
-  const one = v128(), half = v128(), sqrt1_2 = v128(), bias = v128();
+  const one = v128(), half = v128(), sqrt1_2 = v128(), bias = v128(), minusHalf = v128(), sqrt2pi = v128();
   const fit = ERFC_FIT.map(() => v128());
   const locals = [
-    ...new Array<number>(firstV128 - 3).fill(T.i32),
+    ...new Array<number>(firstV128 - count - 1).fill(T.i32),
     ...new Array<number>(next - firstV128).fill(T.v128),
   ] as FuncDef['locals'];
   const splat = (value: number, local: number): Code => [I.f64(value), I.f64x2_splat, I.set(local)];
@@ -216,22 +224,40 @@ export function geluKernel(): FuncDef {
   const each = (f: (ch: typeof A) => Code): Code => chains.map(f);
   const poly: Code[] = [each((ch) => [I.get(ch.tt), I.get(fit[fit.length - 1]!), I.f64x2_mul, I.set(ch.poly)])];
   for (let i = fit.length - 2; i >= 0; i--) poly.push(each((ch) => [I.get(ch.tt), I.get(fit[i]!), I.get(ch.poly), I.f64x2_add, I.f64x2_mul, I.set(ch.poly)]));
+  /** the four f32 at `ptr` as two double pairs (lanes 0-1, 2-3) */
+  const halves = (ptr: Code, lo: (ch: typeof A) => number): Code => [
+    ptr, I.v128_load(), I.set(v),
+    I.get(v), I.f64x2_promote_low_f32x4, I.set(lo(A)),
+    I.get(v), I.get(v), I.f32x4_shuffle(2, 3, 0, 1), I.f64x2_promote_low_f32x4, I.set(lo(B)),
+  ];
+  // GELU'(x) = 0.5 (1 + erf) + (x e^{-x^2/2}) / sqrt(2 pi), then times g (loaded into ch.u, no longer needed)
+  const derivative: Code = [
+    each((ch) => [I.get(minusHalf), I.get(ch.x), I.f64x2_mul, I.get(ch.x), I.f64x2_mul, I.set(ch.d)]),
+    each((ch) => [I.get(ch.d), I.get(consts.floor), I.f64x2_ge, I.set(ch.live)]), // e^d is 0 below the floor
+    expChains(chains, consts),
+    each((ch) => [
+      I.get(half), I.get(one), I.get(ch.erf), I.f64x2_add, I.f64x2_mul,
+      I.get(ch.x), I.get(ch.p), I.get(ch.live), X_V128_AND, I.f64x2_mul, I.get(sqrt2pi), I.f64x2_div,
+      I.f64x2_add, I.set(ch.p),
+    ]),
+    halves([I.get(q), I.get(gDelta), I.i32_add], (ch) => ch.u),
+    each((ch) => [I.get(ch.u), I.get(ch.p), I.f64x2_mul, I.set(ch.p)]),
+  ];
   return {
-    name: 'gelu_f32',
-    params: [T.i32, T.i32, T.i32],
+    name: backward ? 'gelu_backward_f32' : 'gelu_f32',
+    params: backward ? [T.i32, T.i32, T.i32, T.i32] : [T.i32, T.i32, T.i32],
     results: [],
     locals,
     body: [
       EXP_TAYLOR.map((value, i) => splat(value, consts.coef[i]!)),
       splat(Math.LOG2E, consts.log2e), splat(LN2_HI, consts.ln2hi), splat(LN2_LO, consts.ln2lo), splat(EXP_SHIFTER, consts.shifter), splat(EXP_FLOOR, consts.floor),
-      splat(1, one), splat(0.5, half), splat(Math.SQRT1_2, sqrt1_2), splat(1.26551223, bias),
+      splat(1, one), splat(0.5, half), splat(Math.SQRT1_2, sqrt1_2), splat(1.26551223, bias), splat(-0.5, minusHalf), splat(Math.sqrt(2 * Math.PI), sqrt2pi),
       ERFC_FIT.map((value, i) => splat(value, fit[i]!)),
       I.get(yp), I.get(xp), I.i32_sub, I.set(delta),
+      backward ? [I.get(gp), I.get(xp), I.i32_sub, I.set(gDelta)] : [],
       I.get(xp), I.get(count), I.i32(4), I.i32_mul, I.i32_add, I.set(end),
       forRange(q, I.get(xp), I.get(end), I.i32(16), [
-        I.get(q), I.v128_load(), I.set(v),
-        I.get(v), I.f64x2_promote_low_f32x4, I.set(A.x),
-        I.get(v), I.get(v), I.f32x4_shuffle(2, 3, 0, 1), I.f64x2_promote_low_f32x4, I.set(B.x),
+        halves(I.get(q), (ch) => ch.x),
         // u = x / sqrt 2; t = 1 / (1 + 0.5 |u|)
         each((ch) => [I.get(ch.x), I.get(sqrt1_2), I.f64x2_mul, I.set(ch.u)]),
         each((ch) => [I.get(one), I.get(one), I.get(half), I.get(ch.u), I.f64x2_abs, I.f64x2_mul, I.f64x2_add, I.f64x2_div, I.set(ch.tt)]),
@@ -239,14 +265,11 @@ export function geluKernel(): FuncDef {
         // d = -|u| |u| - 1.26551223 + t P(t)
         each((ch) => [I.get(ch.u), I.f64x2_abs, I.f64x2_neg, I.get(ch.u), I.f64x2_abs, I.f64x2_mul, I.get(bias), I.f64x2_sub, I.get(ch.poly), I.f64x2_add, I.set(ch.d)]),
         expChains(chains, consts),
-        // erfc = t e^d; erf = u >= 0 ? 1 - erfc : erfc - 1; y = 0.5 x (1 + erf)
+        // erfc = t e^d; erf = u >= 0 ? 1 - erfc : erfc - 1
         each((ch) => [I.get(ch.tt), I.get(ch.p), I.f64x2_mul, I.set(ch.p)]),
-        each((ch) => [
-          I.get(half), I.get(ch.x), I.f64x2_mul,
-          I.get(one),
-          I.get(one), I.get(ch.p), I.f64x2_sub, I.get(ch.p), I.get(one), I.f64x2_sub, I.get(ch.u), I.v128_zero, I.f64x2_ge, I.v128_bitselect,
-          I.f64x2_add, I.f64x2_mul, I.set(ch.p),
-        ]),
+        each((ch) => [I.get(one), I.get(ch.p), I.f64x2_sub, I.get(ch.p), I.get(one), I.f64x2_sub, I.get(ch.u), I.v128_zero, I.f64x2_ge, I.v128_bitselect, I.set(ch.erf)]),
+        // forward: y = 0.5 x (1 + erf); backward: y = g GELU'(x)
+        backward ? derivative : each((ch) => [I.get(half), I.get(ch.x), I.f64x2_mul, I.get(one), I.get(ch.erf), I.f64x2_add, I.f64x2_mul, I.set(ch.p)]),
         I.get(q), I.get(delta), I.i32_add,
         I.get(A.p), I.f32x4_demote_f64x2_zero, I.get(B.p), I.f32x4_demote_f64x2_zero, I.f32x4_shuffle(0, 1, 4, 5),
         I.v128_store(),
