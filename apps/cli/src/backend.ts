@@ -6,13 +6,13 @@
  */
 import { getDefaultBackend, setDefaultBackend, type Backend } from '@mofme/tensor';
 import { CliError, oneLine } from './errors';
-import { BACKENDS } from './options';
+import type { BACKENDS } from './options';
 
-/** Make `name` the default backend of every tensor made from here on. The model picks its own way
- *  of running on it (dense expert execution where the backend compiles per shape: blocks.ts). */
-export async function selectBackend(name: string): Promise<Backend> {
-  if (name === 'cpu') return getDefaultBackend();
-  if (name !== 'gpu') throw new CliError(`--backend: invalid value "${name}"; choose one of ${BACKENDS.join(', ')}`);
+/** Make the options' `backend` the default backend of every tensor made from here on (the table of
+ *  options.ts has checked the name). The model picks its own way of running on it (dense expert
+ *  execution where the backend compiles per shape: blocks.ts). */
+export async function selectBackend(options: { backend: (typeof BACKENDS)[number] }): Promise<Backend> {
+  if (options.backend === 'cpu') return getDefaultBackend();
   const specifier = '@mofme/tensor/gpu'; // a variable: typecheck must not depend on the optional entry point
   let mod: { createGpuBackend: (o: { mode: string }) => Backend };
   try {

@@ -267,7 +267,14 @@ async function loadOptimizerState(ckpt: string, optimizer: Optimizer<BaseHyper>,
   const file = join(ckpt, 'optim.safetensors');
   try {
     const { tensors, metadata } = await loadSafetensors(file);
-    optimizer.loadStateDict(unflattenOptimizerState(tensors, metadata.optimizer ?? '{"steps":{},"paramGroups":[]}'));
+    const dict = unflattenOptimizerState(tensors, metadata.optimizer ?? '{"steps":{},"paramGroups":[]}');
+    // Checkpoints written before nn's schedules became multipliers saved each group's scheduled rate
+    // as `lr` and the rate it was given as `initialLr`; the group's rate is the latter (the clock
+    // restored below gives the schedule's factor).
+    for (const group of dict.paramGroups) {
+      if ('initialLr' in group) { group.lr = group.initialLr; delete group.initialLr; }
+    }
+    optimizer.loadStateDict(dict);
     scheduler.loadStateDict(JSON.parse(metadata.scheduler ?? '{"count":0}'));
   } catch (e) {
     throw new CliError(`checkpoint ${file} is corrupt or does not match the model: ${(e as Error).message}`);

@@ -1,17 +1,20 @@
 /**
  * The vocabulary of the command line, declared once. Every training option is one row of
  * TRAIN_OPTIONS: its value type and bounds, its default with the reason, its help text, whether
- * `--resume` may change it, and for the network's options the MofmeConfig field it sets. Everything
- * else is derived from the table: the commander flags and --help (`addOptions`, main.ts), the
- * checks of a `--config` JSON file and their messages, the keys of `config.json` in a run folder
- * (TrainConfig), the model configuration a run builds (`modelConfigOf`), and the flag named in a
- * model error. A flag is the kebab-case of its key (`batchSize` <-> `--batch-size`); three network
- * options keep the names the README and existing run folders use, and their row says which model
- * field they set (`--model` -> ffn, `--width` -> dim, `--crop` -> imageSize).
+ * `--resume` may change it, and where it takes effect: the MofmeConfig field it sets (the network's
+ * rows) or the AdamW hyperparameter (`--lr`, `--weight-decay`). Everything else is derived from the
+ * table: the commander flags and --help (`addOptions`, main.ts), the keys of `config.json` in a run
+ * folder (TrainConfig), and `runConfigOf`, the one pass from the command line to a run: each value
+ * is parsed from its text, checked against its row and placed where the row says, once, so that
+ * the commands hand the result on whole and never name an option themselves (docs/architecture.md
+ * traces --experts, --lr and --backend). A flag is the kebab-case of its key (`batchSize` <->
+ * `--batch-size`); three network options keep the names the README and existing run folders use,
+ * and their row says which model field they set (`--model` -> ffn, `--width` -> dim, `--crop` ->
+ * imageSize); a model error names the flag of the field.
  *
  * The network's choices (FFN kinds, routers, presets) are @mofme/mofme's own lists, read from its
  * light entry point `@mofme/mofme/config`, which loads no tensor engine: `mofme --help` and a bad
- * flag answer at once. LAYOUTS is a copy of @mofme/data's list for the same reason (the data
+ * choice (checked by commander too, for --help's list) answer at once. LAYOUTS is a copy of @mofme/data's list for the same reason (the data
  * package's entry loads sharp); test/options.test.ts checks that it equals the original.
  *
  * Configuration layers: the table's defaults, then an optional JSON file (`--config run.json`, keys
@@ -22,7 +25,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { FFN_KINDS, ROUTER_KINDS, presetNames, resolveConfig, type ConfigOverrides, type MofmeConfig, type PresetName } from '@mofme/mofme/config';
+import { FFN_KINDS, ROUTER_KINDS, presetNames, presets, resolveConfig, type ConfigOverrides, type MofmeConfig, type PresetName } from '@mofme/mofme/config';
 import { CliError } from './errors';
 
 /** = LAYOUTS of @mofme/data (a copy: see the header) */
@@ -65,6 +68,8 @@ interface Row {
   readonly resumable?: true;
   /** the MofmeConfig field this option sets */
   readonly model?: keyof MofmeConfig;
+  /** the AdamW hyperparameter this option sets */
+  readonly optimizer?: 'lr' | 'weightDecay';
   /** a one-letter alias */
   readonly short?: string;
 }
@@ -99,9 +104,9 @@ export const TRAIN_OPTIONS = {
   // 500: enough for the tiny model to pass the identity baseline on the built-in data
   steps: { arg: 'n', help: 'optimiser steps', value: int(1), default: 500, optional: true, resumable: true },
   epochs: { arg: 'n', help: 'passes over the training data (instead of --steps)', value: int(1) },
-  lr: { arg: 'x', help: 'peak learning rate (AdamW)', value: positive, default: 1e-3 },
+  lr: { arg: 'x', help: 'peak learning rate (AdamW)', value: positive, default: 1e-3, optimizer: 'lr' },
   // 0.01: PyTorch's default, the official value
-  weightDecay: { arg: 'x', help: 'AdamW decoupled weight decay', value: nonNegative, default: 0.01 },
+  weightDecay: { arg: 'x', help: 'AdamW decoupled weight decay', value: nonNegative, default: 0.01, optimizer: 'weightDecay' },
   schedule: { arg: 'kind', help: 'learning-rate schedule after the warm-up', value: choice(['cosine', 'constant'] as const), default: 'cosine' },
   warmup: { arg: 'n', help: 'linear warm-up steps', value: int(0), default: 20 },
   // 1e-6: the official cosine's end
@@ -150,9 +155,8 @@ export function flagOf(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 }
 
-/** What is wrong with `value` for a row, in words, or null when it is fine. */
-function problemOf(v: Value, value: unknown): string | null {
-  const shown = JSON.stringify(value);
+/** What is wrong with `value` for a row, in words (ending "got <shown>"), or null when it is fine. */
+function problemOf(v: Value, value: unknown, shown = JSON.stringify(value)): string | null {
   switch (v.kind) {
     case 'choice':
       return typeof value === 'string' && v.choices.includes(value) ? null : `invalid value ${shown}; choose one of ${v.choices.join(', ')}`;
@@ -167,30 +171,36 @@ function problemOf(v: Value, value: unknown): string | null {
   }
 }
 
-/** A commander value parser for a numeric row: a bad value is one line naming the flag (commander adds it). */
-function parserOf(v: Value): ((s: string) => number) | undefined {
-  if (v.kind !== 'int' && v.kind !== 'number') return undefined;
+/** The number a numeric row's text stands for (NaN for a typo); other rows' text is the value itself. */
+function fromText(v: Value, s: string): unknown {
+  if (v.kind !== 'int' && v.kind !== 'number') return s;
+  // integers are written as digits, within 2^53: "1e3", "2.0" or twenty nines for --steps are typos
+  return s.trim() === '' || (v.kind === 'int' && !(/^\s*\d+\s*$/.test(s) && Number.isSafeInteger(Number(s)))) ? NaN : Number(s);
+}
+
+/** A commander value parser for the integer flags of other commands (--tile, --limit, ...): a bad
+ *  value is one line naming the flag (commander adds it). */
+export function intArg(min: number, max = INT_MAX): (s: string) => number {
+  const v = int(min, max);
   return (s: string) => {
-    // integers are written as digits, within 2^53: "1e3", "2.0" or twenty nines for --steps are typos
-    const n = s.trim() === '' || (v.kind === 'int' && !(/^\s*\d+\s*$/.test(s) && Number.isSafeInteger(Number(s)))) ? NaN : Number(s);
+    const n = fromText(v, s) as number;
     const problem = problemOf(v, n);
     if (problem) throw new InvalidArgumentError(problem.replace(/, got .*$/, '.'));
     return n;
   };
 }
-
-/** An integer argument in [min, max] for the flags of other commands (--tile, --limit, ...). */
-export const intArg = (min: number, max = INT_MAX) => parserOf(int(min, max))!;
 /** an image side in pixels: --tile, --stride */
 export const sideArg = intArg(1, SIDE_MAX);
 
-/** The commander option of one row; without defaults (`info`) a missing value means the preset's. */
+/**
+ * The commander option of one row; without defaults (`info`) a missing value means the preset's.
+ * Commander only collects the text (and lists a choice row's choices in --help): the value is
+ * parsed and checked once, with the other layers, by `runConfigOf` / `networkConfigOf`.
+ */
 export function optionOf(key: OptionKey, withDefault = true): Option {
   const row = ROWS[key];
   const o = new Option(`${row.short ? `-${row.short}, ` : ''}${flagOf(key)} <${row.arg}>`, row.help);
   if (row.value.kind === 'choice') o.choices(row.value.choices);
-  const parse = parserOf(row.value);
-  if (parse) o.argParser(parse);
   if (withDefault && row.default !== undefined) o.default(row.default);
   return o;
 }
@@ -200,14 +210,11 @@ export function addOptions(cmd: Command, keys: readonly OptionKey[], withDefault
   return cmd;
 }
 
-/** The options given on the command line (not commander's defaults): the last configuration layer. */
-export function explicitOptions(cmd: Command, keys: readonly OptionKey[] = OPTION_KEYS): Partial<TrainConfig> {
-  const opts = cmd.opts<Record<string, unknown>>();
-  return Object.fromEntries(keys.filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => [k, opts[k]])) as Partial<TrainConfig>;
-}
+/** Options as given: the command line's text (the flags given, not commander's defaults), or typed values (the demo's config). */
+export type Flags = Partial<Record<OptionKey, unknown>>;
 
-/** Read and validate a JSON config file (flat keys as in the table). */
-export function readConfigFile(path: string): Partial<TrainConfig> {
+/** Read a JSON config file (flat keys as in the table); its values are checked with the other layers. */
+function readConfigFile(path: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
@@ -216,78 +223,124 @@ export function readConfigFile(path: string): Partial<TrainConfig> {
     throw new CliError(`--config ${path}: cannot read it: ${why}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new CliError(`--config ${path}: expected a JSON object of training options`);
-  for (const [k, v] of Object.entries(raw)) {
-    if (!Object.hasOwn(TRAIN_OPTIONS, k)) throw new CliError(`--config ${path}: unknown key "${k}"; valid keys: ${OPTION_KEYS.join(', ')}`);
-    const problem = problemOf(ROWS[k as OptionKey].value, v);
-    if (problem) throw new CliError(`--config ${path}: ${k}: ${problem}`);
-  }
-  return raw as Partial<TrainConfig>;
+  return raw as Record<string, unknown>;
 }
 
-/** defaults <- file <- flags; `steps` and `epochs` exclude each other (a later layer's choice wins). */
-export function mergeConfig(file: Partial<TrainConfig>, flags: Partial<TrainConfig>): TrainConfig {
-  const cfg: TrainConfig = { ...TRAIN_DEFAULTS };
-  for (const layer of [file, flags]) {
-    if (layer.epochs !== undefined && layer.steps === undefined) delete cfg.steps;
-    if (layer.steps !== undefined && layer.epochs === undefined) delete cfg.epochs;
-    Object.assign(cfg, Object.fromEntries(Object.entries(layer).filter(([, v]) => v !== undefined)));
-  }
-  if (flags.steps !== undefined && flags.epochs !== undefined) throw new CliError('--steps and --epochs exclude each other; give one');
-  return cfg;
+/** One configuration layer: its values, and how an error about one of them starts. */
+interface Layer {
+  values: Record<string, unknown>;
+  /** "--config run.json": names the layer in an unknown-key error */
+  name: string;
+  /** "--crop" or "--config run.json: crop" */
+  where: (key: string) => string;
+  /** the command line's text: numbers are parsed from it */
+  text?: true;
+  /** a run's own saved configuration: taken as it is (it is what the run did, even if a bound has changed since) */
+  saved?: true;
+}
+const flagLayer = (flags: Flags): Layer => ({ values: flags, name: 'the command line', where: flagOf, text: true });
+const fileLayer = (path: string): Layer => ({ values: readConfigFile(path), name: `--config ${path}`, where: (k) => `--config ${path}: ${k}` });
+
+/** What a run is: its options, and what they set in the network, the optimiser and the schedule. */
+export interface RunConfig {
+  /** every option, as saved in the run folder's config.json (key `train`) */
+  train: TrainConfig;
+  /** the network, validated by @mofme/mofme */
+  model: Readonly<MofmeConfig>;
+  /** AdamW's hyperparameters: the rows that set one (`--lr`, `--weight-decay`) */
+  optimizer: { lr: number; weightDecay: number };
+  /** the learning-rate schedule; the cosine's floor as a share of the peak rate (nn's schedules are multipliers) */
+  schedule: { kind: TrainConfig['schedule']; warmup: number; minFactor: number };
 }
 
 /**
- * The configuration a run uses, and the network it builds: for a new run the defaults, then the
- * --config file, then the flags; for a resumed run its own saved configuration, where only the
- * RESUMABLE options may be given again (the others would change the numbers a step computes).
+ * The one pass from the layers to a run. Later layers override earlier ones (`steps` and `epochs`
+ * exclude each other: a layer that gives one drops the other from the layers before it); then every
+ * row's value is parsed (command-line text), checked against its row, and placed where the row says:
+ * the run's options, the network field it sets, or the optimiser's hyperparameter. A model error
+ * names the flag whose row sets the bad field ("--crop 30: must be a multiple of patchSize (8)").
  */
-export function runConfigOf(
-  request: { flags: Partial<TrainConfig>; configFile?: string | undefined },
-  /** with --resume: reads the run's saved state, once the flags are known to be allowed with it */
-  readSaved?: () => { config: TrainConfig; step: number },
-): { train: TrainConfig; model: Readonly<MofmeConfig> } {
-  const { flags, configFile } = request;
-  let cfg: TrainConfig;
-  if (readSaved) {
-    const fixed = Object.keys(flags).filter((k) => !(RESUMABLE as string[]).includes(k));
-    if (fixed.length || configFile) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...fixed.map(flagOf), ...(configFile ? ['--config'] : [])].join(', ')} (only ${RESUMABLE.map(flagOf).join(', ')} may change)`);
-    const saved = readSaved();
-    cfg = { ...saved.config, ...flags };
-    if (flags.steps !== undefined) {
-      if (flags.steps <= saved.step) throw new CliError(`--steps ${flags.steps}: the run is already at step ${saved.step}; give more steps to continue it`);
-      delete cfg.epochs; // --steps replaces an --epochs length
+function resolve(layers: Layer[], withDefaults: boolean): RunConfig {
+  const given = new Map<OptionKey, { value: unknown; layer: Layer }>();
+  const base: Layer = { values: withDefaults ? TRAIN_DEFAULTS : {}, name: 'the defaults', where: flagOf };
+  for (const layer of [base, ...layers]) {
+    const has = (k: OptionKey) => layer.values[k] !== undefined;
+    if (has('epochs') && !has('steps')) given.delete('steps');
+    if (has('steps') && !has('epochs')) given.delete('epochs');
+    for (const [k, value] of Object.entries(layer.values)) {
+      if (!layer.saved && !Object.hasOwn(TRAIN_OPTIONS, k)) throw new CliError(`${layer.name}: unknown key "${k}"; valid keys: ${OPTION_KEYS.join(', ')}`);
+      if (value !== undefined) given.set(k as OptionKey, { value, layer });
     }
-  } else {
-    cfg = mergeConfig(configFile ? readConfigFile(configFile) : {}, flags);
   }
-  return { train: cfg, model: modelConfigOf(cfg) };
+  const train: Record<string, unknown> = {};
+  const network: Record<string, unknown> = {};
+  const optimizer: Record<string, unknown> = {};
+  for (const [key, { value: raw, layer }] of given) {
+    const row = ROWS[key] as Row | undefined;
+    const text = layer.text && typeof raw === 'string';
+    const value = text && row ? fromText(row.value, raw) : raw;
+    const problem = layer.saved || !row ? null : problemOf(row.value, value, text ? JSON.stringify(raw) : undefined);
+    if (problem) throw new CliError(`${layer.where(key)}: ${problem}`);
+    train[key] = value;
+    if (!row) continue;
+    if (row.model) network[row.model] = value;
+    if (row.optimizer) optimizer[row.optimizer] = value;
+  }
+  const cfg = train as TrainConfig;
+  return {
+    train: cfg,
+    model: networkOf(String(cfg.preset ?? TRAIN_DEFAULTS.preset), network),
+    optimizer: optimizer as RunConfig['optimizer'],
+    // the floor is a share of the peak rate, and never above it
+    schedule: { kind: cfg.schedule, warmup: cfg.warmup, minFactor: Math.min(1, cfg.minLr / cfg.lr) },
+  };
 }
 
-/** The network options of a config: the preset, and the table's network rows where given. */
-export type ModelOptions = Partial<Pick<TrainConfig, 'model' | 'experts' | 'topk' | 'router' | 'width' | 'depth' | 'crop'>> & { preset?: string };
-
-/**
- * The network configuration these options ask for, validated by @mofme/mofme. A model error names
- * the flag whose row sets the bad field ("--crop 30: must be a multiple of patchSize (8)").
- */
-export function modelConfigOf(options: ModelOptions): Readonly<MofmeConfig> {
-  const given = options as Record<string, unknown>;
-  const overrides: Record<string, unknown> = {};
-  for (const key of MODEL_KEYS) {
-    const field = ROWS[key].model;
-    if (field && given[key] !== undefined) overrides[field] = given[key];
-  }
-  // A default top-k larger than a small --experts would be invalid: clamp the preset's default.
-  if (options.experts !== undefined && options.topk === undefined) overrides.topk = Math.min(2, options.experts);
-  const preset = (options.preset ?? TRAIN_DEFAULTS.preset) as PresetName;
+/** @mofme/mofme's network for a preset and the fields the rows set; its errors name the flag. */
+function networkOf(preset: string, overrides: Record<string, unknown>): Readonly<MofmeConfig> {
+  // A fewer experts than the preset's top-k keeps them all, unless --topk says otherwise.
+  const presetTopk = Object.hasOwn(presets, preset) ? presets[preset as PresetName].topk : undefined;
+  if (overrides.experts !== undefined && overrides.topk === undefined && presetTopk !== undefined) overrides.topk = Math.min(presetTopk, overrides.experts as number);
   try {
-    return resolveConfig(preset, overrides as ConfigOverrides);
+    return resolveConfig(preset as PresetName, overrides as ConfigOverrides);
   } catch (e) {
     const field = (e as { field?: string }).field;
-    const key = field === 'preset' ? 'preset' : MODEL_KEYS.find((k) => ROWS[k].model === field);
+    const key = field === 'preset' ? 'preset' : OPTION_KEYS.find((k) => ROWS[k].model === field);
     const reason = (e as Error).message.replace(/^invalid MoFME config: [^=]*= /, '');
     throw new CliError(key ? `${flagOf(key)} ${reason}` : `the ${preset} preset: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The configuration a run uses: for a new run the defaults, then the --config file, then the flags;
+ * for a resumed run its own saved configuration, where only the RESUMABLE options may be given again
+ * (the others would change the numbers a step computes).
+ */
+export function runConfigOf(
+  request: { flags: Flags; configFile?: string | undefined },
+  /** with --resume: reads the run's saved state, once the flags are known to be allowed with it */
+  readSaved?: () => { config: TrainConfig; step: number },
+): RunConfig {
+  const { flags, configFile } = request;
+  if (!readSaved) {
+    if (flags.steps !== undefined && flags.epochs !== undefined) throw new CliError('--steps and --epochs exclude each other; give one');
+    return resolve([...(configFile ? [fileLayer(configFile)] : []), flagLayer(flags)], true);
+  }
+  const fixed = Object.keys(flags).filter((k) => !(RESUMABLE as string[]).includes(k));
+  if (fixed.length || configFile) throw new CliError(`--resume continues with the run's saved configuration; drop ${[...fixed.map(flagOf), ...(configFile ? ['--config'] : [])].join(', ')} (only ${RESUMABLE.map(flagOf).join(', ')} may change)`);
+  const saved = readSaved();
+  // the saved configuration as it was (a run saved before a row existed keeps that row's absence),
+  // then the flags; --steps replaces an --epochs length
+  const run = resolve([{ values: saved.config, name: "the run's config.json", where: (k) => `the run's config.json: ${k}`, saved: true }, flagLayer(flags)], false);
+  if (run.train.steps !== undefined && flags.steps !== undefined && run.train.steps <= saved.step) {
+    throw new CliError(`--steps ${run.train.steps}: the run is already at step ${saved.step}; give more steps to continue it`);
+  }
+  return run;
+}
+
+/** The network of `mofme info`: the preset and the network flags given, nothing else (its own image size: info has no --crop). */
+export function networkConfigOf(flags: Flags): Readonly<MofmeConfig> {
+  return resolve([flagLayer(flags)], false).model;
 }
 
 /** A `WxH` flag value (--size, --resize): a one-line error naming the flag otherwise. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FFN_KINDS, ROUTER_KINDS, presetNames, resolveConfig } from '@mofme/mofme';
 import { LAYOUTS as DATA_LAYOUTS, WEATHERS as DATA_WEATHERS } from '@mofme/data';
-import { LAYOUTS, OPTION_KEYS, RESUMABLE, TRAIN_DEFAULTS, TRAIN_OPTIONS, WEATHERS, flagOf, mergeConfig, modelConfigOf, readConfigFile } from '../src/options';
+import { LAYOUTS, OPTION_KEYS, RESUMABLE, TRAIN_DEFAULTS, TRAIN_OPTIONS, WEATHERS, flagOf, networkConfigOf, runConfigOf, type TrainConfig } from '../src/options';
 import { mofme } from './fixtures/helpers';
 
 test('the copied lists equal the data package\'s; the network\'s choices are the model package\'s own', () => {
@@ -30,41 +30,69 @@ test('RESUMABLE: only cadence, loader threads and length', () => {
   assert.equal([...RESUMABLE].sort(), ['ckptEvery', 'keepLast', 'logEvery', 'steps', 'workers']);
 });
 
-test('config layers: defaults <- file <- flags; --epochs replaces the default --steps', () => {
-  const c = mergeConfig({ lr: 5e-4, batchSize: 4 }, { lr: 2e-4, epochs: 3 });
+const dir = mkdtempSync(join(tmpdir(), 'mofme-options-'));
+const file = (o: object) => { const f = join(dir, 'c.json'); writeFileSync(f, JSON.stringify(o)); return f; };
+const fromFile = (o: object) => runConfigOf({ flags: {}, configFile: file(o) }).train;
+
+test('config layers: defaults <- file <- flags (text from the command line); --epochs replaces the default --steps', () => {
+  const c = runConfigOf({ flags: { lr: '2e-4', epochs: '3' }, configFile: file({ lr: 5e-4, batchSize: 4 }) }).train;
   assert.is(c.lr, 2e-4);
   assert.is(c.batchSize, 4);
   assert.is(c.epochs, 3);
   assert.is(c.steps, undefined);
   assert.is(c.crop, 64);
   assert.is(TRAIN_DEFAULTS.crop, 64);
+  assert.throws(() => runConfigOf({ flags: { steps: '5', epochs: '2' } }), /--steps and --epochs exclude each other/);
+});
+
+test('a flag\'s text is parsed and checked against its row in the same pass; the message names the flag and the text', () => {
+  assert.throws(() => runConfigOf({ flags: { lr: 'abc' } }), /^--lr: expected a positive number, got "abc"$/);
+  assert.throws(() => runConfigOf({ flags: { steps: '1e3' } }), /^--steps: expected a positive integer, got "1e3"$/);
+  assert.throws(() => runConfigOf({ flags: { steps: '99999999999' } }), /^--steps: expected at most 1,000,000,000, got "99999999999"$/);
+  assert.throws(() => runConfigOf({ flags: { experts: '0' } }), /^--experts: expected a positive integer, got "0"$/);
+  assert.throws(() => runConfigOf({ flags: { backend: 'tpu' } }), /^--backend: invalid value "tpu"; choose one of cpu, gpu$/);
+  assert.is(runConfigOf({ flags: { cleanFraction: '0.25' } }).train.cleanFraction, 0.25);
 });
 
 test('a config file: keys and values checked against the table, the message names the key and what was expected', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mofme-options-'));
-  const file = (o: object) => { const f = join(dir, 'c.json'); writeFileSync(f, JSON.stringify(o)); return f; };
-  assert.equal(readConfigFile(file({ lr: 2e-4, model: 'moe', valCrop: 0 })), { lr: 2e-4, model: 'moe', valCrop: 0 });
-  assert.throws(() => readConfigFile(file({ warmup: -1 })), /warmup: expected an integer >= 0, got -1/);
-  assert.throws(() => readConfigFile(file({ router: 'softmax' })), /router: invalid value "softmax"; choose one of linear, uar/);
-  assert.throws(() => readConfigFile(file({ crop: 20000 })), /crop: expected at most 16,384, got 20000/);
-  assert.throws(() => readConfigFile(file({ lr: 0 })), /lr: expected a positive number, got 0/);
-  assert.throws(() => readConfigFile(file({ cleanFraction: 1.5 })), /cleanFraction: expected at most 1, got 1.5/);
-  assert.equal(readConfigFile(file({ cleanFraction: 0.25, loss: 'psnr' })), { cleanFraction: 0.25, loss: 'psnr' });
-  assert.throws(() => readConfigFile(file({ dim: 64 })), /unknown key "dim"; valid keys: model, preset/);
+  const given = fromFile({ lr: 2e-4, model: 'moe', valCrop: 0 });
+  assert.equal([given.lr, given.model, given.valCrop], [2e-4, 'moe', 0]);
+  assert.throws(() => fromFile({ warmup: -1 }), /warmup: expected an integer >= 0, got -1/);
+  assert.throws(() => fromFile({ router: 'softmax' }), /router: invalid value "softmax"; choose one of linear, uar/);
+  assert.throws(() => fromFile({ crop: 20000 }), /crop: expected at most 16,384, got 20000/);
+  assert.throws(() => fromFile({ lr: 0 }), /lr: expected a positive number, got 0/);
+  assert.throws(() => fromFile({ lr: '1e-4' }), /--config .*c\.json: lr: expected a positive number, got "1e-4"/); // JSON numbers are numbers, not text
+  assert.throws(() => fromFile({ cleanFraction: 1.5 }), /cleanFraction: expected at most 1, got 1.5/);
+  const c = fromFile({ cleanFraction: 0.25, loss: 'psnr' });
+  assert.equal([c.cleanFraction, c.loss], [0.25, 'psnr']);
+  assert.throws(() => fromFile({ dim: 64 }), /--config .*c\.json: unknown key "dim"; valid keys: model, preset/);
 });
 
-test('model flags map onto the preset through the table (--model -> ffn, --width -> dim, --crop -> imageSize)', () => {
-  const m = modelConfigOf({ ...TRAIN_DEFAULTS, model: 'moe', experts: 8, topk: 4, width: 64, depth: 3, router: 'uar' });
-  const want = resolveConfig('tiny', { ffn: 'moe', experts: 8, topk: 4, dim: 64, depth: 3, router: 'uar', imageSize: 64 });
-  assert.equal(m, want);
+test('each row lands where it takes effect: network fields (--model -> ffn, --width -> dim, --crop -> imageSize), AdamW\'s hyperparameters, the schedule', () => {
+  const run = runConfigOf({ flags: { model: 'moe', experts: '8', topk: '4', width: '64', depth: '3', router: 'uar', lr: '2e-4', minLr: '1e-5' } });
+  assert.equal(run.model, resolveConfig('tiny', { ffn: 'moe', experts: 8, topk: 4, dim: 64, depth: 3, router: 'uar', imageSize: 64 }));
+  assert.equal(run.optimizer, { lr: 2e-4, weightDecay: 0.01 });
+  assert.equal(run.schedule, { kind: 'cosine', warmup: 20, minFactor: 1e-5 / 2e-4 });
+  // a floor above the peak is the peak: the schedule's factor never exceeds 1
+  assert.is(runConfigOf({ flags: { lr: '1e-7' } }).schedule.minFactor, 1);
+  // fewer experts than the preset's top-2 keep them all
+  assert.is(runConfigOf({ flags: { experts: '1' } }).model.topk, 1);
   // without --crop (info): the preset's own image size
-  assert.is(modelConfigOf({ preset: 'paper' }).imageSize, 240);
+  assert.is(networkConfigOf({ preset: 'paper' }).imageSize, 240);
 });
 
 test('a model error names the flag of the field, as the table maps it', () => {
-  assert.throws(() => modelConfigOf({ preset: 'tiny', crop: 30 }), /^--crop 30: must be a multiple of patchSize \(8\)/);
-  assert.throws(() => modelConfigOf({ preset: 'tiny', model: 'dense', router: 'uar' }), /^--router "uar": needs ffn 'moe' or 'mofme'/);
-  assert.throws(() => modelConfigOf({ preset: 'tiny', experts: 2, topk: 3 }), /^--topk 3: must not exceed experts \(2\)/);
+  assert.throws(() => networkConfigOf({ preset: 'tiny', crop: '30' }), /^--crop 30: must be a multiple of patchSize \(8\)/);
+  assert.throws(() => networkConfigOf({ preset: 'tiny', model: 'dense', router: 'uar' }), /^--router "uar": needs ffn 'moe' or 'mofme'/);
+  assert.throws(() => networkConfigOf({ preset: 'tiny', experts: '2', topk: '3' }), /^--topk 3: must not exceed experts \(2\)/);
+});
+
+test('--resume: the saved configuration as it was (absent keys stay absent), then the resumable flags', () => {
+  const saved = { config: { ...TRAIN_DEFAULTS, loss: undefined, lr: 1e-4, experts: 2 } as unknown as TrainConfig, step: 10 };
+  const run = runConfigOf({ flags: { steps: '20', logEvery: '1' } }, () => saved);
+  assert.equal([run.train.steps, run.train.logEvery, run.train.lr, run.train.loss, run.model.experts, run.optimizer.lr], [20, 1, 1e-4, undefined, 2, 1e-4]);
+  assert.throws(() => runConfigOf({ flags: { lr: '1' } }, () => saved), /drop --lr \(only --steps/);
+  assert.throws(() => runConfigOf({ flags: { steps: '10' } }, () => saved), /--steps 10: the run is already at step 10/);
 });
 
 test.run();

@@ -26,7 +26,7 @@
 
 import { Generator, indexSelect, scatterAdd, tensor, zeros, type Tensor } from '@mofme/tensor';
 import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, resolveInit } from '@mofme/nn';
-import { defaultUar, type Execution, type FfnKind, type RouterKind, type TopkMode, type UarConfig } from './config';
+import { defaultUar, mlpHiddenOf, type Execution, type FfnKind, type MofmeConfig, type RouterKind, type TopkMode, type UarConfig } from './config';
 import { affine, linearRoute, uarRoute, type Routing } from './router';
 
 /** What an FFN layer returns: the residual branch and how the tokens were routed. */
@@ -298,6 +298,26 @@ export class FmeFfn extends Module implements FfnLayer {
     const s = mixExperts(h, routing, (c, z) => this.slot(c, z), (this.options.execution ?? 'sparse') === 'sparse'); // [B, N, D]
     return { y: this.shared.forward(s), routing, auxLoss: this.head.auxLoss(t, routing) }; // [B, N, D] (hidden [B, N, F])
   }
+}
+
+/** The FFN options of a MoFME config: what every block's FFN layer of the network is built from
+ *  (model.ts hands its config over whole, so the FFN's fields are read here, where they act). */
+export function ffnOptionsOf(c: MofmeConfig, generator: Generator): FmeOptions {
+  return {
+    dim: c.dim,
+    hidden: mlpHiddenOf(c),
+    dropout: c.dropout,
+    eps: c.layerNormEps,
+    generator,
+    experts: c.experts,
+    topk: c.topk,
+    router: c.router,
+    topkMode: c.topkMode,
+    uar: c.uar,
+    execution: c.execution,
+    officialExpertSlots: c.officialExpertSlots,
+    officialUnusedParams: c.officialUnusedParams,
+  };
 }
 
 /** Build the FFN layer of a kind; `dense` ignores the mixture options. */

@@ -37,9 +37,9 @@ export type {
 } from './config';
 export { countFlops, countParameters, mofmeParameterSaving, numel, parameterShapes } from './count';
 export type { BlockParameterCount, FlopCount, FlopOptions, FlopParts, ParamSpec, ParameterCount } from './count';
-export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, mixExperts } from './blocks';
+export { DenseFfn, FilmExpert, FmeFfn, GatedUnit, MoeFfn, TransformerBlock, createFfn, ffnOptionsOf, mixExperts } from './blocks';
 export type { BlockOutput, FfnLayer, FfnOptions, FfnOutput, FmeOptions, MixtureOptions, TransformerBlockOptions } from './blocks';
-export { MoFME, blockOf, createModel, ffnOptionsOf, fromModelInput, toModelInput } from './model';
+export { MoFME, blockOf, createModel, fromModelInput, toModelInput } from './model';
 export type { CreateModelOptions, MofmeOutput } from './model';
 export { affine, linearRoute, normFloor, selectTopk, uarCalibrate, uarRoute, withRoutingOverride } from './router';
 export type { McDropout, Routing, RoutingOverride } from './router';

@@ -5,16 +5,17 @@
 // a sigmoid. Only the FFN of each block changes between the three models (config.ffn): the dense
 // ViT FFN, the conventional MoE, or the paper's FME layer (Fig. 3(b)). The blocks, the three FFN
 // layers and both routers are the public block API in blocks.ts; this file only composes them
-// from a `MofmeConfig`. Compatibility with the official checkpoints (names, the deepcopy-shared
-// initial weights) lives beside it in official.ts.
+// from a `MofmeConfig`, which it hands on whole: the FFN's own fields (experts, top-k, router, ...)
+// are read where they take effect, by blocks.ts's `ffnOptionsOf`. Compatibility with the official
+// checkpoints (names, the deepcopy-shared initial weights) lives beside it in official.ts.
 //
 // Shapes in the comments are symbolic; the paper preset at 240x240 has Ch = 32, D = 384, N = 900,
 // I = 512, F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
 
 import { Generator, clamp, dropout, keep, noGrad, zeros, type DType, type Tensor } from '@mofme/tensor';
 import { Conv2d, ModuleList, Module, PatchEmbed, PatchUnembed, ResBlock, init, withInitDefaults } from '@mofme/nn';
-import { mlpHiddenOf, tokensOf, type MofmeConfig } from './config';
-import { TransformerBlock, createFfn, type FmeOptions } from './blocks';
+import { tokensOf, type MofmeConfig } from './config';
+import { TransformerBlock, createFfn, ffnOptionsOf } from './blocks';
 import { applyOfficialSharedInit } from './official';
 import type { Routing } from './router';
 
@@ -36,25 +37,6 @@ export function toModelInput(image: Tensor): Tensor {
 /** The inverse of `toModelInput`: [−1, 1] back to [0, 1]. */
 export function fromModelInput(x: Tensor): Tensor {
   return x.add(1).mul(0.5);
-}
-
-/** The FFN options of a config: what every block's FFN layer is built from. */
-export function ffnOptionsOf(c: MofmeConfig, generator: Generator): FmeOptions {
-  return {
-    dim: c.dim,
-    hidden: mlpHiddenOf(c),
-    dropout: c.dropout,
-    eps: c.layerNormEps,
-    generator,
-    experts: c.experts,
-    topk: c.topk,
-    router: c.router,
-    topkMode: c.topkMode,
-    uar: c.uar,
-    execution: c.execution,
-    officialExpertSlots: c.officialExpertSlots,
-    officialUnusedParams: c.officialUnusedParams,
-  };
 }
 
 /** The transformer block of a config: pre-norm attention (heads x headDim) and the config's FFN. */

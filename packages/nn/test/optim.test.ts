@@ -178,28 +178,35 @@ test('resuming from a saved optimiser + scheduler state continues exactly', () =
     assert.equal(Array.from(b.data()), Array.from(a.data()), name);
   }
   assert.equal(second.opt.paramGroups.map((g) => g.lr), straight.opt.paramGroups.map((g) => g.lr));
+  assert.is(second.opt.lrFactor, straight.opt.lrFactor);
 });
 
-test('warmup + cosine schedule values; per-step clock in epochs; constant', () => {
-  const s = warmupCosineSchedule({ warmup: 4, total: 14, minLr: 0.1 });
+test('warmup + cosine schedule factors; per-step clock in epochs; constant; the optimiser applies the factor', () => {
+  const s = warmupCosineSchedule({ warmup: 4, total: 14, minFactor: 0.1 });
   const close = (a: number, e: number): void => assert.ok(Math.abs(a - e) < 1e-12, `${a} vs ${e}`);
-  close(s(0, 1), 0);
-  close(s(2, 1), 0.5);
-  close(s(4, 1), 1);
-  close(s(9, 1), 0.1 + 0.9 * 0.5); // halfway down the cosine
-  close(s(14, 1), 0.1);
-  close(s(100, 1), 0.1);
-  close(warmupCosineSchedule({ warmup: 0, total: 10, minFactor: 0.5 })(10, 2), 1);
+  close(s(0), 0);
+  close(s(2), 0.5);
+  close(s(4), 1);
+  close(s(9), 0.1 + 0.9 * 0.5); // halfway down the cosine
+  close(s(14), 0.1);
+  close(s(100), 0.1);
+  close(warmupCosineSchedule({ warmup: 0, total: 10, minFactor: 0.5 })(10), 0.5);
+  assert.throws(() => warmupCosineSchedule({ warmup: 0, total: 10, minFactor: 2 }), /minFactor must be in \[0, 1\], got 2/);
   const p = tensor([1], { requiresGrad: true });
   const opt = new SGD([p], { lr: 2 });
   const epochs = new LRScheduler(opt, warmupCosineSchedule({ warmup: 1, total: 3 }), { stepsPerEpoch: 4 });
-  assert.equal(epochs.lastLr(), [0]);
+  assert.is(opt.lrFactor, 0);
   for (let i = 0; i < 2; i++) epochs.step();
-  close(epochs.lastLr()[0]!, 1); // half an epoch into a 1-epoch warmup
+  close(opt.lrFactor, 0.5); // half an epoch into a 1-epoch warmup
   for (let i = 0; i < 6; i++) epochs.step();
-  close(epochs.lastLr()[0]!, 1); // epoch 2 of 3: cosine halfway, 2 * 0.5
+  close(opt.lrFactor, 0.5); // epoch 2 of 3: cosine halfway
+  assert.is(opt.paramGroups[0]!.lr, 2); // the group keeps the rate it was given
+  // the update uses lr x factor: SGD moves p by 2 * 0.5 * grad (grad of p is 1)
+  p.sum().backward();
+  opt.step();
+  close(p.data()[0]!, 1 - 2 * 0.5);
   new LRScheduler(opt, constantSchedule()).step();
-  assert.equal(opt.paramGroups[0]!.lr, 2);
+  assert.is(opt.lrFactor, 1);
 });
 
 test('clipGradNorm scales by maxNorm/|g| and returns |g|; clipGradValue clamps', () => {

@@ -10,18 +10,18 @@ import { selectBackend } from '../backend';
 import { evaluate, formatTable, type ImageScore } from '../evaluate';
 import { gridPng } from '../images';
 import { assertFresh, openData, outputDir, writeOutput } from '../io';
-import { parseSize } from '../options';
+import { parseSize, type TrainConfig } from '../options';
 
 export interface EvalOpts {
   checkpoint?: string; data: string; split: 'val' | 'test'; layout?: string; tile: number; stride: number; resize?: string;
-  limit: number; json?: boolean; csv?: string; gallery?: string; backend: string; overwrite?: boolean;
+  limit: number; json?: boolean; csv?: string; gallery?: string; backend: TrainConfig['backend']; overwrite?: boolean;
 }
 
 export async function evalCommand(o: EvalOpts): Promise<number> {
   for (const [flag, path] of [['--csv', o.csv], ['--gallery', o.gallery]] as const) {
     if (path) { outputDir(resolve(path, '..'), flag); assertFresh(path, o.overwrite); }
   }
-  await selectBackend(o.backend);
+  await selectBackend(o);
   const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
   const ds = await openData(o.data, o.split, o.layout);
   // real datasets are resized to 720x480 as the official loader does; the built-in photos are already 480x320

@@ -5,9 +5,9 @@
 import { countFlops, countParameters, type MofmeConfig } from '@mofme/mofme';
 import { loadModelFile } from '../checkpoint';
 import { CliError } from '../errors';
-import { modelConfigOf, parseSize, type ModelOptions } from '../options';
+import { MODEL_KEYS, networkConfigOf, parseSize, type Flags } from '../options';
 
-export interface InfoOpts extends ModelOptions { size: string; json?: boolean }
+export interface InfoOpts extends Flags { size: string; json?: boolean }
 
 export async function infoCommand(checkpoint: string | undefined, o: InfoOpts): Promise<number> {
   let config: Readonly<MofmeConfig>, source: string, step: number | null = null;
@@ -17,7 +17,7 @@ export async function infoCommand(checkpoint: string | undefined, o: InfoOpts): 
     ({ config, step } = m);
     source = m.file;
   } else {
-    config = modelConfigOf(o); // the preset's own image size: info has no --crop
+    config = networkConfigOf(Object.fromEntries(MODEL_KEYS.map((k) => [k, o[k]]))); // the preset's own image size: info has no --crop
     source = `preset ${o.preset ?? 'tiny'}`;
   }
   const { width, height } = parseSize(o.size, '--size');

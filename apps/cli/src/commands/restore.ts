@@ -8,11 +8,12 @@ import { basename, extname, join } from 'node:path';
 import { encodePhotoPng, readPhoto, type Photo } from '@mofme/data';
 import { checkpointOrPretrained, loadModelFile } from '../checkpoint';
 import { selectBackend } from '../backend';
+import type { TrainConfig } from '../options';
 import { restoreImage } from '../evaluate';
 import { CliError, oneLine } from '../errors';
 import { assertFresh, outputDir, writeOutput } from '../io';
 
-export interface RestoreOpts { checkpoint?: string; out: string; tile: number; stride?: number; backend: string; overwrite?: boolean }
+export interface RestoreOpts { checkpoint?: string; out: string; tile: number; stride?: number; backend: TrainConfig['backend']; overwrite?: boolean }
 
 export async function restoreCommand(files: string[], o: RestoreOpts): Promise<number> {
   const outDir = outputDir(o.out, '-o');
@@ -31,7 +32,7 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
     if (Math.min(img.height, img.width) < 8) throw new CliError(`${f}: image is ${img.width}x${img.height}; at least 8x8 pixels are needed`);
     images.push(photo);
   }
-  await selectBackend(o.backend);
+  await selectBackend(o);
   const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
   console.log(`restoring ${files.length} image(s) with ${file}`);
   for (const [i, photo] of images.entries()) {

@@ -34,7 +34,7 @@ import { psnrLoss, smoothL1Loss, tensor, tidy } from '@mofme/tensor';
 import { AdamW, LRScheduler, constantSchedule, warmupCosineSchedule, type Schedule } from '@mofme/nn';
 import { createModel, countParameters, toModelInput, type MoFME } from '@mofme/mofme';
 import { createLoader } from '@mofme/data';
-import { explicitOptions, runConfigOf, type TrainConfig } from '../options';
+import { OPTION_KEYS, runConfigOf, type Flags } from '../options';
 import {
   firstNonFinite, listCheckpoints, loadWeightsInto, markBest, openMetricsLog, pruneCheckpoints, readState, resolveModelFile, resolveResume,
   restoreTraining, saveCheckpoint, writeRunConfig, type TrainingState,
@@ -45,10 +45,12 @@ import { selectBackend } from '../backend';
 import { CliError, oneLine } from '../errors';
 import { Progress, formatDuration } from '../progress';
 
-/** The command line's `mofme train`: the flags given (not commander's defaults), --config and --resume. */
+/** The command line's `mofme train`: the flags given, as text (not commander's defaults: options.ts
+ *  has its own layers), --config and --resume. */
 export async function trainCommand(cmd: Command): Promise<number> {
-  const { config, resume } = cmd.opts<{ config?: string; resume?: string }>();
-  return (await train({ flags: explicitOptions(cmd), ...(config ? { configFile: config } : {}), ...(resume ? { resume } : {}) })).exitCode;
+  const { config, resume, ...opts } = cmd.opts<{ config?: string; resume?: string } & Record<string, unknown>>();
+  const flags: Flags = Object.fromEntries(OPTION_KEYS.filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => [k, opts[k]]));
+  return (await train({ flags, ...(config ? { configFile: config } : {}), ...(resume ? { resume } : {}) })).exitCode;
 }
 
 export interface TrainResult {
@@ -61,8 +63,8 @@ export interface TrainResult {
 }
 
 export interface TrainRequest {
-  /** options given (the command line's flags, or the demo's whole config) over the defaults */
-  flags: Partial<TrainConfig>;
+  /** options given (the command line's flags as text, or the demo's whole config) over the defaults */
+  flags: Flags;
   /** a JSON file of options between the defaults and the flags */
   configFile?: string;
   /** continue the run in this folder (a run folder or one checkpoint folder) */
@@ -75,16 +77,17 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
   // ---- run folder and configuration ------------------------------------------------------------
   let resume = null as { ckpt: string; runDir: string } | null;
   let saved = null as TrainingState | null;
-  const { train: cfg, model: modelConfig } = runConfigOf(request, request.resume ? () => {
+  const run = runConfigOf(request, request.resume ? () => {
     resume = resolveResume(request.resume!);
     return (saved = readState(resume.ckpt));
   } : undefined);
+  const { train: cfg, model: modelConfig } = run;
   const runDir = resume ? resume.runDir : resolve(cfg.out);
   if (!resume && listCheckpoints(runDir).length) {
     throw new CliError(`--out ${runDir} already holds a training run; continue it with --resume ${runDir}, or choose another --out`);
   }
   outputDir(runDir, '--out');
-  await selectBackend(cfg.backend);
+  await selectBackend(cfg);
 
   // ---- data ------------------------------------------------------------------------------------
   const trainData = await openData(cfg.data, 'train', cfg.layout, { cleanFraction: cfg.cleanFraction, flatLightFraction: cfg.flatLightFraction });
@@ -103,11 +106,11 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
   if (cfg.init && !resume) { // fine-tuning: the same network, its weights from a model file
     await loadWeightsInto(model, resolveModelFile(cfg.init), '--init', 'pass the same --preset and overrides');
   }
-  const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: [0.9, 0.999], weightDecay: cfg.weightDecay });
-  const warmup = Math.min(cfg.warmup, totalSteps - 1);
-  const schedule: Schedule = cfg.schedule === 'cosine'
-    ? warmupCosineSchedule({ warmup, total: totalSteps, minLr: Math.min(cfg.minLr, cfg.lr), startFactor: 1 / Math.max(1, warmup) })
-    : warmup > 0 ? (t, base) => base * Math.min(1, (t + 1) / warmup) : constantSchedule();
+  const optimizer = new AdamW(model.parameters(), run.optimizer); // betas (0.9, 0.999): AdamW's default
+  const warmup = Math.min(run.schedule.warmup, totalSteps - 1);
+  const schedule: Schedule = run.schedule.kind === 'cosine'
+    ? warmupCosineSchedule({ warmup, total: totalSteps, minFactor: run.schedule.minFactor, startFactor: 1 / Math.max(1, warmup) })
+    : warmup > 0 ? (t) => Math.min(1, (t + 1) / warmup) : constantSchedule();
   const scheduler = new LRScheduler(optimizer, schedule);
 
   // ---- resume ------------------------------------------------------------------------------------
@@ -193,7 +196,7 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
     if (step < totalSteps) {
       for await (const batch of loader.stream()) {
         const tStep = performance.now();
-        const lr = optimizer.paramGroups[0]!.lr;
+        const lr = optimizer.paramGroups[0]!.lr * optimizer.lrFactor; // the rate this step uses, for the log
         const loss = tidy(() => {
           const x = toModelInput(tensor(batch.input, { shape: batch.shape })); // degraded
           const y = tensor(batch.target, { shape: batch.shape }); // clean, [0, 1]

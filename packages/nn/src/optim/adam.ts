@@ -29,7 +29,8 @@ export class Adam extends Optimizer<AdamHyper> {
   }
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<AdamHyper>, state: ParamState): void {
-    const { lr, eps, weightDecay: wd, amsgrad } = group;
+    const { eps, weightDecay: wd, amsgrad } = group;
+    const lr = group.lr * this.lrFactor; // the rate given, times the schedule's factor now
     const [b1, b2] = group.betas;
     const t = state.step; // 1 on the first step
     const fused = p.backend.adamStep;

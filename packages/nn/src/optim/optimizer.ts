@@ -3,8 +3,8 @@
  *
  * An optimiser holds `paramGroups`: lists of parameters that share hyperparameters (a common use:
  * no weight decay on biases and norms). Each group carries its own copy of every hyperparameter,
- * so a schedule can change `group.lr` between steps. `initialLr` remembers the group's base rate
- * (what schedules multiply).
+ * as it was given: a schedule never rewrites them. It sets `lrFactor` instead, which the update
+ * rules multiply every group's learning rate by (schedule.ts says why).
  *
  * `step()` visits every parameter that has a gradient and calls the subclass's `update`, under
  * `noGrad` (the update must not become part of any graph) and `tidy` (temporaries are freed).
@@ -28,8 +28,6 @@ export interface BaseHyper {
 
 export type ParamGroup<H extends BaseHyper> = H & {
   params: Tensor[];
-  /** the group's lr when the optimiser was built: the base that schedules scale */
-  initialLr: number;
 };
 
 /** Either a flat list of parameters, or groups each overriding some hyperparameters. */
@@ -50,6 +48,8 @@ export interface OptimizerStateDict {
 
 export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
   readonly paramGroups: ParamGroup<H>[];
+  /** the schedule's multiplier of every group's learning rate (an LRScheduler sets it; 1 without one) */
+  lrFactor = 1;
   protected readonly state = new Map<Tensor, ParamState>();
 
   constructor(params: ParamsInput<H>, defaults: H) {
@@ -63,9 +63,7 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
         if (seen.has(p)) throw new Error(`${this.constructor.name}: parameter ${p.name ?? ''} appears in more than one group`);
         seen.add(p);
       }
-      const group = { ...defaults, ...g, params: ps } as ParamGroup<H>;
-      group.initialLr = group.lr;
-      return group;
+      return { ...defaults, ...g, params: ps } as ParamGroup<H>;
     });
   }
 

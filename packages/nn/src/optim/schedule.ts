@@ -1,22 +1,28 @@
 /**
- * Learning-rate schedules.
+ * Learning-rate schedules, as multipliers.
  *
- * A `Schedule` maps time t (0, 1, 2, ... in whatever unit the scheduler counts) and a group's base
- * lr to the lr to use. An `LRScheduler` owns the clock: it sets every group's lr for t = 0 when
- * built, and each `step()` advances t by one and sets the lr again (PyTorch's LambdaLR protocol:
- * call optimizer.step() then scheduler.step()).
+ * A `Schedule` maps time t (0, 1, 2, ... in whatever unit the scheduler counts) to a factor, and the
+ * optimiser multiplies each group's learning rate by it (`Optimizer.lrFactor`, applied in the
+ * update rules: adam.ts, sgd.ts). A schedule is a shape in time and knows no learning rate, so the
+ * rate itself is read in one place, the update rule that uses it, and a group's `lr` stays the rate
+ * it was given (what a state dict saves and a resumed run restores). This is PyTorch's LambdaLR
+ * with the product moved from the scheduler into the optimiser: the scheduler never writes a rate.
+ *
+ * An `LRScheduler` owns the clock: it sets the factor for t = 0 when built, and each `step()`
+ * advances t by one and sets it again (call optimizer.step() then scheduler.step()).
  *
  * Per step or per epoch: define the schedule in the unit you like and call `step()` once per that
- * unit. To define it in epochs but update the lr smoothly every step, give `stepsPerEpoch`: the
+ * unit. To define it in epochs but update the factor smoothly every step, give `stepsPerEpoch`: the
  * scheduler then counts steps and passes t = steps / stepsPerEpoch (fractional epochs).
  */
 import type { Optimizer, BaseHyper } from './optimizer';
 
-export type Schedule = (t: number, baseLr: number) => number;
+/** time -> the factor every group's learning rate is multiplied by */
+export type Schedule = (t: number) => number;
 
-/** The base lr, always. */
+/** Factor 1, always. */
 export function constantSchedule(): Schedule {
-  return (_t, base) => base;
+  return () => 1;
 }
 
 export interface WarmupCosineOptions {
@@ -24,30 +30,29 @@ export interface WarmupCosineOptions {
   warmup: number;
   /** time at which the cosine reaches its floor (and stays there) */
   total: number;
-  /** the floor as an absolute lr ... */
-  minLr?: number;
-  /** ... or as a fraction of the base lr (default 0) */
+  /** the floor, as a fraction of the base rate (default 0) */
   minFactor?: number;
-  /** the warmup starts at this fraction of the base lr (default 0) and rises linearly to 1 */
+  /** the warmup starts at this fraction of the base rate (default 0) and rises linearly to 1 */
   startFactor?: number;
 }
 
 /**
- * Linear warmup, then half a cosine from the base lr down to the floor:
- *   t < warmup:  base * (s + (1 - s) t / warmup)
- *   after:       floor + (base - floor) (1 + cos(pi * progress)) / 2,  progress = (t - warmup) / (total - warmup)
+ * Linear warmup, then half a cosine from 1 down to the floor f:
+ *   t < warmup:  s + (1 - s) t / warmup
+ *   after:       f + (1 - f) (1 + cos(pi * progress)) / 2,  progress = (t - warmup) / (total - warmup)
  * Warmup keeps the first, noisy updates small while Adam's moment estimates settle; the cosine
- * spends most time at high lr and anneals smoothly at the end.
+ * spends most time at a high rate and anneals smoothly at the end.
  */
 export function warmupCosineSchedule(options: WarmupCosineOptions): Schedule {
   const { warmup, total } = options;
   const start = options.startFactor ?? 0;
+  const floor = options.minFactor ?? 0;
   if (!(warmup >= 0) || !(total > warmup)) throw new Error(`warmupCosineSchedule: need 0 <= warmup < total, got warmup=${warmup}, total=${total}`);
-  return (t, base) => {
-    if (t < warmup) return base * (start + ((1 - start) * t) / warmup);
-    const floor = options.minLr ?? base * (options.minFactor ?? 0);
+  if (!(floor >= 0 && floor <= 1)) throw new Error(`warmupCosineSchedule: minFactor must be in [0, 1], got ${floor}`);
+  return (t) => {
+    if (t < warmup) return start + ((1 - start) * t) / warmup;
     const progress = Math.min(1, (t - warmup) / (total - warmup));
-    return floor + ((base - floor) * (1 + Math.cos(Math.PI * progress))) / 2;
+    return floor + ((1 - floor) * (1 + Math.cos(Math.PI * progress))) / 2;
   };
 }
 
@@ -68,19 +73,14 @@ export class LRScheduler {
     return this.count / (this.options.stepsPerEpoch ?? 1);
   }
 
-  /** Advance the clock by one and set each group's lr. */
+  /** Advance the clock by one and set the optimiser's factor. */
   step(): void {
     this.count += 1;
     this.apply();
   }
 
-  /** The lr of each group right now. */
-  lastLr(): number[] {
-    return this.optimizer.paramGroups.map((g) => g.lr);
-  }
-
   private apply(): void {
-    for (const g of this.optimizer.paramGroups) g.lr = this.schedule(this.time, g.initialLr);
+    this.optimizer.lrFactor = this.schedule(this.time);
   }
 
   stateDict(): { count: number } {

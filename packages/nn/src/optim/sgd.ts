@@ -20,7 +20,8 @@ export class SGD extends Optimizer<SGDHyper> {
   }
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
-    const { lr, momentum: mu, dampening, nesterov, weightDecay: wd } = group;
+    const { momentum: mu, dampening, nesterov, weightDecay: wd } = group;
+    const lr = group.lr * this.lrFactor; // the rate given, times the schedule's factor now
     let d = wd !== 0 ? grad.add(p.mul(wd)) : grad; // L2 penalty wd/2 |p|^2 adds wd * p to the gradient
     if (mu !== 0) {
       const prev = state.tensors.momentum;
