@@ -44,7 +44,7 @@ export function freshArray(dtype: DType, size: number, liveBytes = 0): TypedArra
 }
 
 /** How a value is rounded when stored in an array of `dtype` (what a kernel's output does to a double). */
-export function roundingOf(dtype: DType): (v: number) => number {
+function roundingOf(dtype: DType): (v: number) => number {
   return dtype === 'float32' ? Math.fround : (v) => v;
 }
 

@@ -28,7 +28,7 @@
 import { sizeOf, stridesOf, type BinaryOp, type MatmulSpec, type ReduceOp, type Shape, type UnaryOp, type WindowSpec } from '../backend/backend';
 
 /** A float literal GLSL accepts: integers get a ".0", negatives get parentheses. */
-export function lit(n: number): string {
+function lit(n: number): string {
   if (!Number.isFinite(n)) throw new Error(`gpu backend: cannot write ${n} as a literal; pass it as an argument`);
   const s = Number.isInteger(n) ? `${n}.0` : String(n);
   return n < 0 ? `(${s})` : s;
@@ -62,7 +62,7 @@ const fn = (params: string[], body: string[]): string => `function(${params.join
  * Lines that split the flat index `flat` into per-axis coordinates `${prefix}0..` of `shape`
  * (row-major: the last axis varies fastest). Axes of size 1 get the constant 0.
  */
-export function decompose(flat: string, shape: Shape, prefix: string): string[] {
+function decompose(flat: string, shape: Shape, prefix: string): string[] {
   const lines: string[] = [];
   let rest = flat;
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -78,7 +78,7 @@ export function decompose(flat: string, shape: Shape, prefix: string): string[] 
 }
 
 /** `offset + sum_d coord_d * strides[d]`, skipping zero strides. */
-export function dot(prefix: string, strides: readonly number[], offset = 0): string {
+function dot(prefix: string, strides: readonly number[], offset = 0): string {
   const terms = strides.flatMap((s, d) => (s === 0 ? [] : [s === 1 ? `${prefix}${d}` : `${prefix}${d} * ${lit(s)}`]));
   if (offset !== 0 || terms.length === 0) terms.unshift(lit(offset));
   return terms.join(' + ');
@@ -230,17 +230,17 @@ export function whereKernel(condShape: Shape, aShape: Shape, bShape: Shape, outS
  * cannot be chunked refuse a longer loop with an error (`checkLoop`) instead of a wrong answer.
  * 4096 keeps each pass's loop far below the cap and gives a GPU many threads per reduction.
  */
-export const MAX_LOOP_TERMS = 4096;
+const MAX_LOOP_TERMS = 4096;
 
 /** Throws a one-line error when a kernel would loop more than llvmpipe completes (see MAX_LOOP_TERMS). */
-export function checkLoop(what: string, iterations: number): void {
+function checkLoop(what: string, iterations: number): void {
   if (iterations > 65535) {
     throw new Error(`gpu backend: ${what} needs ${iterations} loop iterations in one GPU thread; software GPUs (Mesa llvmpipe) stop a loop after 65535, so this is refused rather than computed wrong; run it on the CPU backend`);
   }
 }
 
 /** How many chunks of at most MAX_LOOP_TERMS terms a reduction of `terms` terms is cut into. */
-export const chunksOf = (terms: number): number => Math.max(1, Math.ceil(terms / MAX_LOOP_TERMS));
+const chunksOf = (terms: number): number => Math.max(1, Math.ceil(terms / MAX_LOOP_TERMS));
 
 /**
  * One pass of a reduction: thread (o, c) reduces chunk c (at most MAX_LOOP_TERMS consecutive

@@ -19,7 +19,7 @@
 
 /** Value types, as their one-byte codes in the binary format. */
 export const T = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b } as const;
-export type ValType = (typeof T)[keyof typeof T];
+type ValType = (typeof T)[keyof typeof T];
 
 /** A piece of code: a byte, or (nested) arrays of pieces. Flattened when the module is written. */
 export type Code = number | readonly Code[];
