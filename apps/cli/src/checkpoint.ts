@@ -37,7 +37,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GeneratorState, Tensor } from '@mofme/tensor';
 import {
-  flattenOptimizerState, unflattenOptimizerState, loadSafetensors, serializeSafetensors, SafetensorsError, formatLoadReport,
+  flattenOptimizerState, unflattenOptimizerState, loadModel, loadSafetensors, saveModelSync, serializeModel, serializeSafetensors, formatLoadReport,
   type LRScheduler, type Optimizer, type BaseHyper, type LoadReport,
 } from '@mofme/nn';
 import { fsError, fsyncDir, writeOutput } from './io';
@@ -135,14 +135,14 @@ export function modelMetadata(config: MofmeConfig, step: number): Record<string,
   return { format: 'mofme-ts/1', config: JSON.stringify(config), step: String(step) };
 }
 
-/** The bytes of a model file: the weights under our names, the config and the step in the metadata. */
+/** The bytes of a model file (nn's serializeModel): the weights under our names, the config and the step in the metadata. */
 export function modelFileBytes(model: MoFME, step: number): Uint8Array {
-  return serializeSafetensors(model.stateDict(), modelMetadata(model.config, step));
+  return serializeModel(model, modelMetadata(model.config, step));
 }
 
-/** Write a model file atomically. */
+/** Write a model file atomically (nn's saveModelSync); a failure names the file. */
 export function writeModelFile(file: string, model: MoFME, step: number): void {
-  writeOutput(file, modelFileBytes(model, step));
+  try { saveModelSync(file, model, modelMetadata(model.config, step)); } catch (e) { throw fsError('write', file, e); }
 }
 
 // ---- the run folder's config.json and metrics.jsonl ----------------------------------------------
@@ -300,45 +300,46 @@ export function resolveModelFile(path: string): string {
  * naming the file and the first keys when they do not fit, and the tensor when one is not finite.
  */
 export async function loadWeightsInto(model: MoFME, file: string, what: string, hint: string): Promise<void> {
-  let tensors;
+  let report;
   try {
-    ({ tensors } = await loadSafetensors(file));
+    ({ report } = await loadModel(file, model, { strict: false }));
   } catch (e) {
     throw new CliError(`${what} ${file} is not a readable safetensors file: ${(e as Error).message}`);
   }
-  const bad = firstNonFinite(tensors);
-  if (bad) throw new CliError(`${what} ${file}: ${bad}; a model with NaN/Inf weights cannot be trained on`);
-  const report = model.loadStateDict(tensors, { strict: false });
   if (report.missing.length || report.unexpected.length || report.mismatched.length) {
     throw new CliError(`${what} ${file}: its weights do not fit the network of this run: ${shortLoadReport(report)}; ${hint}`);
   }
+  const bad = firstNonFinite(model.namedParameters());
+  if (bad) throw new CliError(`${what} ${file}: ${bad}; a model with NaN/Inf weights cannot be trained on`);
 }
 
 /** Build the network described by a model file's metadata and load its weights (strictly). */
 export async function loadModelFile(path: string): Promise<{ model: MoFME; config: Readonly<MofmeConfig>; file: string; step: number | null }> {
   const file = resolveModelFile(path);
-  let parsed;
+  let loaded;
   try {
-    parsed = await loadSafetensors(file);
+    loaded = await loadModel(file, (metadata) => createModel(configIn(file, metadata), { seed: 0 }), { strict: false });
   } catch (e) {
-    const why = e instanceof SafetensorsError ? e.message : (e as Error).message;
-    throw new CliError(`checkpoint ${file} is not a readable safetensors file: ${why}`);
+    if (e instanceof CliError) throw e;
+    throw new CliError(`checkpoint ${file} is not a readable safetensors file: ${(e as Error).message}`);
   }
-  const raw = parsed.metadata.config;
-  if (!raw) throw new CliError(`checkpoint ${file} has no model config in its metadata (not written by mofme train?)`);
-  let config: Readonly<MofmeConfig>;
-  try {
-    config = resolveConfig(JSON.parse(raw) as MofmeConfig);
-  } catch (e) {
-    throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
-  }
-  const model = createModel(config, { seed: 0 });
-  const report = model.loadStateDict(parsed.tensors, { strict: false });
+  const { module: model, report, metadata } = loaded;
   if (report.missing.length || report.unexpected.length || report.mismatched.length) {
     throw new CliError(`checkpoint ${file}: its weights do not match the config in its metadata: ${shortLoadReport(report)}`);
   }
-  const bad = firstNonFinite(parsed.tensors);
+  const bad = firstNonFinite(model.namedParameters());
   if (bad) throw new CliError(`checkpoint ${file}: ${bad}; a model with NaN/Inf weights restores nothing (a diverged run? use an earlier checkpoint)`);
-  const step = parsed.metadata.step !== undefined ? Number(parsed.metadata.step) : null;
-  return { model, config, file, step };
+  const step = metadata.step !== undefined ? Number(metadata.step) : null;
+  return { model, config: model.config, file, step };
+}
+
+/** The model config a model file's metadata holds, validated. */
+function configIn(file: string, metadata: Record<string, string>): Readonly<MofmeConfig> {
+  const raw = metadata.config;
+  if (!raw) throw new CliError(`checkpoint ${file} has no model config in its metadata (not written by mofme train?)`);
+  try {
+    return resolveConfig(JSON.parse(raw) as MofmeConfig);
+  } catch (e) {
+    throw new CliError(`checkpoint ${file}: its model config is invalid: ${(e as Error).message}`);
+  }
 }

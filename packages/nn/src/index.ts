@@ -30,5 +30,5 @@ export {
   writeFileAtomic, writeFileAtomicSync, SafetensorsError, SAFETENSORS_DTYPES, MAX_HEADER_BYTES,
   type RawTensor, type ParsedSafetensors, type ParseOptions,
 } from './safetensors';
-export { saveModel, saveModelSync, loadModel, loadModelSync } from './checkpoint';
+export { serializeModel, saveModel, saveModelSync, loadModel, loadModelSync, type ModuleOrBuild } from './checkpoint';
 export { tracedGraphToOnnx, ONNX_OPSET, type OnnxExportOptions } from './onnx';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { tensor, zeros, Generator } from '@mofme/tensor';
 import {
   serializeSafetensors, parseSafetensors, saveSafetensors, loadSafetensors, saveSafetensorsSync, loadSafetensorsSync,
-  SafetensorsError, halfToFloat, saveModel, loadModel, Linear, Sequential, ReLU, withInitDefaults,
+  SafetensorsError, halfToFloat, saveModel, loadModel, saveModelSync, loadModelSync, serializeModel, Linear, Sequential, ReLU, withInitDefaults,
 } from '../src/index';
 
 const enc = new TextEncoder();
@@ -186,6 +186,19 @@ test('saveModel / loadModel: a model round trip with its config in the metadata'
   assert.equal(Array.from(b.forward(x).data()), Array.from(a.forward(x).data()));
   const wrong = withInitDefaults({}, () => new Sequential(new Linear(3, 5), new ReLU(), new Linear(5, 2)));
   await loadModel(path, wrong).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /shape mismatch for 0\.weight: the module has \[5, 3\], the state dict \[4, 3\]/));
+});
+
+test('loadModel builds the module from the file\'s metadata when given a function; serializeModel is the bytes saveModel writes', async () => {
+  const mlp = (widths: number[], seed: number): Sequential => withInitDefaults({ generator: new Generator(seed) }, () => new Sequential(new Linear(widths[0]!, widths[1]!), new ReLU(), new Linear(widths[1]!, widths[2]!)));
+  const a = mlp([3, 7, 2], 1);
+  const path = join(dir, 'mlp-built.safetensors');
+  saveModelSync(path, a, { config: JSON.stringify({ widths: [3, 7, 2] }) });
+  assert.equal(readFileSync(path), Buffer.from(serializeModel(a, { config: JSON.stringify({ widths: [3, 7, 2] }) })));
+  let seen: Record<string, string> = {};
+  const { module: b } = loadModelSync(path, (metadata) => { seen = metadata; return mlp(JSON.parse(metadata.config!).widths, 2); });
+  assert.equal(JSON.parse(seen.config!), { widths: [3, 7, 2] });
+  const x = tensor([[1, 2, 3]]);
+  assert.equal(Array.from(b.forward(x).data()), Array.from(a.forward(x).data()));
 });
 
 // ---- fuzzing: never a crash other than SafetensorsError, never a hang, never a big allocation ----
