@@ -84,6 +84,20 @@ function oursPaths(): { path: string; threads: number; backend: T.CpuBackend }[]
   return paths;
 }
 
+/**
+ * Gradients dropped between timed runs as an optimizer's zeroGrad drops them: disposed, so that
+ * their arrays go back to the CPU backend's pool (a gradient only set to null is garbage until the
+ * GC, and the next run writes a fresh array: on this sandboxed machine the page faults of a fresh
+ * 3 MB array cost about 20 ms of CPU, more than the kernel that fills it). PyTorch's `x.grad = None`
+ * likewise hands the block back to its caching allocator at once.
+ */
+function dropGrads(...tensors: T.Tensor[]): void {
+  for (const t of tensors) {
+    t.grad?.dispose();
+    t.grad = null;
+  }
+}
+
 function oursMatmul(backend: T.Backend, n: number): number {
   const g = new T.Generator(1);
   const a = T.randn([n, n], { backend, generator: g }), b = T.randn([n, n], { backend, generator: g });
@@ -94,7 +108,7 @@ function oursConv(backend: T.Backend, c: (typeof convCases)[number]): number {
   const g = new T.Generator(2);
   const x = T.randn([c.B, c.C, c.H, c.W], { backend, generator: g, requiresGrad: true });
   const w = T.randn([c.O, c.C, 3, 3], { backend, generator: g, std: 0.05, requiresGrad: true });
-  return time(() => T.tidy(() => { T.conv2d(x, w, null, { padding: 1 }).sum().backward(); x.grad = null; w.grad = null; }), 3);
+  return time(() => T.tidy(() => { T.conv2d(x, w, null, { padding: 1 }).sum().backward(); dropGrads(x, w); }), 3);
 }
 
 function oursConvForward(backend: T.Backend, c: (typeof convCases)[number]): number {
@@ -107,7 +121,7 @@ function oursConvForward(backend: T.Backend, c: (typeof convCases)[number]): num
 function oursSoftmaxLn(backend: T.Backend): number {
   const x = T.randn(smCase.shape, { backend, generator: new T.Generator(3), requiresGrad: true });
   const w = T.ones([384], { backend, requiresGrad: true }), b = T.zeros([384], { backend, requiresGrad: true });
-  return time(() => T.tidy(() => { T.layerNorm(T.softmax(x, -1), 1, w, b).sum().backward(); x.grad = w.grad = b.grad = null; }), 3);
+  return time(() => T.tidy(() => { T.layerNorm(T.softmax(x, -1), 1, w, b).sum().backward(); dropGrads(x, w, b); }), 3);
 }
 
 class Block extends Module {
@@ -135,9 +149,9 @@ function blockStep(backend: T.Backend): { inputs: T.Tensor[]; step: () => T.Tens
       inputs: [x, ...params],
       step: () => {
         block.forward(x).sum().backward();
-        const g = x.grad!;
+        const g = x.grad!; // returned: the caller reads it (so only dropped, not disposed)
         x.grad = null;
-        for (const p of params) p.grad = null;
+        dropGrads(...params);
         return g;
       },
     };

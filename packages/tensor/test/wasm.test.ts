@@ -475,9 +475,12 @@ test('elementwise kernels: the reference loops bit for bit (add, sub, mul, div w
   for (const [label, K] of pools) {
     const backend = new CpuBackend({ fastKernels: K });
     // the model's real shapes: a residual add of one tile's feature map, a bias per channel of the
-    // FFN's 1024 features, a bias per channel of an image (NCHW), a value per row, a scalar
+    // FFN's 1024 features (and of a router's 4 logits, and over two trailing axes), a bias per
+    // channel of an image (NCHW), a value per row, a scalar
     check(label, backend, 'add', [1, 16, 240, 240], [1, 16, 240, 240]);
     check(label, backend, 'add', [1, 900, 1024], [1, 1, 1024]);
+    check(label, backend, 'add', [1, 900, 4], [1, 1, 4]);
+    check(label, backend, 'mul', [5, 7, 900, 3], [1, 1, 900, 3]);
     check(label, backend, 'mul', [2, 16, 120, 120], [1, 16, 1, 1]);
     check(label, backend, 'div', [1817, 48], [1817, 1]);
     check(label, backend, 'sub', [1, 3, 240, 240], [1, 1, 1, 1]);

@@ -92,21 +92,46 @@ function erfFloat32(x: number): number {
 /** The binary ops with WebAssembly kernels (map-kernels.ts). */
 const MAP_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div']);
 
+/** Whether an operand of `length` values is the trailing axes of the output (leading ones dropped): it repeats every `length` values. */
+function endsLike(shape: Shape, outShape: Shape, length: number): boolean {
+  let covered = 1;
+  for (let d = 1; covered < length; d++) {
+    const own = shape[shape.length - d], out = outShape[outShape.length - d];
+    if (own === undefined || own !== out) return false;
+    covered *= own;
+  }
+  return covered === length;
+}
+
 /**
  * A broadcast binary op as runs for FastKernels.map: (o, ia, sa, ib, sb, n) per innermost run of
- * the output, each operand advancing (1) or staying put (0). Null where a run would stride through
- * an operand, or where the runs are so short (under 16 values on average) that the per-run cost
- * of the kernel table outweighs the SIMD lanes.
+ * the output, each operand advancing (1) or staying put (0); a row that continues the previous one
+ * in both operands joins it (a bias per channel of an image is one run per channel, not per row).
+ * Null where a run would stride through an operand, or where the walked runs are shorter than 16
+ * values on average: walking costs about 100 ns a row, as much as the JavaScript row loop itself
+ * (a bias over the last axes is cut into runs without a walk, however short its rows).
  */
 function broadcastRuns(xLength: number, aShape: Shape, yLength: number, bShape: Shape, outShape: Shape, size: number): number[] | null {
   if (xLength === size && yLength === size) return [0, 0, 1, 0, 1, size];
   if (yLength === 1 && xLength === size) return [0, 0, 1, 0, 0, size];
   if (xLength === 1 && yLength === size) return [0, 0, 0, 0, 1, size];
+  // a bias over the last axes (x [..., n] + b [n]): one run per repetition, no walk
+  if (xLength === size && yLength >= 4 && endsLike(bShape, outShape, yLength)) {
+    const runs: number[] = [];
+    for (let o = 0; o < size; o += yLength) runs.push(o, o, 1, 0, 1, yLength);
+    return runs;
+  }
   const runs: number[] = [];
   let usable = true;
   walkRows(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)], (o, [ia, ib], n, [sa, sb]) => {
     if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1)) usable = false;
-    runs.push(o, ia!, sa!, ib!, sb!, n);
+    const last = runs.length - 6;
+    if (last >= 0 && runs[last + 2] === sa && runs[last + 4] === sb &&
+      ia === runs[last + 1]! + sa! * runs[last + 5]! && ib === runs[last + 3]! + sb! * runs[last + 5]!) {
+      runs[last + 5]! += n;
+    } else {
+      runs.push(o, ia!, sa!, ib!, sb!, n);
+    }
   });
   return usable && runs.length / 6 <= size / 16 ? runs : null;
 }

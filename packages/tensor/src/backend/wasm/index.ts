@@ -396,8 +396,8 @@ class WasmKernels implements FastKernels {
       const o = runs[r * 6]!, ia = runs[r * 6 + 1]!, sa = runs[r * 6 + 2]!, ib = runs[r * 6 + 3]!, sb = runs[r * 6 + 4]!, n = runs[r * 6 + 5]!;
       // an operand that stays put is read from a vector of its one value
       const xv = splats + r * 32, yv = xv + 16;
-      if (sa === 0) heap.fill(x[ia]!, xv >>> 2, (xv >>> 2) + 4);
-      if (sb === 0 && y) heap.fill(y[ib]!, yv >>> 2, (yv >>> 2) + 4);
+      if (sa === 0) { const v = x[ia]!, at = xv >>> 2; heap[at] = v; heap[at + 1] = v; heap[at + 2] = v; heap[at + 3] = v; }
+      if (sb === 0 && y) { const v = y[ib]!, at = yv >>> 2; heap[at] = v; heap[at + 1] = v; heap[at + 2] = v; heap[at + 3] = v; }
       for (let t = 0; t < n; t += MAP_CHUNK) {
         ints[e++] = zp + (o + t) * 4;
         ints[e++] = sa === 0 ? xv : xp + (ia + t) * 4; ints[e++] = sa * 16;
