@@ -1,6 +1,8 @@
 /**
- * Peak memory and time of restoring one large photo the way `mofme restore` does (readPhoto,
- * banded restorePlanes with photo range, encodePhotoPng), with the bundled model. Run it under
+ * Peak memory and time of restoring one large photo the way `mofme restore` does (readRawPhoto,
+ * restorePhoto: banded restoreRows from the decoded samples into the PNG's samples, finishPhotoPng),
+ * with the bundled model. `MOFME_MEMORY=1 mofme restore ...` prints the same stages from the
+ * command itself. Run it under
  * /usr/bin/time -v to read the peak resident memory ("Maximum resident set size"):
  *
  *   cd apps/cli && node --conditions=source --import tsx scripts/photo-memory.ts --make /tmp/p.jpg [--size 4000x3000]
@@ -10,7 +12,7 @@
  * --make writes a test photo (a smooth colour field with some texture, JPEG) and exits, so the
  * measured run holds only what restore holds. --windows N stops after N windows, for a figure on
  * a slow machine: the model's share of memory is reached in the first window and the band
- * accumulators are allocated up front, but the output planes fill as bands finish. --model
+ * accumulators are allocated up front, but the output samples fill as bands finish. --model
  * identity replaces the network by a copy (no activations): the whole pipeline in seconds, to
  * measure its memory to the end (input, output, bands, PNG encoding).
  */
@@ -18,10 +20,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodePhotoPng, readPhoto } from '@mofme/data';
-import { restorePlanes, type MoFME } from '@mofme/mofme';
+import { finishPhotoPng, readRawPhoto } from '@mofme/data';
+import type { MoFME } from '@mofme/mofme';
 import type { Tensor } from '@mofme/tensor';
 import { checkpointOrPretrained, loadModelFile } from '../src/checkpoint';
+import { restorePhoto } from '../src/evaluate';
 
 const arg = (name: string, fallback: string): string => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1]! : fallback; };
 const stopAfter = Number(arg('--windows', 'Infinity'));
@@ -46,22 +49,19 @@ const loaded = (await loadModelFile(checkpointOrPretrained(undefined))).model;
 const identity = { config: loaded.config, training: false, eval: () => identity, train: () => identity, forward: (x: Tensor) => ({ image: x.mul(0.5).add(0.5) }) };
 const model = arg('--model', 'bundled') === 'identity' ? (identity as unknown as MoFME) : loaded;
 const t0 = performance.now();
-const photo = await readPhoto(file);
-const { width: W, height: H } = photo.image;
+const photo = await readRawPhoto(file);
+const { width: W, height: H } = photo.raw;
 console.log(`read ${W}x${H} (${((W * H) / 1e6).toFixed(1)} MP), rss ${mb()}`);
 class Stop extends Error {}
 let last = t0;
 try {
-  const out = restorePlanes(model, { data: photo.image.data, channels: 3, height: H, width: W }, {
-    range: 'unit',
-    onTile: (done, total) => {
-      const now = performance.now();
-      if (done % 10 === 0 || done === total) console.log(`window ${done}/${total}, ${((now - last) / 1000).toFixed(2)} s for the last, rss ${mb()}`);
-      last = now;
-      if (done >= stopAfter) throw new Stop();
-    },
+  const png = restorePhoto(model, photo, undefined, undefined, (done, total) => {
+    const now = performance.now();
+    if (done % 10 === 0 || done === total) console.log(`window ${done}/${total}, ${((now - last) / 1000).toFixed(2)} s for the last, rss ${mb()}`);
+    last = now;
+    if (done >= stopAfter) throw new Stop();
   });
-  writeFileSync(join(dir, 'restored.png'), await encodePhotoPng({ ...photo.image, data: out }, photo));
+  writeFileSync(join(dir, 'restored.png'), await finishPhotoPng(png));
   console.log(`restored and written in ${((performance.now() - t0) / 1000).toFixed(1)} s, rss ${mb()}`);
 } catch (e) {
   if (!(e instanceof Stop)) throw e;

@@ -56,7 +56,8 @@ program.command('eval')
   .addOption(new Option('--split <name>', 'built-in split (checkpoints are chosen on val; report test)').choices(SPLITS).default('test'))
   .addOption(optionOf('layout'))
   .addOption(new Option('--tile <n>', 'inference window').argParser(sideArg).default(240))
-  .addOption(new Option('--stride <n>', 'step between windows').argParser(sideArg).default(120))
+  // the restore default (@mofme/mofme DEFAULT_STRIDE, see restore below); --stride 120 is the official protocol
+  .addOption(new Option('--stride <n>', 'step between windows (default: 180, raised-cosine blended; 120: the official protocol)').argParser(sideArg))
   .option('--resize <WxH>', 'resize pairs first (default: 720x480 for datasets on disk as the official code, none for builtin; "none" to disable)')
   .addOption(new Option('--limit <n>', 'at most N images, spread over the dataset (0: all)').argParser(intArg(0)).default(0))
   .option('--json', 'print JSON instead of a table')
@@ -74,8 +75,8 @@ program.command('restore')
   .requiredOption('-o, --out <dir>', 'output folder (PNG files named after the inputs)')
   .option('--checkpoint <path>', 'model file, checkpoint folder or run folder (default: the bundled pretrained model)')
   .addOption(new Option('--tile <n>', 'inference window').argParser(sideArg).default(240))
-  // photos default to @mofme/mofme's DEFAULT_STRIDE (180: the same PSNR as the official 120 on the
-  // test split with 2.1x fewer windows, packages/mofme/README.md); eval and report keep the official 120
+  // photos and eval default to @mofme/mofme's DEFAULT_STRIDE (chosen from the tiling table in
+  // packages/mofme/README.md, "Whole-photo inference"); report keeps the official 120
   .addOption(new Option('--stride <n>', 'step between windows (default: 180, raised-cosine blended)').argParser(sideArg))
   .option('--overwrite', 'replace existing output files')
   .addOption(optionOf('backend'))

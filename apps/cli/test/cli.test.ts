@@ -5,6 +5,9 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage } from '@mofme/data';
+import { DEFAULT_STRIDE, DEFAULT_TILE } from '@mofme/mofme';
+import { loadModelFile } from '../src/checkpoint';
+import { restoreImage } from '../src/evaluate';
 import { mofme, tmp, pattern, writePng, errorLine } from './fixtures/helpers';
 
 const dir = tmp();
@@ -111,6 +114,33 @@ test('restore: any size, PNG out with the input\'s size; existing outputs are no
   r = mofme(['restore', photo, '-o', out, '--checkpoint', ckpt]);
   assert.match(errorLine(r), /already exists; pass --overwrite/);
   assert.ok(readFileSync(join(out, 'photo.png')).equals(before));
+});
+
+test('restore streams rows into the PNG: the same pixels as restoring float planes and quantising; time per image printed', async () => {
+  // 70x50 at tile 32 / stride 24: several bands (the rows are written as they leave the band) and a last column flush with the edge
+  const out = join(dir, 'restored-bands');
+  const r = mofme(['restore', photo, '-o', out, '--checkpoint', ckpt, '--tile', '32', '--stride', '24']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\(70x50, 6 windows, [\d.]+ s, [\d.]+ s CPU\)/);
+  const { model } = await loadModelFile(ckpt);
+  const want = restoreImage(model, await readImage(photo), 32, 24);
+  const got = await readImage(join(out, 'photo.png'));
+  let worst = 0;
+  for (let k = 0; k < got.data.length; k++) worst = Math.max(worst, Math.abs(got.data[k]! - Math.round(want.data[k]! * 255) / 255));
+  assert.ok(worst < 1e-6, `largest difference ${worst * 255} levels`);
+});
+
+test('eval and restore share one default tiling (restore.ts DEFAULT_TILE / DEFAULT_STRIDE), shown in --help and used', () => {
+  for (const command of ['eval', 'restore']) {
+    const help = mofme([command, '--help']).stdout.replace(/\s+/g, ' ');
+    assert.match(help, `--tile <n> inference window (default: ${DEFAULT_TILE})`);
+    assert.match(help, `(default: ${DEFAULT_STRIDE},`);
+  }
+  const r = mofme(['eval', '--checkpoint', ckpt, '--data', dataDir, '--layout', 'paired', '--resize', 'none', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal([j.tile, j.stride], [DEFAULT_TILE, DEFAULT_STRIDE]);
+  assert.ok(j.restoreSecondsPerImage > 0 && j.restoreCpuSecondsPerImage > 0, 'time per image reported');
 });
 
 test('restore without --checkpoint uses the bundled pretrained model', async () => {

@@ -200,9 +200,12 @@ export interface JpegOptions { /** 1..100, default 90 */ quality?: number }
 
 /** Encodes an Image as an RGB PNG. */
 export async function encodePng(img: Image, opts: PngOptions = {}): Promise<Uint8Array> {
-  const bits = opts.bits ?? 8;
-  const raw = imageToRaw(img, bits);
-  const sharp = bits === 8 ? await loadSharp() : null;
+  return encodeRawPng(imageToRaw(img, opts.bits ?? 8));
+}
+
+/** Encodes interleaved RGB samples (8 or 16 bits) as an RGB PNG. */
+async function encodeRawPng(raw: RawImage): Promise<Uint8Array> {
+  const sharp = raw.bits === 8 ? await loadSharp() : null;
   if (sharp) {
     const input = Buffer.from(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
     return new Uint8Array(await sharp(input, { raw: { width: raw.width, height: raw.height, channels: 3 } }).png({ compressionLevel: 6 }).toBuffer());
@@ -211,7 +214,7 @@ export async function encodePng(img: Image, opts: PngOptions = {}): Promise<Uint
   // native-endian uint16 from the data buffer and writes them big-endian as PNG requires.
   const png = new PNG({ width: raw.width, height: raw.height });
   png.data = Buffer.from(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength);
-  return new Uint8Array(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false, bitDepth: bits }));
+  return new Uint8Array(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false, bitDepth: raw.bits }));
 }
 
 /** Encodes an Image as a baseline JPEG (4:2:0 chroma subsampling with sharp). */
@@ -265,8 +268,24 @@ export interface Photo {
   orientation: number;
 }
 
+/**
+ * The same photo kept in its decoded samples: interleaved RGB integers instead of float planes, a
+ * quarter of the memory at 8 bits (36 MB instead of 144 MB for 12 megapixels). Whole-photo
+ * restoration converts it one window at a time (image.ts `rawWindowInto`).
+ */
+export interface RawPhoto extends Omit<Photo, 'image'> {
+  /** interleaved RGB samples, EXIF orientation applied; grey inputs replicated into R, G, B */
+  raw: RawImage;
+}
+
 /** Reads a photo for restoration (see above); errors name the file. Needs sharp for EXIF and TIFF/WebP. */
 export async function readPhoto(path: string): Promise<Photo> {
+  const { raw, ...rest } = await readRawPhoto(path);
+  return { ...rest, image: rawToImage(raw) };
+}
+
+/** Reads a photo for restoration as `readPhoto` does, keeping its samples (`RawPhoto`). */
+export async function readRawPhoto(path: string): Promise<RawPhoto> {
   const bytes = await readBytes(path);
   const fmt = sniffFormat(bytes);
   const sharp = fmt === 'bmp' ? null : await loadSharp();
@@ -278,10 +297,10 @@ export async function readPhoto(path: string): Promise<Photo> {
   }
   // BMP, or JPEG without sharp: no alpha or grey to keep (and no EXIF reader): the plain rule
   const raw = await decodeRaw(bytes, path);
-  return { image: rawToImage(raw), alpha: null, bits: raw.bits, grey: false, orientation: 1 };
+  return { raw, alpha: null, bits: raw.bits, grey: false, orientation: 1 };
 }
 
-async function readPhotoWithSharp(sharp: SharpFn, bytes: Uint8Array): Promise<Photo> {
+async function readPhotoWithSharp(sharp: SharpFn, bytes: Uint8Array): Promise<RawPhoto> {
   const meta = await sharp(bytes, { failOn: 'warning' }).metadata();
   const deep = meta.depth === 'ushort';
   const hasAlpha = Boolean(meta.hasAlpha);
@@ -295,29 +314,82 @@ async function readPhotoWithSharp(sharp: SharpFn, bytes: Uint8Array): Promise<Ph
   // samples in a fresh, aligned array (Buffer slices may start at odd offsets)
   const samples = deep ? new Uint16Array(n * ch) : new Uint8Array(n * ch);
   new Uint8Array(samples.buffer).set(data);
-  return { ...splitChannels(samples, info.width, info.height, ch, deep ? 16 : 8), grey, orientation: meta.orientation ?? 1 };
+  return { ...splitAlpha(samples, info.width, info.height, ch, deep ? 16 : 8), grey, orientation: meta.orientation ?? 1 };
 }
 
 /** pngjs fallback (no sharp): PNG carries grey, alpha and 16 bits; it has no EXIF orientation to apply. */
-function readPngPhotoJs(bytes: Uint8Array): Photo {
+function readPngPhotoJs(bytes: Uint8Array): RawPhoto {
   const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { skipRescale: true });
   const samples = (png.depth === 16 ? Uint16Array : Uint8Array).from(png.data as unknown as ArrayLike<number>); // RGBA
   const colorType = (png as unknown as { colorType?: number }).colorType ?? 6;
-  const split = splitChannels(samples, png.width, png.height, 4, png.depth === 16 ? 16 : 8);
+  const split = splitAlpha(samples, png.width, png.height, 4, png.depth === 16 ? 16 : 8);
   // pngjs always expands to RGBA: keep its alpha only when the file has one (colour types 4 and 6)
   return { ...split, alpha: colorType === 4 || colorType === 6 ? split.alpha : null, grey: colorType === 0 || colorType === 4, orientation: 1 };
 }
 
-/** Interleaved RGB(A) samples -> RGB planes in [0, 1] and the alpha samples. */
-function splitChannels(samples: Uint8Array | Uint16Array, width: number, height: number, ch: number, bits: 8 | 16): Pick<Photo, 'image' | 'alpha' | 'bits'> {
-  const n = width * height, scale = 1 / (2 ** bits - 1);
-  const planes = new Float32Array(3 * n);
-  const alpha = ch === 4 ? (bits === 16 ? new Uint16Array(n) : new Uint8Array(n)) : null;
+/** Interleaved RGB(A) samples -> interleaved RGB samples (the same array when there is no alpha) and the alpha samples. */
+function splitAlpha(samples: Uint8Array | Uint16Array, width: number, height: number, ch: number, bits: 8 | 16): Pick<RawPhoto, 'raw' | 'alpha' | 'bits'> {
+  if (ch === 3) return { raw: { data: samples, width, height, bits }, alpha: null, bits };
+  const n = width * height;
+  const rgb = bits === 16 ? new Uint16Array(3 * n) : new Uint8Array(3 * n);
+  const alpha = bits === 16 ? new Uint16Array(n) : new Uint8Array(n);
   for (let i = 0; i < n; i++) {
-    for (let c = 0; c < 3; c++) planes[c * n + i] = samples[ch * i + c]! * scale;
-    if (alpha) alpha[i] = samples[ch * i + 3]!;
+    rgb[3 * i] = samples[ch * i]!; rgb[3 * i + 1] = samples[ch * i + 1]!; rgb[3 * i + 2] = samples[ch * i + 2]!;
+    alpha[i] = samples[ch * i + 3]!;
   }
-  return { image: { data: planes, channels: 3, height, width }, alpha, bits };
+  return { raw: { data: rgb, width, height, bits }, alpha, bits };
+}
+
+/**
+ * The samples of the PNG a restored photo is written as, in the form of the photo it came from:
+ * interleaved, `channels` per pixel (grey or RGB, plus alpha), at the photo's bits. Filled band by
+ * band with `setPhotoPngRows` while the photo is restored (no float copy of the whole output) and
+ * encoded by `finishPhotoPng`.
+ */
+export interface PhotoPng {
+  width: number;
+  height: number;
+  like: Pick<Photo, 'alpha' | 'bits' | 'grey'>;
+  channels: number;
+  samples: Uint8Array | Uint16Array;
+}
+
+export function createPhotoPng(width: number, height: number, like: Pick<Photo, 'alpha' | 'bits' | 'grey'>): PhotoPng {
+  const n = height * width;
+  if (like.alpha && like.alpha.length !== n) throw new Error(`encodePhotoPng: the alpha channel has ${like.alpha.length} samples for a ${width}x${height} image`);
+  const channels = (like.grey ? 1 : 3) + (like.alpha ? 1 : 0);
+  return { width, height, like, channels, samples: like.bits === 16 ? new Uint16Array(n * channels) : new Uint8Array(n * channels) };
+}
+
+/**
+ * Quantise restored rows y0 .. y0+n-1 into `png`: `rows` holds R, G and B planes of n rows
+ * (3·n·width values in [0, 1], clamped here). Grey photos get the mean of R, G and B (the grey
+ * input was replicated into three equal channels); alpha is copied from the photo unchanged.
+ */
+export function setPhotoPngRows(png: PhotoPng, y0: number, n: number, rows: Float32Array): void {
+  const { width, height, like, channels: ch, samples } = png;
+  if (y0 < 0 || y0 + n > height || rows.length < 3 * n * width) throw new Error(`setPhotoPngRows: rows ${y0}..${y0 + n - 1} (${rows.length} values) do not fit a ${width}x${height} image`);
+  const max = 2 ** like.bits - 1, colour = like.grey ? 1 : 3, plane = n * width;
+  const quantise = (v: number): number => Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * max);
+  for (let i = 0; i < plane; i++) {
+    const o = ch * (y0 * width + i);
+    if (like.grey) samples[o] = quantise((rows[i]! + rows[plane + i]! + rows[2 * plane + i]!) / 3);
+    else for (let c = 0; c < 3; c++) samples[o + c] = quantise(rows[c * plane + i]!);
+    if (like.alpha) samples[o + colour] = like.alpha[y0 * width + i]!;
+  }
+}
+
+/** Encodes the filled samples (a plain 8-bit RGB photo gives the same bytes as encodePng). */
+export async function finishPhotoPng(png: PhotoPng): Promise<Uint8Array> {
+  const { width, height, like, samples } = png;
+  if (!like.alpha && !like.grey) return encodeRawPng({ data: samples, width, height, bits: like.bits });
+  // PNG colour types: 0 grey, 2 RGB, 4 grey + alpha, 6 RGB + alpha. pngjs takes 16-bit samples
+  // native-endian from the buffer (whose byte offset must be 0) and writes them big-endian.
+  const colorType = (like.grey ? 0 : 2) + (like.alpha ? 4 : 0);
+  const options = { colorType, inputColorType: colorType, inputHasAlpha: Boolean(like.alpha), bitDepth: like.bits } as never;
+  const out = new PNG({ width, height, ...(options as object) } as never);
+  out.data = Buffer.from(samples.buffer, 0, samples.byteLength);
+  return new Uint8Array(PNG.sync.write(out, options));
 }
 
 /**
@@ -326,22 +398,7 @@ function splitChannels(samples: Uint8Array | Uint16Array, width: number, height:
  * gives the same bytes as encodePng.
  */
 export async function encodePhotoPng(img: Image, like: Pick<Photo, 'alpha' | 'bits' | 'grey'>): Promise<Uint8Array> {
-  const { height, width } = img, n = height * width;
-  if (like.alpha && like.alpha.length !== n) throw new Error(`encodePhotoPng: the alpha channel has ${like.alpha.length} samples for a ${width}x${height} image`);
-  if (!like.alpha && !like.grey && like.bits === 8) return encodePng(img);
-  const max = 2 ** like.bits - 1;
-  const colour = like.grey ? 1 : 3, ch = colour + (like.alpha ? 1 : 0);
-  const samples = like.bits === 16 ? new Uint16Array(n * ch) : new Uint8Array(n * ch);
-  const quantise = (v: number): number => Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * max);
-  for (let i = 0; i < n; i++) {
-    if (like.grey) samples[ch * i] = quantise((img.data[i]! + img.data[n + i]! + img.data[2 * n + i]!) / 3);
-    else for (let c = 0; c < 3; c++) samples[ch * i + c] = quantise(img.data[c * n + i]!);
-    if (like.alpha) samples[ch * i + colour] = like.alpha[i]!;
-  }
-  // PNG colour types: 0 grey, 2 RGB, 4 grey + alpha, 6 RGB + alpha. pngjs takes 16-bit samples
-  // native-endian from the buffer (whose byte offset must be 0) and writes them big-endian.
-  const colorType = (like.grey ? 0 : 2) + (like.alpha ? 4 : 0);
-  const png = new PNG({ width, height, colorType, inputColorType: colorType, inputHasAlpha: Boolean(like.alpha), bitDepth: like.bits } as never);
-  png.data = Buffer.from(samples.buffer, 0, samples.byteLength);
-  return new Uint8Array(PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: Boolean(like.alpha), bitDepth: like.bits } as never));
+  const png = createPhotoPng(img.width, img.height, like);
+  setPhotoPngRows(png, 0, img.height, img.data);
+  return finishPhotoPng(png);
 }

@@ -72,17 +72,27 @@ export function rawToImage(raw: RawImage): Image {
 
 /** Crops a window out of HWC integers straight into a CHW float Image (no full-size float copy). */
 export function rawCropToImage(raw: RawImage, y0: number, x0: number, h: number, w: number): Image {
+  const out = createImage(h, w);
+  rawWindowInto(raw, y0, x0, h, w, out.data);
+  return out;
+}
+
+/**
+ * The window [y0, y0+h) × [x0, x0+w) of HWC integers as CHW floats in [0, 1], written into `into`
+ * (3·h·w values): how whole-photo restoration reads a photo kept in its decoded samples.
+ */
+export function rawWindowInto(raw: RawImage, y0: number, x0: number, h: number, w: number, into: Float32Array): void {
   if (y0 < 0 || x0 < 0 || y0 + h > raw.height || x0 + w > raw.width) {
     throw new Error(`rawCropToImage: window ${h}x${w} at (${y0},${x0}) is outside the ${raw.height}x${raw.width} image`);
   }
-  const out = createImage(h, w), n = h * w, scale = 1 / (raw.bits === 16 ? 65535 : 255), src = raw.data, dst = out.data;
+  if (into.length < 3 * h * w) throw new Error(`rawWindowInto: ${into.length} values for a 3x${h}x${w} window`);
+  const n = h * w, scale = 1 / (raw.bits === 16 ? 65535 : 255), src = raw.data, dst = into;
   for (let y = 0; y < h; y++) {
     let s = 3 * ((y0 + y) * raw.width + x0);
     for (let x = 0, i = y * w; x < w; x++, i++, s += 3) {
       dst[i] = src[s]! * scale; dst[n + i] = src[s + 1]! * scale; dst[2 * n + i] = src[s + 2]! * scale;
     }
   }
-  return out;
 }
 
 /** CHW float → HWC integers with rounding and clamping (the inverse of rawToImage up to quantisation). */

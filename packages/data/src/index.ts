@@ -9,10 +9,10 @@
  *   loader         createLoader(dataset, { batchSize, crop, ... }) — async batches, workers, resumable
  */
 export type { Image, RawImage } from './image';
-export { createImage, cloneImage, cropImage, resizeImage, dihedral, rawToImage, imageToRaw, clamp01 } from './image';
+export { createImage, cloneImage, cropImage, resizeImage, dihedral, rawToImage, rawWindowInto, imageToRaw, clamp01 } from './image';
 export {
   readImage, decodeImage, decodeRaw, writeImage, encodePng, encodeJpeg, imageSize, sniffFormat, codecBackend, setCodecBackend,
-  readPhoto, encodePhotoPng, type Photo,
+  readPhoto, readRawPhoto, encodePhotoPng, createPhotoPng, setPhotoPngRows, finishPhotoPng, type Photo, type RawPhoto, type PhotoPng,
   type DecodeOptions, type PngOptions, type JpegOptions, type ImageFormat,
 } from './codec';
 export {

@@ -1,5 +1,6 @@
 /**
- * Photo I/O for restoration (readPhoto / encodePhotoPng in src/codec.ts), on small files made here
+ * Photo I/O for restoration (readPhoto / readRawPhoto / encodePhotoPng and the band-by-band
+ * PhotoPng in src/codec.ts), on small files made here
  * with sharp and pngjs: EXIF orientation applied on read, alpha kept and reattached, 16-bit kept
  * through a round trip, grey inputs written back as one grey channel. The restored image is
  * stood in for by the read RGB itself (or a changed copy of it), so what is checked is the I/O.
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { PNG } from 'pngjs';
-import { encodePhotoPng, readPhoto, setCodecBackend } from '../src/index';
+import { createPhotoPng, cropImage, encodePhotoPng, finishPhotoPng, rawWindowInto, readPhoto, readRawPhoto, setCodecBackend, setPhotoPngRows, type Image } from '../src/index';
 import { tempDir } from './fixtures/helpers';
 
 const { dir, cleanup } = tempDir('mofme-photo-');
@@ -118,6 +119,54 @@ test('a plain 8-bit RGB photo is written as an 8-bit RGB PNG; a bad file names i
     assert.ok((e as Error).message.includes(bad), (e as Error).message);
     assert.not.match((e as Error).message, /\n/);
   }
+});
+
+test('readRawPhoto keeps the samples readPhoto converts; windows of them read as the crops of the planes', async () => {
+  const w = 11, h = 7, raw = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) raw.set([(i * 37) % 256, (i * 11) % 256, (i * 5) % 256, (i * 29) % 256], 4 * i);
+  const path = file('raw-alpha.png', await sharp(raw, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+  for (const backend of ['auto', 'js'] as const) {
+    setCodecBackend(backend);
+    const photo = await readPhoto(path), rawPhoto = await readRawPhoto(path);
+    // the RGB samples as stored, without the alpha, which is kept apart
+    assert.equal(Array.from(rawPhoto.raw.data), Array.from({ length: 3 * w * h }, (_, i) => raw[4 * Math.floor(i / 3) + (i % 3)]), `${backend}: RGB samples`);
+    assert.equal(Array.from(rawPhoto.alpha!), Array.from(photo.alpha!));
+    assert.equal([rawPhoto.bits, rawPhoto.grey, rawPhoto.orientation], [photo.bits, photo.grey, photo.orientation]);
+    const into = new Float32Array(3 * 3 * 4);
+    rawWindowInto(rawPhoto.raw, 2, 5, 3, 4, into);
+    assert.equal(Array.from(into), Array.from(cropImage(photo.image, 2, 5, 3, 4).data), `${backend}: a window`);
+  }
+  setCodecBackend('auto');
+  assert.throws(() => rawWindowInto({ data: new Uint8Array(3 * 4), width: 2, height: 2, bits: 8 }, 1, 0, 2, 2, new Float32Array(12)), /outside the 2x2 image/);
+});
+
+test('PhotoPng filled band by band gives the bytes encodePhotoPng gives for the whole image (RGB, alpha, grey, 16-bit)', async () => {
+  const w = 13, h = 10, n = w * h;
+  const g = (i: number): number => ((i * 7919) % 1000) / 999; // values in [0, 1] that are not on the 8-bit grid
+  const img: Image = { data: Float32Array.from({ length: 3 * n }, (_, i) => g(i) * 1.1 - 0.05), channels: 3, height: h, width: w }; // some outside [0, 1]: clamped
+  const likes = [
+    { alpha: null, bits: 8 as const, grey: false },
+    { alpha: Uint8Array.from({ length: n }, (_, i) => (i * 3) % 256), bits: 8 as const, grey: false },
+    { alpha: null, bits: 8 as const, grey: true },
+    { alpha: Uint16Array.from({ length: n }, (_, i) => i * 401), bits: 16 as const, grey: true },
+    { alpha: null, bits: 16 as const, grey: false },
+  ];
+  for (const like of likes) {
+    const whole = await encodePhotoPng(img, like);
+    const png = createPhotoPng(w, h, like);
+    for (const [y0, rows] of [[0, 4], [4, 1], [5, 5]] as const) {
+      const band = new Float32Array(3 * rows * w);
+      for (let c = 0; c < 3; c++) band.set(img.data.subarray((c * h + y0) * w, (c * h + y0 + rows) * w), c * rows * w);
+      setPhotoPngRows(png, y0, rows, band);
+    }
+    assert.equal(Buffer.from(await finishPhotoPng(png)).equals(Buffer.from(whole)), true, `${JSON.stringify({ ...like, alpha: Boolean(like.alpha) })}: same PNG`);
+  }
+  // and the plain photo's samples are the quantised image: the decoded PNG equals rawToImage of them
+  const plain = createPhotoPng(w, h, likes[0]!);
+  setPhotoPngRows(plain, 0, h, img.data);
+  const decoded = await sharp(Buffer.from(await finishPhotoPng(plain))).raw().toBuffer();
+  assert.equal(Array.from(decoded), Array.from({ length: 3 * n }, (_, i) => Math.round(Math.min(1, Math.max(0, img.data[(i % 3) * n + Math.floor(i / 3)]!)) * 255)));
+  assert.throws(() => setPhotoPngRows(plain, 8, 3, new Float32Array(3 * 3 * w)), /do not fit a 13x10 image/);
 });
 
 test.after(() => cleanup());

@@ -23,9 +23,12 @@
 //
 // Memory is bounded whatever the image size: windows are visited in bands (one row of windows at a
 // time); weighted sums are kept only for the rows the current band covers (C·tile·W doubles), and
-// rows that no later band reaches are finished into the output at once. Each window runs under
-// noGrad and tidy, so the tensors alive are one window's activations. A 12-megapixel photo thus
-// needs its input and output planes (float32) plus a few tens of MB.
+// rows that no later band reaches are finished at once and handed to a sink (`restoreRows`), which
+// can quantise them straight into the encoder's 8-bit samples; the windows are read from a source
+// that can convert them from the decoded samples (`PixelSource`). Each window runs under noGrad
+// and tidy, so the tensors alive are one window's activations. A 12-megapixel photo thus needs its
+// decoded and its output samples (36 MB each at 8 bits) plus one band (31 MB) and one window's
+// activations; `restorePlanes` is the same with float32 planes in and out (144 MB each at 12 MP).
 
 import { noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
 import { toModelInput, type MoFME } from './model';
@@ -77,31 +80,90 @@ function reflectIndex(size: number, padded: number): Int32Array {
 export interface Planes { data: Float32Array; channels: number; height: number; width: number }
 
 /**
+ * Where `restoreRows` reads its windows from: an image of `channels` x `height` x `width` values
+ * that copies any window into planes on request. A photo can thus stay in its decoded 8- or
+ * 16-bit samples (a quarter or half of float32 planes) and be converted one window at a time.
+ */
+export interface PixelSource {
+  channels: number;
+  height: number;
+  width: number;
+  /** copy rows [y0, y0 + h) x columns [x0, x0 + w) of every channel into `into` as [C, h, w] */
+  readWindow(y0: number, x0: number, h: number, w: number, into: Float32Array): void;
+}
+
+/**
+ * Receives finished output rows, top to bottom, each row once: `rows` holds C planes of `n` rows of
+ * the image's width (value (c, i, j) at (c·n + i)·width + j) for image rows y0 .. y0 + n - 1. The
+ * array is reused for the next rows: copy what you keep.
+ */
+export type RowSink = (y0: number, n: number, rows: Float32Array) => void;
+
+/** A source over planes already in memory. */
+export function planesSource(img: Planes): PixelSource {
+  const { data, channels: C, height: H, width: W } = img;
+  if (data.length !== C * H * W) throw new Error(`restore: ${data.length} values for ${C}x${H}x${W} planes`);
+  return {
+    channels: C, height: H, width: W,
+    readWindow(y0, x0, h, w, into) {
+      for (let c = 0; c < C; c++) for (let i = 0; i < h; i++) into.set(data.subarray((c * H + y0 + i) * W + x0, (c * H + y0 + i) * W + x0 + w), (c * h + i) * w);
+    },
+  };
+}
+
+/**
  * Restore one image given as planes (`data` is C·H·W values in the model's input range) with
- * overlapping, blended windows; returns the model's output planes, C·H·W float32. Memory beyond
- * the input and output is one band of weighted sums (see the top of the file). The model runs in
- * eval mode (its previous mode is restored afterwards).
+ * overlapping, blended windows; returns the model's output planes, C·H·W float32 (`restoreRows`
+ * writing into one array).
  */
 export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions = {}): Float32Array {
+  const source = planesSource(img);
+  const { channels: C, height: H, width: W } = img;
+  const out = new Float32Array(C * H * W);
+  restoreRows(model, source, (y0, n, rows) => {
+    for (let c = 0; c < C; c++) out.set(rows.subarray(c * n * W, (c + 1) * n * W), (c * H + y0) * W);
+  }, options);
+  return out;
+}
+
+/**
+ * Restore the image `source` reads with overlapping, blended windows and hand the output to `sink`
+ * band by band (see the top of the file). Memory is one band of weighted sums, one window and one
+ * band of finished rows, whatever the image size; the caller decides where the rows go (planes,
+ * 8-bit samples for an encoder). The model runs in eval mode (its previous mode is restored
+ * afterwards).
+ */
+export function restoreRows(model: MoFME, source: PixelSource, sink: RowSink, options: RestoreOptions = {}): void {
   const p = model.config.patchSize;
   const tile = options.tile ?? DEFAULT_TILE;
   const stride = options.stride ?? DEFAULT_STRIDE;
   if (!(Number.isInteger(tile) && tile > 0 && tile % p === 0)) throw new Error(`restore: tile ${tile} must be a positive multiple of the patch size ${p}`);
   if (!(Number.isInteger(stride) && stride >= 1 && stride <= tile)) throw new Error(`restore: stride ${stride} must be a whole number in [1, tile = ${tile}]`);
-  const { channels: C, height: H, width: W } = img;
-  if (img.data.length !== C * H * W) throw new Error(`restore: ${img.data.length} values for ${C}x${H}x${W} planes`);
+  const { channels: C, height: H, width: W } = source;
   const roundUp = (v: number): number => Math.ceil(v / p) * p;
   const th = Math.min(tile, roundUp(H)), tw = Math.min(tile, roundUp(W)); // window sides
   const Hp = Math.max(H, th), Wp = Math.max(W, tw); // padded only when a side is below one window
   if (Hp > H || Wp > W) {
-    // a side below one window: small, so a reflect-padded copy costs nothing; restore it, crop back
+    // a side below one window: read it reflect-padded through index maps (no padded copy), restore
+    // at the padded size and hand on only the rows and columns inside the image
     const rows = reflectIndex(H, Hp), cols = reflectIndex(W, Wp);
-    const padded = new Float32Array(C * Hp * Wp);
-    for (let c = 0; c < C; c++) for (let i = 0; i < Hp; i++) for (let j = 0; j < Wp; j++) padded[(c * Hp + i) * Wp + j] = img.data[(c * H + rows[i]!) * W + cols[j]!]!;
-    const out = restorePlanes(model, { data: padded, channels: C, height: Hp, width: Wp }, options);
-    const cropped = new Float32Array(C * H * W);
-    for (let c = 0; c < C; c++) for (let i = 0; i < H; i++) cropped.set(out.subarray((c * Hp + i) * Wp, (c * Hp + i) * Wp + W), (c * H + i) * W);
-    return cropped;
+    const line = new Float32Array(C * W), cropped = new Float32Array(C * th * W);
+    const padded: PixelSource = {
+      channels: C, height: Hp, width: Wp,
+      readWindow(y0, x0, h, w, into) {
+        for (let i = 0; i < h; i++) {
+          source.readWindow(rows[y0 + i]!, 0, 1, W, line); // one source row, every channel
+          for (let c = 0; c < C; c++) for (let j = 0; j < w; j++) into[(c * h + i) * w + j] = line[c * W + cols[x0 + j]!]!;
+        }
+      },
+    };
+    restoreRows(model, padded, (y0, n, band) => {
+      const keep = Math.min(n, H - y0);
+      if (keep <= 0) return;
+      for (let c = 0; c < C; c++) for (let i = 0; i < keep; i++) cropped.set(band.subarray((c * n + i) * Wp, (c * n + i) * Wp + W), (c * keep + i) * W);
+      sink(y0, keep, cropped.subarray(0, C * keep * W));
+    }, options);
+    return;
   }
 
   const blend = options.blend ?? 'cosine';
@@ -109,19 +171,16 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
   const wy = blendWeights(th, blend), wx = blendWeights(tw, blend);
   const ys = tileStarts(H, th, stride), xs = tileStarts(W, tw, stride);
   const total = ys.length * xs.length;
-  const out = new Float32Array(C * H * W);
   // weighted sums and weights for rows [top, top + th) of the image: one band
   const sum = new Float64Array(C * th * W), weight = new Float64Array(th * W);
-  const window = new Float32Array(C * th * tw);
+  const window = new Float32Array(C * th * tw), finishedRows = new Float32Array(C * th * W);
   const wasTraining = model.training;
   model.eval();
   let done = 0;
   try {
     for (const [band, top] of ys.entries()) {
       for (const x0 of xs) {
-        for (let c = 0; c < C; c++) {
-          for (let i = 0; i < th; i++) window.set(img.data.subarray((c * H + top + i) * W + x0, (c * H + top + i) * W + x0 + tw), (c * th + i) * tw);
-        }
+        source.readWindow(top, x0, th, tw, window);
         const y = tidy(() => noGrad(() => {
           const x = tensor(window, { shape: [1, C, th, tw] });
           return model.forward(unit ? toModelInput(x) : x).image.data(); // [1, C, th, tw]
@@ -135,7 +194,7 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
         }
         options.onTile?.(++done, total);
       }
-      // rows above the next band's top are final: write them out and move the band down
+      // rows above the next band's top are final: hand them on and move the band down
       const next = band + 1 < ys.length ? ys[band + 1]! : top + th;
       const finished = next - top;
       for (let i = 0; i < finished; i++) {
@@ -144,10 +203,11 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
           for (let c = 0; c < C; c++) {
             const v = sum[(c * th + i) * W + j]! / w;
             if (unit && !Number.isFinite(v)) throw new Error(`restore: the model's output is ${v} at pixel (x ${j}, y ${top + i}) of a ${W}x${H} image: its weights overflow (a diverged run?); use an earlier checkpoint`);
-            out[(c * H + top + i) * W + j] = unit ? (v < 0 ? 0 : v > 1 ? 1 : v) : v;
+            finishedRows[(c * finished + i) * W + j] = unit ? (v < 0 ? 0 : v > 1 ? 1 : v) : v;
           }
         }
       }
+      sink(top, finished, finishedRows.subarray(0, C * finished * W));
       weight.copyWithin(0, finished * W);
       weight.fill(0, (th - finished) * W);
       for (let c = 0; c < C; c++) {
@@ -158,7 +218,6 @@ export function restorePlanes(model: MoFME, img: Planes, options: RestoreOptions
   } finally {
     model.train(wasTraining);
   }
-  return out;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { conv2d, Generator, noGrad, randn, tensor, type Tensor } from '@mofme/tensor';
-import { blendWeights, createModel, resolveConfig, restore, restorePlanes, tileStarts, type MoFME } from '../src/index';
+import { blendWeights, createModel, planesSource, resolveConfig, restore, restorePlanes, restoreRows, tileStarts, type MoFME, type PixelSource } from '../src/index';
 
 const img = (H: number, W: number, seed = 1): Tensor => randn([1, 3, H, W], { generator: new Generator(seed) }).clamp(-1, 1);
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
@@ -147,6 +147,33 @@ test("range 'unit' (photos): [0, 1] pixels mapped to [-1, 1] per window, output 
   assert.ok(got.some((v) => v === 0) && got.every((v) => v >= 0 && v <= 1), 'clamped to [0, 1]');
   const broken = { ...fake, forward: (x: Tensor) => ({ image: x.sub(10).sqrt() }) } as unknown as MoFME; // sqrt of a negative: NaN
   assert.throws(() => restorePlanes(broken, { data: pixels, channels: 3, height: H, width: W }, { range: 'unit' }), /output is NaN at pixel \(x 0, y 0\) of a 56x40 image/);
+});
+
+test('restoreRows: rows reach the sink once each, top to bottom, one band at a time, from windows read on demand (also when padded)', () => {
+  const fake = blurModel();
+  for (const [H, W, tile, stride] of [[100, 72, 24, 16], [21, 30, 24, 16], [20, 90, 32, 24]] as const) {
+    const g = new Generator(H * W);
+    const pixels = Float32Array.from({ length: 3 * H * W }, () => g.uniform(-1, 1));
+    const want = restorePlanes(fake, { data: pixels, channels: 3, height: H, width: W }, { tile, stride });
+    // a source that keeps no planes of its own beyond the test's: it answers window reads and counts them
+    const planes = planesSource({ data: pixels, channels: 3, height: H, width: W });
+    let reads = 0;
+    const source: PixelSource = { channels: 3, height: H, width: W, readWindow: (y0, x0, h, w, into) => { reads++; planes.readWindow(y0, x0, h, w, into); } };
+    const got = new Float32Array(3 * H * W), seen: number[] = [];
+    let next = 0, windows = 0;
+    restoreRows(fake, source, (y0, n, rows) => {
+      assert.is(y0, next, `${H}x${W}: rows arrive in order`);
+      assert.ok(n >= 1 && n <= tile, `${H}x${W}: a band of ${n} rows`);
+      assert.is(rows.length, 3 * n * W);
+      for (let c = 0; c < 3; c++) got.set(rows.subarray(c * n * W, (c + 1) * n * W), (c * H + y0) * W);
+      seen.push(n);
+      next = y0 + n;
+    }, { tile, stride, onTile: (_, total) => { windows = total; } });
+    assert.is(next, H, `${H}x${W}: every row handed on`);
+    assert.ok(seen.length > 1 || H <= tile, `${H}x${W}: in bands (${seen.join(', ')})`);
+    assert.ok(reads >= windows, `${H}x${W}: ${reads} window reads for ${windows} windows`);
+    assert.ok(maxDiff(got, want) === 0, `${H}x${W}: the same pixels as restorePlanes (max diff ${maxDiff(got, want)})`);
+  }
 });
 
 test.run();
