@@ -204,18 +204,28 @@ export class DenseFfn extends FeedForward implements FfnLayer {
   }
 }
 
-/** The conventional MoE: E full pre-norm FFN experts mixed by a per-token top-k router. */
-export class MoeFfn extends Module implements FfnLayer {
+/** What both mixtures start with: their checked options, their stream, and the router (its
+ *  parameters first, so the state-dict order is router, then the layer's own parts). */
+abstract class Mixture<O extends MixtureOptions> extends Module implements FfnLayer {
   readonly router: Linear; // D -> E, reads the un-normalised t (official)
-  readonly experts: ModuleList<FeedForward>;
-  private readonly head: RouterHead;
-  constructor(readonly options: MixtureOptions) {
+  protected readonly head: RouterHead;
+  protected readonly rng: Generator;
+  constructor(layer: string, readonly options: O) {
     super();
-    checkMixtureOptions('MoeFfn', options);
-    const rng = streamOf(options);
-    this.router = this.child('router', new Linear(options.dim, options.experts, { generator: rng }));
-    this.experts = this.child('experts', new ModuleList(Array.from({ length: options.experts }, () => mlp(options, true, rng))));
-    this.head = new RouterHead(this.router, options, rng);
+    checkMixtureOptions(layer, options);
+    this.rng = streamOf(options);
+    this.router = this.child('router', new Linear(options.dim, options.experts, { generator: this.rng }));
+    this.head = new RouterHead(this.router, options, this.rng);
+  }
+  abstract apply(t: Tensor): FfnOutput;
+}
+
+/** The conventional MoE: E full pre-norm FFN experts mixed by a per-token top-k router. */
+export class MoeFfn extends Mixture<MixtureOptions> {
+  readonly experts: ModuleList<FeedForward>;
+  constructor(options: MixtureOptions) {
+    super('MoeFfn', options);
+    this.experts = this.child('experts', new ModuleList(Array.from({ length: options.experts }, () => mlp(options, true, this.rng))));
   }
   apply(t: Tensor): FfnOutput {
     checkTokens('MoeFfn', t, this.options.dim);
@@ -267,23 +277,17 @@ class FmeExperts extends Module {
 }
 
 /** The FME layer (Fig. 3(b)): y = FFN_shared( Σ_c w_c(t) · slot_c(h) ), h = gated(LN(t)). */
-export class FmeFfn extends Module implements FfnLayer {
-  readonly router: Linear; // D -> E, reads the un-normalised t (official)
+export class FmeFfn extends Mixture<FmeOptions> {
   readonly norm: LayerNorm; // LN_f
   readonly base: GatedUnit;
   readonly experts: FmeExperts;
   readonly shared: FeedForward; // the official "adaptor": no norm of its own
-  private readonly head: RouterHead;
-  constructor(readonly options: FmeOptions) {
-    super();
-    checkMixtureOptions('FmeFfn', options);
-    const rng = streamOf(options);
-    this.router = this.child('router', new Linear(options.dim, options.experts, { generator: rng }));
+  constructor(options: FmeOptions) {
+    super('FmeFfn', options);
     this.norm = this.child('norm', new LayerNorm(options.dim, { eps: options.eps ?? 1e-5 }));
-    this.base = this.child('base', new GatedUnit(options.dim, rng));
-    this.experts = this.child('experts', new FmeExperts(options, rng));
-    this.shared = this.child('shared', mlp(options, false, rng));
-    this.head = new RouterHead(this.router, options, rng);
+    this.base = this.child('base', new GatedUnit(options.dim, this.rng));
+    this.experts = this.child('experts', new FmeExperts(options, this.rng));
+    this.shared = this.child('shared', mlp(options, false, this.rng));
   }
   /** What router column c weights. officialExpertSlots: column 0 is a parameter-free GELU and
    *  column c ≥ 1 is FiLM c−1 (the official off-by-one; the last FiLM expert is never used). */

@@ -75,6 +75,11 @@ function simd(op: number): number[] {
   return [0xfd, ...uleb(op)];
 }
 
+/** A float constant (f32.const, f64.const): the opcode, then the value's little-endian bytes. */
+function floatConst(opcode: number, Floats: Float32ArrayConstructor | Float64ArrayConstructor): (v: number) => Code {
+  return (v) => [opcode, ...new Uint8Array(new Floats([v]).buffer)];
+}
+
 const EMPTY = 0x40; // block type: no params, no results
 
 /**
@@ -123,10 +128,7 @@ export const I = {
   i32_div_u: 0x6e,
   i32_shl: 0x74,
   // f32
-  f32: (v: number): Code => {
-    const b = new Uint8Array(new Float32Array([v]).buffer);
-    return [0x43, ...b];
-  },
+  f32: floatConst(0x43, Float32Array),
   f32_add: 0x92,
   f32_mul: 0x94,
   // SIMD (f32x4 lanes in a v128)
@@ -160,10 +162,7 @@ export const I = {
   f64_div: 0xa3,
   // f64 (scalar) and f64x2: the row kernels (row-kernels.ts) compute in double precision so that
   // their float32 results are the reference loops' results, rounded once
-  f64: (v: number): Code => {
-    const b = new Uint8Array(new Float64Array([v]).buffer);
-    return [0x44, ...b];
-  },
+  f64: floatConst(0x44, Float64Array),
   f64_add: 0xa0,
   f64_promote_f32: 0xbb,
   /** two f32 into lanes 0-1, zeros above (an 8-byte load) */
