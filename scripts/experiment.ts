@@ -27,6 +27,8 @@ import {
 } from '../packages/mofme/src/index';
 import { noGrad, rand, tensor, tidy } from '../packages/tensor/src/index';
 import { builtinDataset, getPair } from '../packages/data/src/index';
+// The CLI's own modules, on purpose: this script reads run folders `mofme train` wrote (loadModelFile
+// resolves ckpt-NNNNNN/ and best/ and answers with the CLI's errors) and draws the report's charts.
 import { chartPng } from '../apps/cli/src/charts';
 import { loadModelFile } from '../apps/cli/src/checkpoint';
 

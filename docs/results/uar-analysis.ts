@@ -23,6 +23,8 @@ import { join, resolve } from 'node:path';
 import { affine, defaultUar, linearRoute, measureCalibration, uarRoute, type FfnLayer, type ModelCalibration, type UarConfig } from '../../packages/mofme/src/index';
 import { Generator, noGrad, tensor, type Tensor } from '../../packages/tensor/src/index';
 import { builtinDataset, getPair } from '../../packages/data/src/index';
+// The CLI's own modules, on purpose: this script reads run folders `mofme train` wrote (loadModelFile
+// resolves ckpt-NNNNNN/ and best/ and answers with the CLI's errors) and draws the report's charts.
 import { loadModelFile } from '../../apps/cli/src/checkpoint';
 import { chartPng } from '../../apps/cli/src/charts';
 
