@@ -3,7 +3,8 @@
 // and a NaN loss stopping with the step and the last good checkpoint.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseSafetensors, serializeSafetensors } from '@mofme/nn';
 import { join } from 'node:path';
 import { mofme, mofmeAsync, tmp, losses, waitFor, errorLine, pattern, writePng } from './fixtures/helpers';
 
@@ -51,6 +52,23 @@ test('SIGKILL after a checkpoint, then --resume: the same losses, step for step,
   const killed = await done;
   assert.is(killed.signal, 'SIGKILL');
   assert.ok(losses(out).length < STEPS, 'killed before the end');
+  const r = mofme(['train', '--resume', out]);
+  assert.is(r.code, 0, r.stderr);
+  const resumed = losses(out);
+  assert.is(resumed.length, STEPS);
+  resumed.forEach((l, i) => assert.ok(Math.abs(l - reference[i]!) <= 1e-6 * Math.abs(reference[i]!), `step ${i + 1}: ${l} vs ${reference[i]}`));
+});
+
+test('a checkpoint saved before schedules were multipliers (lr = the scheduled rate, initialLr = the given one) resumes the same losses', () => {
+  const out = join(tmp(), 'run-legacy');
+  assert.is(mofme([...BASE, '--steps', String(STEPS), '--ckpt-every', '4', '--out', out]).code, 0);
+  for (const later of ['ckpt-000008', 'ckpt-000012']) rmSync(join(out, later), { recursive: true });
+  // the optimiser metadata as the previous code wrote it at step 4
+  const file = join(out, 'ckpt-000004', 'optim.safetensors');
+  const { tensors, metadata } = parseSafetensors(readFileSync(file));
+  const optimizer = JSON.parse(metadata.optimizer!);
+  for (const g of optimizer.paramGroups) { g.initialLr = g.lr; g.lr = g.lr * 0.37; }
+  writeFileSync(file, serializeSafetensors(tensors, { ...metadata, optimizer: JSON.stringify(optimizer) }));
   const r = mofme(['train', '--resume', out]);
   assert.is(r.code, 0, r.stderr);
   const resumed = losses(out);
