@@ -7,6 +7,10 @@
  * themselves (a model that leaves clean photos alone scores 35 dB or more).
  *
  *   node scripts/score-model.mjs apps/cli/pretrained runs/bundled-v3/ckpt-000300 [--json out.json]
+ *   node scripts/score-model.mjs runs/bundled-v6/ckpt-00*00 --split val   # choose a checkpoint
+ *
+ * `--split val` scores the validation split and its clean photos instead: the way to choose among
+ * the checkpoints of a run without looking at the test split.
  *
  * It drives the command line as a user would (`mofme eval --json`, `mofme restore`,
  * `mofme metrics --json`), so the figures are exactly what those commands print, and it needs
@@ -22,6 +26,12 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const jsonAt = args.indexOf('--json');
 const jsonOut = jsonAt >= 0 ? args.splice(jsonAt, 2)[1] : undefined;
+const splitAt = args.indexOf('--split');
+const split = splitAt >= 0 ? args.splice(splitAt, 2)[1] : 'test';
+if (split !== 'test' && split !== 'val') {
+  console.error(`--split ${split}: expected test or val`);
+  process.exit(2);
+}
 if (args.length === 0) {
   console.error('usage: node scripts/score-model.mjs <checkpoint|model|run folder> ... [--json out.json]');
   process.exit(2);
@@ -35,12 +45,12 @@ function mofme(...cliArgs) {
 }
 
 const photosDir = join(root, 'packages/data/photos');
-const cleanTest = JSON.parse(readFileSync(join(photosDir, 'manifest.json'), 'utf8')).filter((p) => p.split === 'test').map((p) => p.file);
+const cleanTest = JSON.parse(readFileSync(join(photosDir, 'manifest.json'), 'utf8')).filter((p) => p.split === split).map((p) => p.file);
 
 const results = [];
 for (const checkpoint of args) {
   const started = process.hrtime.bigint();
-  const evaluation = JSON.parse(mofme('eval', '--checkpoint', checkpoint, '--split', 'test', '--json'));
+  const evaluation = JSON.parse(mofme('eval', '--checkpoint', checkpoint, '--split', split, '--json'));
   const scratch = mkdtempSync(join(tmpdir(), 'mofme-score-'));
   try {
     mofme('restore', ...cleanTest.map((f) => join(photosDir, f)), '-o', scratch, '--checkpoint', checkpoint);
@@ -68,7 +78,7 @@ for (const task of [...tasks, 'average']) {
   const id = pick(first);
   lines.push(`| ${task === 'average' ? '**average**' : task} | ${cell(id.identityPsnr, id.identitySsim)} | ${results.map((r) => cell(pick(r.evaluation).psnr, pick(r.evaluation).ssim, id.identityPsnr)).join(' | ')} |`);
 }
-lines.push(`| clean test photos restored, PSNR vs the photo | - | ${results.map((r) => r.clean.map((c) => c.psnr.toFixed(1)).join(', ')).join(' | ')} |`);
+lines.push(`| clean ${split} photos restored, PSNR vs the photo | - | ${results.map((r) => r.clean.map((c) => c.psnr.toFixed(1)).join(', ')).join(' | ')} |`);
 console.log(lines.join('\n'));
 console.log(`\n${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${results.map((r) => `${r.checkpoint}: ${r.seconds.toFixed(0)} s`).join(', ')}`);
 if (jsonOut) {

@@ -8,6 +8,7 @@
  */
 import { join, relative, resolve, dirname } from 'node:path';
 import type { Image } from '@mofme/data';
+import { DEFAULT_STRIDE, DEFAULT_TILE } from '@mofme/mofme';
 import { chartPng, lineSpec, routingSpec, type Point } from '../charts';
 import { gridPng } from '../images';
 import { evaluate, formatTable, type EvalResult, type TaskScore } from '../evaluate';
@@ -31,6 +32,8 @@ export interface ReportInput {
   split: string;
   evalResult: EvalResult;
   strip: StripCollector;
+  /** the windows the evaluation used (default: evaluate's, DEFAULT_TILE / DEFAULT_STRIDE) */
+  tiling?: { tile: number; stride: number };
   extra?: string;
 }
 
@@ -45,14 +48,15 @@ export async function writeReport(r: ReportInput): Promise<string> {
   const md: string[] = [];
   const link = (f: string) => relative(out, join(out, f));
 
-  // loss curve: raw and an exponential moving average
+  // loss curve: raw and an exponential moving average; a run saved without `loss` trained with SmoothL1
+  const lossName = config.train.loss === 'psnr' ? 'PSNR loss (minus dB)' : 'SmoothL1 loss';
   let ema = train[0]?.loss ?? 0;
   const lossPts: Point[] = [];
   for (const l of train) {
     ema = 0.9 * ema + 0.1 * l.loss!;
-    lossPts.push({ step: l.step, value: l.loss!, series: 'SmoothL1 loss' }, { step: l.step, value: ema, series: 'moving average' });
+    lossPts.push({ step: l.step, value: l.loss!, series: lossName }, { step: l.step, value: ema, series: 'moving average' });
   }
-  if (train.length) await chartPng(lineSpec(lossPts, 'Training loss', 'SmoothL1'), join(out, 'loss.png'));
+  if (train.length) await chartPng(lineSpec(lossPts, 'Training loss', lossName), join(out, 'loss.png'));
   const psnrPts: Point[] = val.flatMap((l) => [{ step: l.step, value: l.psnr!, series: 'restored' }, { step: l.step, value: l.identityPsnr!, series: 'identity (input)' }]);
   if (val.length) await chartPng(lineSpec(psnrPts, 'Validation PSNR', 'PSNR (dB)'), join(out, 'psnr.png'));
 
@@ -62,7 +66,7 @@ export async function writeReport(r: ReportInput): Promise<string> {
   md.push(`# MoFME.ts run report`, '');
   md.push(`Run \`${r.runDir}\`: **${m.ffn}** (${config.train.preset} preset: D=${m.dim}, depth ${m.depth}, patch ${m.patchSize}` +
     `${m.ffn === 'dense' ? '' : `, E=${m.experts} top-${m.topk}, ${m.router} router`}), ${train.length ? train[train.length - 1]!.step : 0} steps of batch ${config.train.batchSize} on ` +
-    `${config.train.crop}x${config.train.crop} crops of \`${config.train.data}\`, AdamW lr ${config.train.lr} (${config.train.schedule}), SmoothL1 loss; ` +
+    `${config.train.crop}x${config.train.crop} crops of \`${config.train.data}\`, AdamW lr ${config.train.lr} (${config.train.schedule}), ${lossName}; ` +
     `${formatDuration(secs)} of training at ${ips.toFixed(1)} images/s.`, '');
   if (r.extra) md.push(r.extra, '');
   md.push('## Curves', '');
@@ -70,7 +74,7 @@ export async function writeReport(r: ReportInput): Promise<string> {
   if (val.length) md.push(`![validation PSNR](${link('psnr.png')})`, '', `Validation during training: ${config.train.valCrop !== 0 ? `center ${config.train.valCrop}px crops` : 'whole images'} of the validation split; the checkpoint kept as \`best/\` is chosen on it (never on test).`, '');
 
   md.push(`## PSNR / SSIM per task (${r.split})`, '');
-  md.push(`Checkpoint \`${r.checkpoint}\`, ${r.evalResult.images.length} images, whole images with 240x240 tiles at stride 120, metrics as piq 0.8.0 computes them (see the CLI README). "identity" scores the degraded input itself.`, '');
+  md.push(`Checkpoint \`${r.checkpoint}\`, ${r.evalResult.images.length} images, whole images with ${r.tiling?.tile ?? DEFAULT_TILE}x${r.tiling?.tile ?? DEFAULT_TILE} tiles at stride ${r.tiling?.stride ?? DEFAULT_STRIDE}, metrics as piq 0.8.0 computes them (see the CLI README). "identity" scores the degraded input itself.`, '');
   md.push('| task | n | PSNR | SSIM | identity PSNR | identity SSIM | gain (dB) |', '|---|---:|---:|---:|---:|---:|---:|');
   const row = (name: string, t: TaskScore) => `| ${name} | ${t.n} | ${t.psnr.toFixed(2)} | ${t.ssim.toFixed(4)} | ${t.identityPsnr.toFixed(2)} | ${t.identitySsim.toFixed(4)} | ${(t.psnr - t.identityPsnr >= 0 ? '+' : '') + (t.psnr - t.identityPsnr).toFixed(2)} |`;
   for (const [task, t] of Object.entries(r.evalResult.tasks)) md.push(row(fmtTask(task), t));
@@ -113,7 +117,7 @@ export async function reportCommand(run: string, o: { checkpoint?: string; out?:
   const strip = new StripCollector();
   const res = await evaluate(model, ds, { tile: o.tile, stride: o.stride, limit: o.limit, routing: true, onImage: (s, imgs) => strip.offer(s.task, imgs), ...(data === 'builtin' ? {} : { resize: { width: 720, height: 480 } }) });
   console.log(formatTable(res));
-  const file = await writeReport({ runDir, outDir, checkpoint: relative(process.cwd(), dirname(ckpt)) || '.', split: o.split, evalResult: res, strip });
+  const file = await writeReport({ runDir, outDir, checkpoint: relative(process.cwd(), dirname(ckpt)) || '.', split: o.split, evalResult: res, strip, tiling: { tile: o.tile, stride: o.stride } });
   console.log(`\nreport: ${file}`);
   return 0;
 }
