@@ -167,6 +167,8 @@ export interface MetricLine {
   type: 'train' | 'val';
   step: number;
   loss?: number; lr?: number; imagesPerSec?: number; epoch?: number; time?: number;
+  /** peak resident memory of the training process so far, MiB (absent in runs saved before it) */
+  peakMiB?: number;
   psnr?: number; ssim?: number; identityPsnr?: number; identitySsim?: number; seconds?: number;
   tasks?: Record<string, { psnr: number; ssim: number }>;
 }

@@ -251,6 +251,11 @@ test('--resume takes more --steps and a new --log-every; refuses the rest naming
   r = mofme(['train', '--resume', out, '--steps', '4', '--log-every', '1']);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^step 3\/4 /m);
+  // peak memory in the log line and in metrics.jsonl: a Node process holding a model is well over 20 MiB
+  const peak = Number(/^step 3\/4 .* peak (\d+) MiB/m.exec(r.stdout)?.[1]);
+  assert.ok(peak > 20 && peak < 64 * 1024, r.stdout);
+  const trainLines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'train' && l.step > 2);
+  assert.ok(trainLines.length === 2 && trainLines.every((l) => l.peakMiB > 20), JSON.stringify(trainLines));
   assert.is(losses(out).length, 4);
   assert.is(JSON.parse(readFileSync(join(out, 'ckpt-000004', 'state.json'), 'utf8')).config.steps, 4);
 });

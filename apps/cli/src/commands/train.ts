@@ -43,7 +43,7 @@ import { openData, outputDir, selfCommand } from '../io';
 import { evaluate, EvaluationStopped, type EvalResult } from '../evaluate';
 import { selectBackend } from '../backend';
 import { CliError, oneLine } from '../errors';
-import { Progress, formatDuration } from '../progress';
+import { Progress, formatDuration, peakResidentMiB } from '../progress';
 
 /** The command line's `mofme train`: the flags given, as text (not commander's defaults: options.ts
  *  has its own layers), --config and --resume. */
@@ -218,8 +218,9 @@ export async function train(request: TrainRequest): Promise<TrainResult> {
         if (bad) throw new CliError(`weights are not finite after step ${step + 1} (${bad}); stopped without saving (lower --lr?). ${lastGood}`, 3);
         step += 1;
         const imagesPerSec = batch.shape[0] / ((performance.now() - tStep) / 1000);
-        logMetrics({ type: 'train', step, loss, lr, imagesPerSec, epoch: batch.epoch, time: elapsedBefore + (performance.now() - t0) / 1000 });
-        progress.update({ step, loss, lr, imagesPerSec });
+        const peakMiB = peakResidentMiB();
+        logMetrics({ type: 'train', step, loss, lr, imagesPerSec, peakMiB, epoch: batch.epoch, time: elapsedBefore + (performance.now() - t0) / 1000 });
+        progress.update({ step, loss, lr, imagesPerSec, peakMiB });
 
         // let a pending signal handler run: the step above never gave the event loop a turn
         await new Promise((r) => setImmediate(r));
