@@ -73,12 +73,15 @@ function compareToNode(page: { width: number; height: number; data: Uint8Array }
   for (let i = 0; i < page.data.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(page.data[i]! - ref.rgba[i]!));
   }
-  // the restoration did something: the output is not the input (so equality is not trivial)
+  // the restoration did something: the output is not the input (so equality is not trivial). A
+  // value counts as changed when it moved by more than the tolerance between backends; the bundled
+  // model is gentle on these small samples (about 58 % of the values move by more than 2 levels,
+  // under 0.2 % by more than 8), so a fifth of the values is the bar
   const n = page.width * page.height;
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) changed += Math.abs(page.data[4 * i + c]! - Math.round(ref.input[c * n + i]! * 255)) > 8 ? 1 : 0;
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) changed += Math.abs(page.data[4 * i + c]! - Math.round(ref.input[c * n + i]! * 255)) > MAX_LEVELS ? 1 : 0;
   console.log(`browser test: ${what}: restored pixels at most ${maxDiff}/255 from Node's`);
   assert.ok(maxDiff <= MAX_LEVELS, `restored pixels differ from Node's by up to ${maxDiff}/255 (allowed ${MAX_LEVELS})`);
-  assert.ok(changed > 0.02 * 3 * n, `the page's output is nearly the input (${changed} of ${3 * n} values changed)`);
+  assert.ok(changed > 0.2 * 3 * n, `the page's output is nearly the input (${changed} of ${3 * n} values changed by more than ${MAX_LEVELS} levels)`);
 }
 
 const have = existsSync(executablePath);
