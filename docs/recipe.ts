@@ -32,12 +32,22 @@ const evalLimit = flag('eval-limit', '0');
 const notes = resolve(root, 'docs/recipe-notes.md');
 
 interface Recipe { name: string; what: string; flags: string[] }
-/** What is compared: patch/width (preset), crop, batch, and starting from the bundled weights. */
+/**
+ * What is compared, each against tiny-c128 (the bundled model's network and crop, from scratch at
+ * lr 1e-3): the patch and width (preset small: patch 4, D 96), the width and depth alone, the crop,
+ * the batch, the schedule, the loss, and starting from the bundled weights. Head/tail channels and
+ * the residual output have no flag (the presets fix them), so they are not in the table.
+ */
 const RECIPES: Recipe[] = [
-  { name: 'tiny-c64', what: 'tiny (patch 8, D 48), 64x64 crops, batch 8: the previous bundled recipe', flags: ['--preset', 'tiny', '--crop', '64', '--batch-size', '8', '--lr', '1e-3'] },
+  { name: 'tiny-c64', what: 'tiny (patch 8, D 48), 64x64 crops, batch 8: the first bundled recipe', flags: ['--preset', 'tiny', '--crop', '64', '--batch-size', '8', '--lr', '1e-3'] },
   { name: 'tiny-c128', what: 'tiny, 128x128 crops, batch 8', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '8', '--lr', '1e-3'] },
   { name: 'small-c64', what: 'small (patch 4, D 96, wider tail), 64x64 crops, batch 8', flags: ['--preset', 'small', '--crop', '64', '--batch-size', '8', '--lr', '1e-3'] },
-  { name: 'tiny-c128-init', what: 'tiny, 128x128 crops, batch 8, fine-tuned from the bundled weights at lr 5e-4', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '8', '--lr', '5e-4', '--init', 'apps/cli/pretrained'] },
+  { name: 'tiny-w64-c128', what: 'tiny with D 64 instead of 48, 128x128 crops, batch 8', flags: ['--preset', 'tiny', '--width', '64', '--crop', '128', '--batch-size', '8', '--lr', '1e-3'] },
+  { name: 'tiny-d4-c128', what: 'tiny with 4 blocks instead of 2, 128x128 crops, batch 8', flags: ['--preset', 'tiny', '--depth', '4', '--crop', '128', '--batch-size', '8', '--lr', '1e-3'] },
+  { name: 'tiny-c128-b4', what: 'tiny, 128x128 crops, batch 4 (twice the steps)', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '4', '--lr', '1e-3'] },
+  { name: 'tiny-c128-const', what: 'tiny, 128x128 crops, batch 8, constant lr after the warm-up', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '8', '--lr', '1e-3', '--schedule', 'constant'] },
+  { name: 'tiny-c128-psnr', what: 'tiny, 128x128 crops, batch 8, PSNR loss instead of SmoothL1', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '8', '--lr', '1e-3', '--loss', 'psnr'] },
+  { name: 'tiny-c128-init', what: 'tiny, 128x128 crops, batch 8, fine-tuned from the bundled weights at lr 1e-4 with the PSNR loss', flags: ['--preset', 'tiny', '--crop', '128', '--batch-size', '8', '--lr', '1e-4', '--loss', 'psnr', '--init', 'apps/cli/pretrained'] },
 ];
 const only = flag('only', '');
 const recipes = only ? RECIPES.filter((r) => only.split(',').includes(r.name)) : RECIPES;
@@ -86,13 +96,13 @@ const table = [
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 writeFileSync(doc, `# Training recipes at equal CPU time
 
-Regenerate with \`node --conditions=source --import tsx docs/recipe.ts --budget ${budget}${only ? ` --only ${only}` : ''}${data !== 'builtin' ? ` --data ${data}` : ''}${evalLimit !== '0' ? ` --eval-limit ${evalLimit}` : ''}\`
+Regenerate with \`node --conditions=source --import tsx docs/recipe.ts --budget ${budget}${only ? ` --only ${only}` : ''}${data !== 'builtin' ? ` --data ${data}` : ''}${evalLimit !== '0' ? ` --eval-limit ${evalLimit}` : ''}${out !== resolve(root, 'runs/recipe') ? ` --out ${out.replace(root + '/', '')}` : ''}\`
 (runs are kept under \`${out.replace(root + '/', '')}/\`; delete a recipe's folder to run it again).
 
 Each recipe trained for ${budget} CPU-seconds (user + system of the \`mofme train\` process: on a shared machine,
 wall time would charge a run for the time it waited), with the number of steps set from a 2-step and a 6-step probe so
-that its cosine schedule ends at the budget; data \`${data}\` with weather synthesised on the fly, seed 0, SmoothL1 loss,
-AdamW. Scored by \`mofme eval --split val${evalLimit !== '0' ? ` --limit ${evalLimit}` : ''}\` on the built-in validation split (whole images, 240/120 tiles): the
+that its cosine schedule ends at the budget; data \`${data}\` with weather synthesised on the fly, seed 0, SmoothL1 loss unless the recipe says otherwise,
+AdamW. Scored by \`mofme eval --split val${evalLimit !== '0' ? ` --limit ${evalLimit}` : ''}\` on the built-in validation split (whole images, the default 192/144 windows): the
 gain is PSNR over the degraded input, in dB. Machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), Node ${process.version},
 shared with other jobs (load average at the end: ${load}).
 
