@@ -20,6 +20,13 @@ const file = (name: string, bytes: Uint8Array | Buffer): string => { const p = j
 /** PNG header fields: bit depth (IHDR byte 24) and colour type (byte 25). */
 const ihdr = (png: Uint8Array): { depth: number; colorType: number } => ({ depth: png[24]!, colorType: png[25]! });
 
+/** A w×h RGBA PNG with distinct samples and a varying alpha; `raw` is its interleaved RGBA bytes. */
+async function rgbaPng(name: string, w: number, h: number): Promise<{ raw: Buffer; path: string }> {
+  const raw = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) raw.set([(i * 37) % 256, (i * 11) % 256, (i * 5) % 256, (i * 29) % 256], 4 * i);
+  return { raw, path: file(name, await sharp(raw, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer()) };
+}
+
 test('EXIF orientation is applied: a sideways-stored JPEG tagged "rotate 90 CW" reads upright', async () => {
   // stored 32 wide x 16 high: left half red, right half blue; orientation 6 = rotate 90 degrees clockwise to view
   const raw = Buffer.alloc(32 * 16 * 3);
@@ -36,9 +43,7 @@ test('EXIF orientation is applied: a sideways-stored JPEG tagged "rotate 90 CW" 
 });
 
 test('alpha is kept: RGBA PNG in, RGB restored, the same alpha out (sharp and pngjs readers)', async () => {
-  const w = 7, h = 5, raw = Buffer.alloc(w * h * 4);
-  for (let i = 0; i < w * h; i++) raw.set([(i * 37) % 256, (i * 11) % 256, (i * 5) % 256, (i * 29) % 256], 4 * i);
-  const path = file('alpha.png', await sharp(raw, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+  const w = 7, h = 5, { raw, path } = await rgbaPng('alpha.png', w, h);
   for (const backend of ['auto', 'js'] as const) {
     setCodecBackend(backend);
     const photo = await readPhoto(path);
@@ -122,9 +127,7 @@ test('a plain 8-bit RGB photo is written as an 8-bit RGB PNG; a bad file names i
 });
 
 test('readRawPhoto keeps the samples readPhoto converts; windows of them read as the crops of the planes', async () => {
-  const w = 11, h = 7, raw = Buffer.alloc(w * h * 4);
-  for (let i = 0; i < w * h; i++) raw.set([(i * 37) % 256, (i * 11) % 256, (i * 5) % 256, (i * 29) % 256], 4 * i);
-  const path = file('raw-alpha.png', await sharp(raw, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+  const w = 11, h = 7, { raw, path } = await rgbaPng('raw-alpha.png', w, h);
   for (const backend of ['auto', 'js'] as const) {
     setCodecBackend(backend);
     const photo = await readPhoto(path), rawPhoto = await readRawPhoto(path);
