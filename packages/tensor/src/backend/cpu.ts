@@ -280,25 +280,23 @@ export class CpuBackend extends ReferenceCpuBackend {
 
   /** softmax's backward in WebAssembly (norm-kernels.ts); float64 as the reference */
   override softmaxBackward(y: Storage, grad: Storage, rows: number, n: number, scale = 1): Storage {
-    const yv = this.data(y), g = this.data(grad);
-    if (this.reference || !this.fastKernels || !(yv instanceof Float32Array) || !(g instanceof Float32Array)) return super.softmaxBackward(y, grad, rows, n, scale);
-    return this.wrap(this.fastKernels.softmaxBackward(yv, g, rows, n, scale, this.alloc('float32', rows * n) as Float32Array));
+    const f = this.reference ? null : this.float32(y, grad);
+    if (!f) return super.softmaxBackward(y, grad, rows, n, scale);
+    return this.wrap(this.fastKernels!.softmaxBackward(f[0]!, f[1]!, rows, n, scale, this.alloc('float32', rows * n) as Float32Array));
   }
 
   /** LayerNorm forward and backward in WebAssembly (norm-kernels.ts); float64 as the reference */
   override layerNorm(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): { out: Storage; stats: Storage } {
-    const src = this.data(x), w = weight ? this.data(weight) : null, b = bias ? this.data(bias) : null;
-    const f32 = (v: TypedArray | null): v is Float32Array | null => v === null || v instanceof Float32Array;
-    if (this.reference || !this.fastKernels || !(src instanceof Float32Array) || !f32(w) || !f32(b)) return super.layerNorm(x, weight, bias, rows, n, eps);
-    const r = this.fastKernels.layerNorm(src, w, b, rows, n, eps, this.alloc('float32', rows * n) as Float32Array, this.alloc('float32', rows * 2) as Float32Array);
+    const f = this.reference ? null : this.float32(x, weight, bias);
+    if (!f) return super.layerNorm(x, weight, bias, rows, n, eps);
+    const r = this.fastKernels!.layerNorm(f[0]!, weight ? f[1]! : null, bias ? f[2]! : null, rows, n, eps, this.alloc('float32', rows * n) as Float32Array, this.alloc('float32', rows * 2) as Float32Array);
     return { out: this.wrap(r.out), stats: this.wrap(r.stats) };
   }
 
   override layerNormBackward(grad: Storage, x: Storage, weight: Storage | null, stats: Storage, rows: number, n: number): { dx: Storage; dweight: Storage; dbias: Storage } {
-    const g = this.data(grad), src = this.data(x), w = weight ? this.data(weight) : null, st = this.data(stats);
-    const all32 = [g, src, st].every((v) => v instanceof Float32Array) && (w === null || w instanceof Float32Array);
-    if (this.reference || !this.fastKernels || !all32) return super.layerNormBackward(grad, x, weight, stats, rows, n);
-    const r = this.fastKernels.layerNormBackward(g as Float32Array, src as Float32Array, w as Float32Array | null, st as Float32Array, rows, n, this.alloc('float32', rows * n) as Float32Array);
+    const f = this.reference ? null : this.float32(grad, x, weight, stats);
+    if (!f) return super.layerNormBackward(grad, x, weight, stats, rows, n);
+    const r = this.fastKernels!.layerNormBackward(f[0]!, f[1]!, weight ? f[2]! : null, f[3]!, rows, n, this.alloc('float32', rows * n) as Float32Array);
     return { dx: this.wrap(r.dx), dweight: this.wrap(r.dweight), dbias: this.wrap(r.dbias) };
   }
 
@@ -383,7 +381,7 @@ export class CpuBackend extends ReferenceCpuBackend {
   }
 
   // ---- convolution: the direct WebAssembly kernels for float32; null (im2col + matmul) otherwise ----
-  /** the float32 arrays behind the storages, or null when any is float64 or there are no fast kernels */
+  /** the float32 arrays behind the storages (a null storage reads as an empty array), or null when any is float64 or there are no fast kernels */
   private float32(...xs: (Storage | null)[]): Float32Array[] | null {
     if (!this.fastKernels) return null;
     const arrays = xs.map((s) => (s ? this.data(s) : new Float32Array(0)));

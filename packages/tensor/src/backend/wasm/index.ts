@@ -113,6 +113,12 @@ const LAYER_NORM_BLOCK = 64;
 /** Tasks per thread of an elementwise job: some slack for a thread the OS delays. */
 const TASKS_PER_THREAD = 4;
 
+/** The first n values of `values` at byte address `at` of the heap, or n copies of `otherwise` when there are none. */
+function putOr(heap: Float32Array, values: Float32Array | null, at: number, n: number, otherwise: number): void {
+  if (values) heap.set(values.subarray(0, n), at >>> 2);
+  else heap.fill(otherwise, at >>> 2, (at >>> 2) + n);
+}
+
 let simdCache: boolean | undefined;
 
 /** True when this runtime validates a module using 128-bit SIMD (Node >= 16.4, current browsers). */
@@ -305,8 +311,8 @@ class WasmKernels implements FastKernels {
     const heap = this.heap(sp + rows * 8, () => `layerNorm [${rows}, ${n}]`);
     heap.set(x.subarray(0, size), xp >>> 2);
     // a missing weight or bias is ones or zeros: times 1 and plus 0, as the reference loop does
-    if (weight) heap.set(weight.subarray(0, n), wp >>> 2); else heap.fill(1, wp >>> 2, (wp >>> 2) + n);
-    if (bias) heap.set(bias.subarray(0, n), bp >>> 2); else heap.fill(0, bp >>> 2, (bp >>> 2) + n);
+    putOr(heap, weight, wp, n, 1);
+    putOr(heap, bias, bp, n, 0);
     this.rowsJob('layer_norm_rows', rows, n, eps, [xp, wp, bp, yp, sp]);
     const view = new Float32Array(this.memory.buffer);
     const y = out ?? new Float32Array(size), st = stats ?? new Float32Array(rows * 2);
@@ -324,7 +330,7 @@ class WasmKernels implements FastKernels {
     const heap = this.heap(dbp + tasks * n * 4, () => `layerNorm backward [${rows}, ${n}]`);
     heap.set(grad.subarray(0, size), gp >>> 2);
     heap.set(x.subarray(0, size), xp >>> 2);
-    if (weight) heap.set(weight.subarray(0, n), wp >>> 2); else heap.fill(1, wp >>> 2, (wp >>> 2) + n);
+    putOr(heap, weight, wp, n, 1);
     heap.set(stats.subarray(0, rows * 2), sp >>> 2);
     heap.fill(0, dwp >>> 2, (dbp >>> 2) + tasks * n);
     this.rowsJob('layer_norm_backward_rows', rows, n, 0, [gp, xp, wp, sp, dxp, dwp, dbp], true);
@@ -396,8 +402,8 @@ class WasmKernels implements FastKernels {
       const o = runs[r * 6]!, ia = runs[r * 6 + 1]!, sa = runs[r * 6 + 2]!, ib = runs[r * 6 + 3]!, sb = runs[r * 6 + 4]!, n = runs[r * 6 + 5]!;
       // an operand that stays put is read from a vector of its one value
       const xv = splats + r * 32, yv = xv + 16;
-      if (sa === 0) { const v = x[ia]!, at = xv >>> 2; heap[at] = v; heap[at + 1] = v; heap[at + 2] = v; heap[at + 3] = v; }
-      if (sb === 0 && y) { const v = y[ib]!, at = yv >>> 2; heap[at] = v; heap[at + 1] = v; heap[at + 2] = v; heap[at + 3] = v; }
+      if (sa === 0) heap.fill(x[ia]!, xv >>> 2, (xv >>> 2) + 4);
+      if (sb === 0 && y) heap.fill(y[ib]!, yv >>> 2, (yv >>> 2) + 4);
       for (let t = 0; t < n; t += MAP_CHUNK) {
         ints[e++] = zp + (o + t) * 4;
         ints[e++] = sa === 0 ? xv : xp + (ia + t) * 4; ints[e++] = sa * 16;
