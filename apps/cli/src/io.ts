@@ -25,7 +25,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, ren
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { AnyDataset, Image, Layout } from '@mofme/data';
 import { CliError, oneLine } from './errors';
-import { LAYOUTS } from './options';
+import { flagOf, LAYOUTS } from './options';
 
 // ---- inputs ----------------------------------------------------------------------------------------
 
@@ -44,12 +44,11 @@ export interface SynthesisMix { cleanFraction?: number; flatLightFraction?: numb
 /** Open a training, validation or test dataset: 'builtin' (with a split), a corpus folder, or a dataset path. */
 export async function openData(spec: string, split: 'train' | 'val' | 'test', layout?: string, synthesis: SynthesisMix = {}): Promise<AnyDataset> {
   const { builtinDataset, corpusDataset, isCorpusDir, openDataset } = await import('@mofme/data');
-  const mix = Object.fromEntries(Object.entries(synthesis).filter(([, v]) => v !== undefined)) as SynthesisMix;
-  if (spec === 'builtin') return builtinDataset(split, mix);
+  if (spec === 'builtin') return builtinDataset(split, synthesis);
   if (!existsSync(spec)) throw new CliError(`--data ${spec}: no such file or folder`);
-  if (isCorpusDir(spec)) return corpusDataset(spec, split, mix); // clean photos of `mofme data corpus`: weather on the fly
-  const given = Object.keys(mix)[0];
-  if (given) throw new CliError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only for built-in or corpus data, where weather is synthesised; ${spec} holds its own pairs`);
+  if (isCorpusDir(spec)) return corpusDataset(spec, split, synthesis); // clean photos of `mofme data corpus`: weather on the fly
+  const given = Object.entries(synthesis).find(([, v]) => v !== undefined)?.[0];
+  if (given) throw new CliError(`${flagOf(given)}: only for built-in or corpus data, where weather is synthesised; ${spec} holds its own pairs`);
   if (statSync(spec).isDirectory() && readdirSync(spec).length === 0) throw new CliError(`--data ${spec}: the folder is empty`);
   let ds;
   try {

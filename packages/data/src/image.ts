@@ -83,7 +83,7 @@ export function rawCropToImage(raw: RawImage, y0: number, x0: number, h: number,
  */
 export function rawWindowInto(raw: RawImage, y0: number, x0: number, h: number, w: number, into: Float32Array): void {
   if (y0 < 0 || x0 < 0 || y0 + h > raw.height || x0 + w > raw.width) {
-    throw new Error(`rawCropToImage: window ${h}x${w} at (${y0},${x0}) is outside the ${raw.height}x${raw.width} image`);
+    throw new Error(`rawWindowInto: window ${h}x${w} at (${y0},${x0}) is outside the ${raw.height}x${raw.width} image`);
   }
   if (into.length < 3 * h * w) throw new Error(`rawWindowInto: ${into.length} values for a 3x${h}x${w} window`);
   const n = h * w, scale = 1 / (raw.bits === 16 ? 65535 : 255), src = raw.data, dst = into;
