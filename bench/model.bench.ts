@@ -7,7 +7,8 @@
  * against ours to 1e-4. Rows: eval forward of one 240x240 tile for the tiny, small and paper
  * presets; a training step (forward, SmoothL1, backward, AdamW) of tiny at batch 8, 64x64, and of
  * paper at batch 4, 240x240; the restoration of one 720x480 image with the bundled model
- * (apps/cli/pretrained, tiny) in 240x240 windows at stride 120 (15 windows). Each row at 1 and 2
+ * (apps/cli/pretrained, tiny) in the windows `mofme restore` uses by default (DEFAULT_TILE/DEFAULT_STRIDE of
+ * packages/mofme: 192x192 at stride 144, 15 windows; PyTorch averages the same windows). Each row at 1 and 2
  * threads (ours: MOFME_THREADS; PyTorch: torch.set_num_threads and OPENBLAS/OMP_NUM_THREADS).
  *
  * Columns: wall time of each side (median after a first run, see model-worker.ts) with the CPU time
@@ -37,7 +38,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Generator, randn, type Tensor } from '@mofme/tensor';
 import { loadSafetensorsSync, saveSafetensorsSync } from '@mofme/nn';
-import { countFlops, createModel, resolveConfig, tileStarts, type MofmeConfig, type PresetName } from '@mofme/mofme';
+import { countFlops, createModel, DEFAULT_STRIDE, DEFAULT_TILE, resolveConfig, tileStarts, type MofmeConfig, type PresetName } from '@mofme/mofme';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -80,7 +81,8 @@ const rowSpecs: RowSpec[] = [
   { name: 'eval forward, paper, 240x240 tile', kind: 'forward', preset: 'paper', batch: 1, height: 240, width: 240, quick: false },
   { name: 'training step, paper, batch 4, 240x240', kind: 'train', preset: 'paper', batch: 4, height: 240, width: 240, quick: false },
 ];
-const TILE = 240, STRIDE = 120;
+// The restore row uses the CLI's default windows, so it measures what a user of `mofme restore` waits for.
+const TILE = DEFAULT_TILE, STRIDE = DEFAULT_STRIDE;
 
 interface Cell { ms?: number; cpu_ms?: number; runs?: number; cold?: boolean; rss_mb?: number; torch?: string; error?: string }
 
