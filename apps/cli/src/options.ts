@@ -10,7 +10,8 @@
  * traces --experts, --lr and --backend). A flag is the kebab-case of its key (`batchSize` <->
  * `--batch-size`); three network options keep the names the README and existing run folders use,
  * and their row says which model field they set (`--model` -> ffn, `--width` -> dim, `--crop` ->
- * imageSize); a model error names the flag of the field.
+ * imageSize); a model error names the flag of the field. The `--backend` row is backend.ts's, next
+ * to its effect.
  *
  * The network's choices (FFN kinds, routers, presets) are @mofme/mofme's own lists, read from its
  * light entry point `@mofme/mofme/config`, which loads no tensor engine: `mofme --help` and a bad
@@ -26,13 +27,13 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { FFN_KINDS, ROUTER_KINDS, presetNames, presets, resolveConfig, type ConfigOverrides, type MofmeConfig, type PresetName } from '@mofme/mofme/config';
+import { BACKEND_OPTION } from './backend';
 import { CliError } from './errors';
 
 /** = LAYOUTS of @mofme/data (a copy: see the header) */
 export const LAYOUTS = ['list', 'mofme', 'snow100k', 'raindrop', 'outdoor-rain', 'csd', 'paired'] as const;
 /** = WEATHERS of @mofme/data (a copy: see the header) */
 export const WEATHERS = ['rain', 'rain_fog', 'snow', 'raindrop', 'haze'] as const;
-export const BACKENDS = ['cpu', 'gpu'] as const;
 /** `mofme export --format` */
 export const EXPORT_FORMATS = ['onnx', 'official', 'safetensors'] as const;
 
@@ -119,7 +120,7 @@ export const TRAIN_OPTIONS = {
   // a grey, low-contrast scene is not haze: without this the bundled model darkened one (issue 14)
   flatLightFraction: { arg: 'x', help: 'share of synthesised training scenes re-lit flat (overcast) first, target too (default: 0)', value: share },
   seed: { arg: 'n', help: 'seed of the weights, the data order and augmentations', value: int(0), default: 0 },
-  backend: { arg: 'name', help: 'tensor backend', value: choice(BACKENDS), default: 'cpu' },
+  backend: BACKEND_OPTION, // backend.ts: the flag's choices and its effect, in one file
   workers: { arg: 'n', help: 'data loader threads (0: main thread; default min(2, cores-1))', value: int(0), resumable: true },
   // ---- output, checkpoints, validation, logging ----
   out: { arg: 'dir', help: 'run folder', value: text, default: 'runs/train', short: 'o' },

@@ -11,7 +11,7 @@ export { backward, noGrad, isGradEnabled, sumToShape, type BackwardOptions } fro
 export { tidy, keep } from './memory';
 export { enableProfiling, disableProfiling, profileReport, profilingRequested, resetProfile, type ProfileClock } from './profile';
 export { setDetectAnomaly, isAnomalyDetectionEnabled } from './anomaly';
-export { getDefaultBackend, setDefaultBackend, withBackend } from './device';
+export { getDefaultBackend, setDefaultBackend, useBackend, withBackend, type BackendName } from './device';
 export { Generator, defaultGenerator, manualSeed, mixSeed, type GeneratorState } from './random';
 export { CpuBackend, erf as erfScalar, type CpuBackendOptions, type FastKernels } from './backend/cpu';
 export { ReferenceCpuBackend, matmulNaive } from './backend/cpu-reference';

@@ -8,6 +8,9 @@
  *   console.log(gpu.describe());                        // mode, renderer, precision, limits
  *   setDefaultBackend(gpu);
  *
+ * A program that chooses its backend by name (the CLI's `--backend gpu`) calls `useBackend('gpu')` of
+ * `@mofme/tensor` instead (device.ts), which loads this entry point then, in mode 'auto'.
+ *
  * Modes:
  * - 'webgpu': Node, gpu.js's WebGPU compute kernels on Dawn (the npm package `webgpu`), run by a
  *   worker thread so the Backend stays synchronous (see webgpu.ts). A real GPU through Vulkan,
