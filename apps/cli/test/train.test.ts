@@ -18,6 +18,15 @@ const BASE = ['train', '--preset', 'tiny', '--crop', '32', '--batch-size', '2', 
 const STEPS = 12;
 let reference: number[] = [];
 
+/** `--resume` the run in `out` to the end: its losses equal the uninterrupted run's, step for step. */
+function resumesLikeReference(out: string): void {
+  const r = mofme(['train', '--resume', out]);
+  assert.is(r.code, 0, r.stderr);
+  const resumed = losses(out);
+  assert.is(resumed.length, STEPS);
+  resumed.forEach((l, i) => assert.ok(Math.abs(l - reference[i]!) <= 1e-6 * Math.abs(reference[i]!), `step ${i + 1}: ${l} vs ${reference[i]}`));
+}
+
 test.before(async () => {
   for (const sub of ['input', 'gt']) mkdirSync(join(data, sub), { recursive: true });
   for (let i = 0; i < 4; i++) {
@@ -52,11 +61,7 @@ test('SIGKILL after a checkpoint, then --resume: the same losses, step for step,
   const killed = await done;
   assert.is(killed.signal, 'SIGKILL');
   assert.ok(losses(out).length < STEPS, 'killed before the end');
-  const r = mofme(['train', '--resume', out]);
-  assert.is(r.code, 0, r.stderr);
-  const resumed = losses(out);
-  assert.is(resumed.length, STEPS);
-  resumed.forEach((l, i) => assert.ok(Math.abs(l - reference[i]!) <= 1e-6 * Math.abs(reference[i]!), `step ${i + 1}: ${l} vs ${reference[i]}`));
+  resumesLikeReference(out);
 });
 
 test('a checkpoint saved before schedules were multipliers (lr = the scheduled rate, initialLr = the given one) resumes the same losses', () => {
@@ -69,11 +74,7 @@ test('a checkpoint saved before schedules were multipliers (lr = the scheduled r
   const optimizer = JSON.parse(metadata.optimizer!);
   for (const g of optimizer.paramGroups) { g.initialLr = g.lr; g.lr = g.lr * 0.37; }
   writeFileSync(file, serializeSafetensors(tensors, { ...metadata, optimizer: JSON.stringify(optimizer) }));
-  const r = mofme(['train', '--resume', out]);
-  assert.is(r.code, 0, r.stderr);
-  const resumed = losses(out);
-  assert.is(resumed.length, STEPS);
-  resumed.forEach((l, i) => assert.ok(Math.abs(l - reference[i]!) <= 1e-6 * Math.abs(reference[i]!), `step ${i + 1}: ${l} vs ${reference[i]}`));
+  resumesLikeReference(out);
 });
 
 test('--resume refuses other flags (the saved config is used)', () => {
