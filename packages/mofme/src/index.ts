@@ -47,7 +47,7 @@ export { calibrationReport, concatCounterfactuals, measureCalibration, patchLoss
 export type { CalibrationInput, CalibrationReport, ModelCalibration, ReliabilityBin, TokenCounterfactuals } from './calibration';
 export { RouterStats } from './stats';
 export type { RoutingSummary } from './stats';
-export { restore, restorePlanes, restoreRows, planesSource, tileStarts, blendWeights, DEFAULT_TILE, DEFAULT_STRIDE, type PixelSource, type RowSink } from './restore';
+export { restore, restorePlanes, restoreRows, reserveRestoreMemory, planesSource, tileStarts, blendWeights, DEFAULT_TILE, DEFAULT_STRIDE, type PixelSource, type RowSink } from './restore';
 export type { RestoreOptions, Planes } from './restore';
 export {
   applyOfficialSharedInit, detectOfficialKind, fromOfficialStateDict, loadOfficialStateDict, officialToOurs, oursToOfficial,

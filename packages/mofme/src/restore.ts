@@ -31,8 +31,9 @@
 // decoded and its output samples (36 MB each at 8 bits) plus one band (31 MB) and one window's
 // activations; `restorePlanes` is the same with float32 planes in and out (144 MB each at 12 MP).
 
-import { noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
+import { CpuBackend, getDefaultBackend, noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
 import { toModelInput, type MoFME } from './model';
+import type { MofmeConfig } from './config';
 
 export interface RestoreOptions {
   /**
@@ -63,6 +64,37 @@ export interface RestoreOptions {
 
 export const DEFAULT_TILE = 192;
 export const DEFAULT_STRIDE = 144;
+
+/**
+ * About what one th x tw window asks of fresh memory the first time (from the second window on the
+ * backend recycles it): `tensors`, the new arrays of its activations (measured for the bundled
+ * model: 73.8 MiB at 192 px, 133 MiB at 240; feature maps at full resolution, about 12 of each
+ * width the head and tail use, and each block's attention maps, [heads, N, N] twice), and
+ * `scratch`, the fast kernels' largest working set (the attention product and its softmax, in
+ * and out: 11 MiB at 192 px, 25 MiB at 240). An estimate: what it misses is faulted in as usual.
+ */
+function windowMemory(config: MofmeConfig, th: number, tw: number): { tensors: number; scratch: number } {
+  const pixels = th * tw, tokens = pixels / config.patchSize ** 2;
+  const attention = config.heads * tokens * tokens * 4; // bytes of one [heads, N, N] float32 map
+  return { tensors: 12 * (config.headChannels + config.tailChannels) * pixels * 4 + 2 * config.depth * attention, scratch: 2 * attention };
+}
+
+/**
+ * Have a helper thread fault in the memory the first window will need (`windowMemory`), so the
+ * first window does not pay the page faults on the main thread (CpuBackend.reserve; tensor's
+ * prefault.ts: about 300 ms of CPU time on the first 192-px window of the bundled model).
+ * Returns at once. `restoreRows` calls it itself; a caller that has other work to do first
+ * (decoding the photo) can call it earlier, with the image size if known. Nothing happens when
+ * the memory is already there (a warm process) or the backend is not the CPU one.
+ */
+export function reserveRestoreMemory(model: MoFME, options: Pick<RestoreOptions, 'tile'> = {}, height = Infinity, width = Infinity): void {
+  const backend = getDefaultBackend();
+  if (!(backend instanceof CpuBackend)) return;
+  const p = model.config.patchSize, tile = options.tile ?? DEFAULT_TILE;
+  const side = (size: number): number => Math.min(tile, Math.ceil(size / p) * p);
+  const { tensors, scratch } = windowMemory(model.config, side(height), side(width));
+  void backend.reserve(tensors, scratch);
+}
 
 /** Window starts along one axis of length `size`: 0, s, 2s, ... and one flush with the end. */
 export function tileStarts(size: number, tile: number, stride: number): number[] {
@@ -172,6 +204,7 @@ export function restoreRows(model: MoFME, source: PixelSource, sink: RowSink, op
     return;
   }
 
+  reserveRestoreMemory(model, { tile }, H, W);
   const blend = options.blend ?? 'cosine';
   const unit = options.range === 'unit';
   const wy = blendWeights(th, blend), wx = blendWeights(tw, blend);

@@ -6,7 +6,7 @@
 // and the memory-bounded band order (progress callbacks, no full-size accumulators).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, Generator, noGrad, randn, tensor, type Tensor } from '@mofme/tensor';
+import { conv2d, CpuBackend, Generator, noGrad, randn, tensor, withBackend, type Tensor } from '@mofme/tensor';
 import { blendWeights, createModel, planesSource, resolveConfig, restore, restorePlanes, restoreRows, tileStarts, type MoFME, type PixelSource } from '../src/index';
 
 const img = (H: number, W: number, seed = 1): Tensor => randn([1, 3, H, W], { generator: new Generator(seed) }).clamp(-1, 1);
@@ -174,6 +174,29 @@ test('restoreRows: rows reach the sink once each, top to bottom, one band at a t
     assert.ok(reads >= windows, `${H}x${W}: ${reads} window reads for ${windows} windows`);
     assert.ok(maxDiff(got, want) === 0, `${H}x${W}: the same pixels as restorePlanes (max diff ${maxDiff(got, want)})`);
   }
+});
+
+test('the first window\'s memory faulted in ahead (CpuBackend.reserve) changes no bit of the output', () => {
+  const H = 64, W = 112, g = new Generator(7);
+  const pixels = Float32Array.from({ length: 3 * H * W }, () => g.uniform(-1, 1));
+  const run = (reserve: boolean) => {
+    const backend = new CpuBackend(), asked: number[] = [];
+    const real = backend.reserve.bind(backend);
+    backend.reserve = (bytes, scratch) => { asked.push(bytes); return reserve ? real(bytes, scratch) : Promise.resolve(); };
+    return withBackend(backend, () => {
+      const m = createModel(resolveConfig('tiny'), { seed: 1 }).eval();
+      const out = restorePlanes(m, { data: pixels, channels: 3, height: H, width: W }, { tile: 64, stride: 48 });
+      // a [16, 64, 64] feature map's array, recycled from the pool: from the arena if one was used
+      const recycled = backend.data(backend.fill(16 * 64 * 64, 0, 'float32'));
+      return { out, asked, arena: recycled.buffer instanceof SharedArrayBuffer };
+    });
+  };
+  const a = run(true), b = run(false);
+  assert.is(a.asked.length, 1, 'restoreRows asks once, before the first window');
+  assert.ok(a.asked[0]! > 0);
+  assert.ok(a.arena, 'the windows ran on arrays from the reserved arena');
+  assert.not.ok(b.arena);
+  assert.ok(maxDiff(a.out, b.out) === 0, `max diff ${maxDiff(a.out, b.out)}`);
 });
 
 test.run();

@@ -46,7 +46,9 @@ export function keep<T extends Tensor>(t: T): T {
 
 /** Collect the tensors inside a (possibly nested) return value. */
 function tensorsIn(value: unknown, found: Set<Tensor>, seen = new Set<unknown>()): void {
-  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  // (a typed array holds numbers only: walking its values would cost a visit per element, e.g.
+  // a window's pixels returned by `tidy(() => model(x).data())`)
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || seen.has(value)) return;
   seen.add(value);
   if ((value as { storage?: unknown }).storage !== undefined && (value as { shape?: unknown }).shape !== undefined) {
     found.add(value as Tensor);

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { finishPhotoPng, readRawPhoto, type RawPhoto } from '@mofme/data';
+import { reserveRestoreMemory } from '@mofme/mofme';
 import { getDefaultBackend } from '@mofme/tensor';
 import { checkpointOrPretrained, loadModelFile } from '../checkpoint';
 import { selectBackend } from '../backend';
@@ -23,7 +24,12 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
   if (dup) throw new CliError(`two inputs would both be written to ${dup}; restore them into different folders`);
   for (const f of files) if (!existsSync(f)) throw new CliError(`${f}: no such file`);
   for (const t of targets) assertFresh(t, o.overwrite);
-  // read every image first: a bad one fails the command before anything is written. readRawPhoto
+  await selectBackend(o);
+  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
+  // a helper thread faults in the memory of the first window while the images are decoded
+  // (mofme restore.ts, reserveRestoreMemory: the first window's page faults off the main thread)
+  reserveRestoreMemory(model, { tile: o.tile });
+  // read every image before restoring: a bad one fails the command before anything is written. readRawPhoto
   // applies EXIF orientation and keeps alpha, 16 bits and grey for writing back (data codec.ts),
   // and keeps the decoded samples (a quarter of float planes: 36 MB for 12 megapixels)
   const images: (RawPhoto | undefined)[] = [];
@@ -34,8 +40,6 @@ export async function restoreCommand(files: string[], o: RestoreOpts): Promise<n
     if (Math.min(height, width) < 8) throw new CliError(`${f}: image is ${width}x${height}; at least 8x8 pixels are needed`);
     images.push(photo);
   }
-  await selectBackend(o);
-  const { model, file } = await loadModelFile(checkpointOrPretrained(o.checkpoint));
   console.log(`restoring ${files.length} image(s) with ${file}`);
   const memory = memoryLog();
   for (let i = 0; i < images.length; i++) {

@@ -34,6 +34,7 @@ import { BINARY, broadcastStrides, CpuStorage, freshArray, GELU, ReferenceCpuBac
 import { matmulBlocked } from './cpu-matmul';
 import { col2imFast, im2colFast } from './cpu-window';
 import { FAST_MATMUL_MIN_WORK, sharedFastKernels, type FastKernels, type MapOpName } from './wasm';
+import { Arena, backgroundTouchAvailable, touchInBackground } from './prefault';
 
 export type { FastKernels };
 export { erf } from './cpu-reference';
@@ -163,6 +164,8 @@ export class CpuBackend extends ReferenceCpuBackend {
   private pool = new Map<string, TypedArray[]>();
   private pooledBytes = 0;
   poolLimitBytes = 512 * 2 ** 20;
+  /** where arrays the pool cannot give come from first, once `reserve` has made one (prefault.ts) */
+  private arena: Arena | undefined;
   private readonly reference: boolean;
   fastKernels: FastKernels | null;
 
@@ -186,9 +189,36 @@ export class CpuBackend extends ReferenceCpuBackend {
         this.pooledBytes -= reuse.byteLength;
         return zero ? reuse.fill(0) : reuse;
       }
+      const fresh = this.arena?.take(dtype, size); // never written: zero-filled
+      if (fresh) return fresh;
     }
     return freshArray(dtype, size, this.liveBytes);
   }
+
+  /**
+   * Get ready for a pass that will allocate about `bytes` of new arrays and use `scratchBytes` of
+   * the fast kernels' scratch memory (e.g. the first window of a restore): a helper thread faults
+   * that memory in now, while the caller goes on with something else (prefault.ts says why this
+   * pays: fresh memory costs ~4-5 ms per MiB to touch the first time on the measured VM). The
+   * arrays the pool cannot give are then taken from that memory until it is used up. Returns at
+   * once; the promise settles when the helper is done (nothing needs to wait for it). Does
+   * nothing where no helper thread can run (browsers) or on the reference path. Call it freely
+   * for each pass: memory that is already there (arrays idle in the pool, what is left of the
+   * arena, scratch already grown) is counted, and nothing happens when it covers the request, so
+   * a warm process (the second photo, a benchmark's timed runs) starts no helper.
+   */
+  reserve(bytes: number, scratchBytes = 0): Promise<void> {
+    if (this.reference || !backgroundTouchAvailable()) return Promise.resolve();
+    // the scratch first: every kernel call uses it, from the first op on
+    const scratch = scratchBytes > 0 ? this.fastKernels?.reserveScratch(scratchBytes) : undefined;
+    const buffers = scratch ? [scratch] : [];
+    if (bytes > this.pooledBytes + (this.arena?.left ?? 0)) {
+      this.arena = new Arena(bytes);
+      buffers.push(this.arena.buffer);
+    }
+    return touchInBackground(buffers);
+  }
+
   override dispose(x: Storage): void {
     const data = (x as CpuStorage).data;
     super.dispose(x);

@@ -70,6 +70,11 @@ export interface FastKernels {
   map(op: MapOpName, x: Float32Array, y: Float32Array | null, runs: readonly number[], out: Float32Array): Float32Array;
   /** outputs smaller than this are cheaper in the backend's own loops than copied here and back */
   readonly mapMinSize: number;
+  /**
+   * Grow the scratch memory to at least `bytes` now and return it if it grew and is shared (a
+   * SharedArrayBuffer another thread can fault in ahead of use: prefault.ts), else undefined
+   */
+  reserveScratch(bytes: number): SharedArrayBuffer | undefined;
   /** stop the worker threads; the object must not be used afterwards */
   dispose(): void;
 }
@@ -439,6 +444,12 @@ class WasmKernels implements FastKernels {
     if (!out) return y.slice();
     out.set(y);
     return out;
+  }
+
+  reserveScratch(bytes: number): SharedArrayBuffer | undefined {
+    if (bytes <= this.memory.buffer.byteLength) return undefined;
+    const { buffer } = this.heap(bytes, () => `scratch reserved ahead (${bytes} bytes)`);
+    return typeof SharedArrayBuffer === 'function' && buffer instanceof SharedArrayBuffer ? buffer : undefined;
   }
 
   dispose(): void {
