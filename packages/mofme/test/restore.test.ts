@@ -147,6 +147,13 @@ test("range 'unit' (photos): [0, 1] pixels mapped to [-1, 1] per window, output 
   assert.ok(got.some((v) => v === 0) && got.every((v) => v >= 0 && v <= 1), 'clamped to [0, 1]');
   const broken = { ...fake, forward: (x: Tensor) => ({ image: x.sub(10).sqrt() }) } as unknown as MoFME; // sqrt of a negative: NaN
   assert.throws(() => restorePlanes(broken, { data: pixels, channels: 3, height: H, width: W }, { range: 'unit' }), /output is NaN at pixel \(x 0, y 0\) of a 56x40 image/);
+  // NaN at two pixels (one window covers the image): the error names the first row by row, (x 5, y 3) in
+  // channel 2, not (x 1, y 4), which comes first channel by channel
+  const mask = new Float32Array(3 * H * W);
+  mask[(2 * H + 3) * W + 5] = NaN;
+  mask[(0 * H + 4) * W + 1] = NaN;
+  const spotted = { ...fake, forward: (x: Tensor) => ({ image: x.add(tensor(mask, { shape: [1, 3, H, W] })) }) } as unknown as MoFME;
+  assert.throws(() => restorePlanes(spotted, { data: pixels, channels: 3, height: H, width: W }, { range: 'unit' }), /output is NaN at pixel \(x 5, y 3\) of a 56x40 image/);
 });
 
 test('restoreRows: rows reach the sink once each, top to bottom, one band at a time, from windows read on demand (also when padded)', () => {

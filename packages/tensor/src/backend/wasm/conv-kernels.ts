@@ -147,3 +147,33 @@ export function convFilterGradKernel(): FuncDef {
     ],
   };
 }
+
+/**
+ * pad_rows(src, dst, channels, rows, srcRow, dstRow, srcChannel, dstChannel, lo, copy, tail):
+ * lays rows of an image out as a band of wider, zero-margined rows (the stride-1 case of conv.ts's
+ * band copy). For each channel and row: `lo` zero bytes, `copy` bytes from the source row, `tail`
+ * zero bytes; src/dst advance by srcRow/dstRow bytes a row and srcChannel/dstChannel a channel.
+ * memory.copy and memory.fill are the runtime's memmove and memset: a row costs one call each
+ * here instead of four JavaScript calls (a subarray view, a set and two fills).
+ */
+export function padRowsKernel(): FuncDef {
+  const src = 0, dst = 1, channels = 2, rows = 3, srcRow = 4, dstRow = 5, srcChannel = 6, dstChannel = 7, lo = 8, copy = 9, tail = 10;
+  const c = 11, r = 12, s = 13, d = 14;
+  return {
+    name: 'pad_rows',
+    params: new Array<number>(11).fill(T.i32) as FuncDef['params'],
+    results: [],
+    locals: new Array<number>(4).fill(T.i32) as FuncDef['locals'],
+    body: forRange(c, I.i32(0), I.get(channels), I.i32(1), [
+      I.get(src), I.get(c), I.get(srcChannel), I.i32_mul, I.i32_add, I.set(s),
+      I.get(dst), I.get(c), I.get(dstChannel), I.i32_mul, I.i32_add, I.set(d),
+      forRange(r, I.i32(0), I.get(rows), I.i32(1), [
+        I.get(d), I.i32(0), I.get(lo), I.memory_fill,
+        I.get(d), I.get(lo), I.i32_add, I.get(s), I.get(copy), I.memory_copy,
+        I.get(d), I.get(lo), I.i32_add, I.get(copy), I.i32_add, I.i32(0), I.get(tail), I.memory_fill,
+        inc(s, I.get(srcRow)),
+        inc(d, I.get(dstRow)),
+      ]),
+    ]),
+  };
+}

@@ -36,7 +36,7 @@
  */
 
 import { assembleModule, forRange, I, inc, T, whileLoop, type Code, type FuncDef } from './emit';
-import { convFilterGradKernel, convTileKernel } from './conv-kernels';
+import { convFilterGradKernel, convTileKernel, padRowsKernel } from './conv-kernels';
 import { geluKernel, softmaxRowsKernel } from './row-kernels';
 import { mapKernels } from './map-kernels';
 import { layerNormBackwardKernel, layerNormKernel, softmaxBackwardKernel } from './norm-kernels';
@@ -297,6 +297,7 @@ export interface KernelExports {
   compact(c: number, batch: number, m: number, n: number, ldc: number, mpPad: number): void;
   conv_tile(xp: number, offp: number, K: number, wp: number, bp: number, op: number, ldo: number, nt: number, beta: number): void;
   conv_dw(xb: number, offp: number, dyp: number, ldo: number, R: number, rowBytes: number, xRowBytes: number, dyRowBytes: number, dwp: number, ldw: number): void;
+  pad_rows(src: number, dst: number, channels: number, rows: number, srcRow: number, dstRow: number, srcChannel: number, dstChannel: number, lo: number, copy: number, tail: number): void;
   softmax_rows(xp: number, yp: number, rows: number, n: number, scale: number): void;
   gelu_f32(xp: number, yp: number, count: number): void;
   gelu_backward_f32(xp: number, gp: number, yp: number, count: number): void;
@@ -313,7 +314,7 @@ export const MAX_PAGES = 65536;
 /** The module's bytes. `shared` must match the memory it will be instantiated with. */
 export function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   // (the matmul functions first: gemm calls micro by its index, 0)
-  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel(), geluKernel(), geluKernel(true), softmaxBackwardKernel(), layerNormKernel(), layerNormBackwardKernel(), ...mapKernels()], {
+  return assembleModule([microKernel(), gemmBlock(), pack('pack_a', MR), pack('pack_b', NR), compact(), convTileKernel(), convFilterGradKernel(), softmaxRowsKernel(), geluKernel(), geluKernel(true), softmaxBackwardKernel(), layerNormKernel(), layerNormBackwardKernel(), padRowsKernel(), ...mapKernels()], {
     min: 1,
     max: MAX_PAGES,
     shared,
