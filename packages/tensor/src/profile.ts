@@ -29,16 +29,10 @@
  * wall clock counts the time the others held the core; CPU time does not, so with
  * MOFME_THREADS=1 it is the figure that says what a kernel costs.
  */
-import { FUSED_KERNELS, type Backend, type MatmulSpec, type Storage } from './backend/backend';
+import { BACKEND_KERNELS, FUSED_KERNELS, type Backend, type MatmulSpec, type Storage } from './backend/backend';
 
 
 /** The kernel methods of Backend that are timed (the optional ones only where the backend has them). */
-const KERNELS = [
-  'upload', 'download', 'fill', 'cast', 'unary', 'binary', 'where', 'reduce', 'argReduce', 'topkIndices',
-  'matmul', 'strided', 'pad', 'gather', 'scatterAdd', 'im2col', 'col2im',
-  'conv2d', 'conv2dBackwardInput', 'conv2dBackwardFilter',
-  ...FUSED_KERNELS, // like elementwise kernels: 1 flop per element of their first input
-] as const;
 
 type Phase = 'forward' | 'backward';
 
@@ -158,7 +152,7 @@ export function enableProfiling(backend: Backend, timeWith: ProfileClock = 'wall
   if (instrumented.has(backend)) return;
   instrumented.add(backend);
   const target = backend as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
-  for (const name of KERNELS) {
+  for (const name of BACKEND_KERNELS) {
     const original = target[name];
     if (typeof original !== 'function') continue;
     target[name] = (...args: unknown[]) => {

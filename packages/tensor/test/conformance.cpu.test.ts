@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, CpuBackend, createWasmKernels, matmulNaive, randn, wasmSimdAvailable, withoutFusedKernels } from '@mofme/tensor';
+import { conv2d, CpuBackend, createWasmKernels, matmulNaive, randn, tensor, wasmSimdAvailable, withoutFusedKernels } from '@mofme/tensor';
 import { backendConformanceCases } from '@mofme/tensor/testing';
 
 const paths: [string, () => CpuBackend, 'float32' | 'float64'][] = [
@@ -46,11 +46,16 @@ test('conv2d takes the direct route on the WebAssembly path (float32) and im2col
   assert.is.not(route('float64'), 'conv2d');
 });
 
-test('an array too large to allocate is a one-line error with its size and what to do', () => {
-  for (const backend of [new CpuBackend({ fastKernels: null }), new CpuBackend({ kernels: 'reference' })]) {
+test('an array too large to allocate is a one-line error naming the kernel, its operands, the size and what to do', () => {
+  for (const backend of [new CpuBackend({ fastKernels: null }), new CpuBackend({ kernels: 'reference' }), new CpuBackend()]) {
     // 2^33 elements is past V8's typed-array limit: refused at once, nothing is reserved
-    assert.throws(() => backend.fill(2 ** 33, 0, 'float32'), (e: Error) =>
-      /^out of memory: a float32 array of 8589934592 elements \(32768 MiB\) could not be allocated with \d+ MiB held by live tensors .*smaller batch or crop/.test(e.message) && !e.message.includes('\n'));
+    const oneLine = (pattern: RegExp) => (e: Error) => e instanceof RangeError && pattern.test(e.message) && !e.message.includes('\n');
+    assert.throws(() => backend.fill(2 ** 33, 0, 'float32'), oneLine(
+      /^out of memory in the cpu backend's fill kernel \(8589934592, 0, float32\): a float32 array of 8589934592 elements \(32768 MiB\) could not be allocated with \d+ MiB held by live tensors .*smaller batch or crop/));
+    // through an op: a broadcast whose output is too large names the operands' shapes
+    const a = tensor(new Float32Array(2 ** 17), { shape: [2 ** 17, 1], backend }), b = tensor(new Float32Array(2 ** 16), { shape: [1, 2 ** 16], backend });
+    assert.throws(() => a.add(b), oneLine(
+      /^out of memory in the cpu backend's binary kernel \(add, float32\[131072\], \[131072, 1\], float32\[65536\], \[1, 65536\], \[131072, 65536\]\): a float32 array of 8589934592 elements \(32768 MiB\)/));
   }
 });
 

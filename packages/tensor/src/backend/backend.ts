@@ -230,6 +230,17 @@ export const FUSED_KERNELS = [
 ] as const satisfies readonly (keyof Backend)[];
 
 /**
+ * Every kernel method of a backend, by name: what the profiler times (profile.ts) and what the CPU
+ * backend wraps to name the kernel and its operands in an out-of-memory error (cpu-reference.ts).
+ */
+export const BACKEND_KERNELS = [
+  'upload', 'download', 'fill', 'cast', 'unary', 'binary', 'where', 'reduce', 'argReduce', 'topkIndices',
+  'matmul', 'strided', 'pad', 'gather', 'scatterAdd', 'im2col', 'col2im',
+  'conv2d', 'conv2dBackwardInput', 'conv2dBackwardFilter',
+  ...FUSED_KERNELS,
+] as const satisfies readonly (keyof Backend)[];
+
+/**
  * The scalars of one Adam step (torch.optim semantics): m <- b1 m + (1 - b1) g,
  * v <- b2 v + (1 - b2) g^2, p <- p' - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), where
  * p' = p (1 - lr wd) for AdamW (`decoupled`) and g includes + wd p for Adam. m, v null: zeros.

@@ -14,7 +14,7 @@
  * wrong?".
  */
 import {
-  sizeOf, stridesOf,
+  BACKEND_KERNELS, sizeOf, stridesOf,
   type AdamStep, type ArgReduceOp, type Backend, type BinaryOp, type ConvSpec, type DType, type MatmulSpec, type MemoryInfo,
   type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
 } from './backend';
@@ -40,6 +40,54 @@ export function freshArray(dtype: DType, size: number, liveBytes = 0): TypedArra
   } catch (e) {
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
     throw new RangeError(`out of memory: a ${dtype} array of ${size} elements (${mib(size * (dtype === 'float64' ? 8 : 4))}) could not be allocated with ${mib(liveBytes)} held by live tensors (${e instanceof Error ? e.message : String(e)}); use a smaller batch or crop, or free tensors (tidy) you no longer need`);
+  }
+}
+
+/** The RangeErrors of an allocation that failed: ours (freshArray) and V8's own. */
+const ALLOCATION_FAILED = /^out of memory: |Array buffer allocation failed|Invalid typed array length|Invalid array buffer length/;
+
+/** A kernel's argument as a reader wants it in an error: storages by dtype and size, shapes, the convolution and matmul specs. */
+function describeArgument(a: unknown): string | undefined {
+  if (a instanceof CpuStorage) return a.data ? `${a.dtype}[${a.data.length}]` : 'a disposed storage';
+  if (typeof a === 'number' || typeof a === 'string') return String(a);
+  if (Array.isArray(a) && a.every((v) => typeof v === 'number')) return `[${a.join(', ')}]`;
+  if (typeof a !== 'object' || a === null) return undefined;
+  if ('outChannels' in a) {
+    const c = a as ConvSpec;
+    return `x [${c.batch}, ${c.channels}, ${c.height}, ${c.width}] -> [${c.batch}, ${c.outChannels}, ${c.outH}, ${c.outW}] (${c.kh}x${c.kw} filter, groups ${c.groups})`;
+  }
+  if ('transA' in a) {
+    const m = a as MatmulSpec;
+    return `[${m.batch}] [${m.m}, ${m.k}] x [${m.k}, ${m.n}]`;
+  }
+  return undefined;
+}
+
+/**
+ * Wraps every kernel method of `backend` (BACKEND_KERNELS) so that an allocation that fails inside
+ * it (freshArray's error, or V8's RangeError from a typed array made in the kernel) becomes one
+ * line naming the kernel, its operands (dtype and size of each storage, the shapes, the
+ * convolution or matmul geometry), the bytes asked where known, and what to do. Other errors pass
+ * through unchanged, and an error already named by an inner kernel is not named twice.
+ */
+function nameKernelsInMemoryErrors(backend: ReferenceCpuBackend): void {
+  const target = backend as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
+  for (const name of BACKEND_KERNELS) {
+    const kernel = target[name];
+    if (typeof kernel !== 'function') continue;
+    // (a function, not an arrow: `this` stays whoever it is called on, e.g. trace.ts's
+    // withoutFusedKernels view, an Object.create(backend) whose storages must be its own)
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      try {
+        return kernel.apply(this, args);
+      } catch (e) {
+        if (!(e instanceof RangeError) || e.message.startsWith('out of memory in ') || !ALLOCATION_FAILED.test(e.message)) throw e;
+        const operands = args.map(describeArgument).filter((d) => d !== undefined).join(', ');
+        const what = e.message.startsWith('out of memory: ') ? e.message.slice('out of memory: '.length)
+          : `${e.message}; use a smaller batch or crop, or free tensors (tidy) you no longer need`;
+        throw new RangeError(`out of memory in the cpu backend's ${name} kernel (${operands}): ${what}`);
+      }
+    };
   }
 }
 
@@ -266,6 +314,10 @@ export class ReferenceCpuBackend implements Backend {
   readonly isAccelerated = false;
   protected live = 0;
   protected liveBytes = 0;
+
+  constructor() {
+    nameKernelsInMemoryErrors(this);
+  }
 
   describe(): string { return 'cpu (reference loops; float32 and float64)'; }
   epsilon(dtype: DType): number { return dtype === 'float64' ? 1e-12 : 1e-5; }
