@@ -11,13 +11,17 @@
  * 5. reduces each gradient to its input's shape when the op broadcast that input: an input
  *    expanded along an axis contributed to every position there, so its gradient is the sum over
  *    that axis. This happens here, once, so no op has to "unbroadcast" for itself.
+ * Memory, as in PyTorch: each gradient is disposed as soon as every op that reads it has run, and
+ * each node's backward runs in its own `tidy`, so its temporaries (a ReLU's step mask, a bias
+ * gradient's partial sums) are freed when it returns; the gradients in flight, not all of them,
+ * are then what a backward pass holds (the caller's seed gradient and leaves' `.grad` are kept).
  * Leaves with `requiresGrad` accumulate into `.grad` across calls, as in PyTorch. The graph is
  * freed afterwards unless `retainGraph` is set; a second backward through it is a clear error.
  * Gradients are computed with gradient recording switched off, so they build no graph themselves.
  */
 import type { Tensor } from './tensor';
 import { sameShape, shapeToString } from './shape';
-import { keep } from './memory';
+import { keep, tidy } from './memory';
 // ops are imported module by module (not through ops/index) so that the Tensor <-> ops import
 // cycle resolves under CommonJS loaders too, where a re-exporting index is seen half-built
 import * as creation from './ops/creation';
@@ -95,6 +99,16 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   // an op may hand the same gradient tensor to several inputs (add returns [g, g]); a leaf must
   // own its .grad, or updating one parameter's gradient in place would change another's
   const handedOut = new Set<Tensor>();
+  // how many entries of `grads` hold each gradient tensor (an op may hand one tensor to several
+  // inputs); one no entry holds any more is disposed, unless it is the seed or a leaf's .grad
+  const holders = new Map<Tensor, number>([[grad, 1]]);
+  const hold = (x: Tensor): void => { holders.set(x, (holders.get(x) ?? 0) + 1); };
+  const release = (x: Tensor): void => {
+    const n = (holders.get(x) ?? 0) - 1;
+    if (n > 0) { holders.set(x, n); return; }
+    holders.delete(x);
+    if (x !== grad && !handedOut.has(x)) x.dispose();
+  };
   const profiling = isProfiling(); // MOFME_PROFILE: kernels run from here on are "backward"
   if (profiling) beginBackward();
   try { noGrad(() => {
@@ -108,20 +122,30 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
         // a leaf: accumulate into .grad
         t.grad = keep(t.grad ? elementwise.add(t.grad, g) : handedOut.has(g) ? movement.clone(g) : g);
         handedOut.add(t.grad);
+        release(g);
         continue;
       }
       if (node.backward === null) throw new Error(`backward: the graph through '${node.op}' was already freed by an earlier backward(); pass {retainGraph: true} to the first call`);
       if (profiling) setBackwardOp(node.op);
-      const inputGrads = node.backward(g, t);
+      const backwardOfNode = node.backward;
+      const inputGrads = tidy(() => backwardOfNode(g, t));
       if (profiling) setBackwardOp(null);
+      const spent: Tensor[] = []; // gradients made here that no entry of `grads` may end up holding
       node.inputs.forEach((input, k) => {
         const gi = inputGrads[k];
-        if (!input.requiresGrad || gi === null || gi === undefined) return;
+        if (gi === null || gi === undefined) return;
+        spent.push(gi);
+        if (!input.requiresGrad) return;
         const reduced = sumToShape(gi, input.shape);
         if (isAnomalyDetectionEnabled()) checkFinite(`the backward of '${node.op}' (gradient for input ${k})`, reduced);
         const previous = grads.get(input);
-        grads.set(input, previous ? elementwise.add(previous, reduced) : reduced);
+        const sum = previous ? elementwise.add(previous, reduced) : reduced;
+        grads.set(input, sum);
+        hold(sum);
+        if (previous) { release(previous); spent.push(reduced); }
       });
+      release(g);
+      for (const x of spent) if (!holders.has(x) && x !== grad && !handedOut.has(x)) x.dispose();
     }
   }); } finally { if (profiling) endBackward(); }
   if (!options.retainGraph) {
