@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConvSpec, MatmulSpec, WindowSpec } from '../src/backend/backend';
-import { ReferenceCpuBackend } from '../src/backend/cpu-reference';
+import { matmulNaive, ReferenceCpuBackend } from '../src/backend/cpu-reference';
 import { CpuBackend } from '../src/backend/cpu';
 import {
   createWasmKernels,
@@ -142,6 +142,24 @@ test('thread counts and names', () => {
   assert.is(pools[0]![1].name, 'wasm-simd x1 thread');
   assert.is(pools[1]![1].threads, 2);
   assert.is(pools[1]![1].name, 'wasm-simd x2 threads');
+});
+
+test('the constructor does not wait for its workers: a job posted at once is right, and started resolves with every thread', async () => {
+  const K = createWasmKernels({ threads: 2, parallelMinFlops: 0 });
+  const alive = setInterval(() => {}, 1000); // the workers are unref()ed: hold the process open while awaiting them
+  try {
+    const spec = { batch: 1, m: 33, k: 70, n: 41, batchA: 1, batchB: 1, transA: false, transB: false };
+    const a = Float32Array.from({ length: 33 * 70 }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: 70 * 41 }, (_, i) => Math.cos(i * 0.3));
+    const want = new Float32Array(33 * 41);
+    matmulNaive(a, b, want, spec);
+    const first = K.matmul(a, b, spec); // most likely before the worker is up: the calling thread does every task
+    assert.is(await K.started, 2);
+    const later = K.matmul(a, b, spec);
+    for (const got of [first, later]) for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-4, `element ${i}`);
+  } finally {
+    clearInterval(alive);
+    K.dispose();
+  }
 });
 
 const odd = [1, 3, 17, 33, 65];

@@ -459,8 +459,8 @@ class WasmKernels implements FastKernels {
 }
 
 /**
- * New kernels with their own memory and worker threads. Synchronous: compiles the module
- * (a few KiB, ~1 ms) and waits for the workers to start (tens of ms).
+ * New kernels with their own memory and worker threads. Synchronous: compiles the module (a few
+ * KiB) and starts the workers, which join the jobs once they are up (`started`; pool.ts).
  */
 export function createWasmKernels(opts: FastKernelOptions = {}): FastKernels {
   return new WasmKernels(opts);

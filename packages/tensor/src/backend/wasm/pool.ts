@@ -32,8 +32,11 @@
  *
  * Two kinds of worker, one protocol:
  * - Node: `new Worker(source, { eval: true })` from node:worker_threads, the module and memory in
- *   `workerData`. The constructor waits (sleeping, bounded) until every worker is ready. Workers
- *   are `unref()`ed (they never keep the process alive).
+ *   `workerData`. The constructor returns at once: a worker takes 50-90 ms to start, time the
+ *   caller spends loading a model or decoding a photo instead of waiting (a job posted before
+ *   then runs on the threads already there, tasks being claimed, not assigned); `started`
+ *   resolves once each worker is ready, failed or timed out. Workers are `unref()`ed (they never
+ *   keep the process alive).
  * - Browsers: a classic Web Worker from a Blob URL, given the module and memory by postMessage.
  *   Only where the calling thread is itself a worker (a page's main thread may not Atomics.wait)
  *   and the page is cross-origin isolated (else there is no SharedArrayBuffer, hence no shared
@@ -210,7 +213,8 @@ function serve(start, ready) {
 
 /** The Node worker's whole program (CommonJS, evaluated from this string). */
 const NODE_WORKER_SOURCE = `${RUNNER}${SERVE}
-serve(require('node:worker_threads').workerData, () => {});
+const threads = require('node:worker_threads');
+serve(threads.workerData, () => threads.parentPort.postMessage('ready'));
 `;
 
 /** The browser worker's whole program (a classic worker script); the start comes as its first message. */
@@ -229,6 +233,7 @@ interface WorkerLike {
 }
 interface NodeWorker extends WorkerLike {
   unref(): void;
+  once(event: 'message' | 'error', listener: (e: { message?: string }) => void): void;
 }
 type NodeWorkerCtor = new (src: string, opts: object) => NodeWorker;
 
@@ -287,8 +292,8 @@ export class Pool {
   readonly threads: number;
   /**
    * Resolves with the threads really running, the calling one included, once every worker is
-   * ready or has failed or timed out. Node: already settled when the constructor returns.
-   * Browsers: await it before the first job (the workers start only after the caller yields).
+   * ready or has failed or timed out. Nothing has to wait for it: until then jobs run on the
+   * threads already there (browsers start their workers only once the caller yields).
    */
   readonly started: Promise<number>;
 
@@ -308,34 +313,30 @@ export class Pool {
       this.threads = this.workers.length + 1;
       return;
     }
-    if (Worker) {
-      for (let w = 0; w < threads - 1; w++) {
-        const worker = new Worker(NODE_WORKER_SOURCE, {
-          eval: true,
-          // the worker is plain JS: don't start tsx (or any other --import) inside it
-          execArgv: [],
-          workerData: { module, memory, control: this.ctrl.buffer, generation: 0 },
+    const ready: Promise<boolean>[] = [];
+    for (let w = 0; Worker && w < threads - 1; w++) {
+      const worker = new Worker(NODE_WORKER_SOURCE, {
+        eval: true,
+        // the worker is plain JS: don't start tsx (or any other --import) inside it
+        execArgv: [],
+        workerData: { module, memory, control: this.ctrl.buffer, generation: 0 },
+      });
+      worker.unref();
+      this.workers.push(worker);
+      // no waiting here (see the top of the file): a worker that never starts simply takes no task
+      ready.push(new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), readyTimeoutMs);
+        (timer as { unref?: () => void }).unref?.();
+        worker.once('message', () => { clearTimeout(timer); resolve(true); });
+        worker.once('error', (e) => {
+          clearTimeout(timer);
+          console.error(`mofme wasm kernels: worker ${w + 1} failed to start: ${e.message ?? 'unknown error'}`);
+          resolve(false);
         });
-        worker.unref();
-        this.workers.push(worker);
-      }
-      // Wait (sleeping, bounded) until every worker has instantiated the module, so the first
-      // job is not timed with thread start-up, and so a platform where workers cannot start
-      // falls back to one thread instead of hanging.
-      const deadline = Date.now() + readyTimeoutMs;
-      for (;;) {
-        const ready = Atomics.load(this.ctrl, C.READY);
-        if (ready >= this.workers.length) break;
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          this.dispose();
-          break;
-        }
-        Atomics.wait(this.ctrl, C.READY, ready, left);
-      }
+      }));
     }
     this.threads = this.workers.length + 1;
-    this.started = Promise.resolve(this.threads);
+    this.started = Promise.all(ready).then((ok) => 1 + ok.filter(Boolean).length);
   }
 
   /**
