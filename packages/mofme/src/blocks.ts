@@ -25,7 +25,7 @@
 //   const { t, routing } = block.forward(tokens); // tokens [B, N, 32] -> t [B, N, 32]
 
 import { Generator, indexSelect, scatterAdd, tensor, zeros, type Tensor } from '@mofme/tensor';
-import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, resolveInit } from '@mofme/nn';
+import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, disposeTemporariesUnderNoGrad, resolveInit } from '@mofme/nn';
 import { defaultUar, mlpHiddenOf, type Execution, type FfnKind, type MofmeConfig, type RouterKind, type TopkMode, type UarConfig } from './config';
 import { affine, linearRoute, uarRoute, type Routing } from './router';
 
@@ -229,9 +229,11 @@ export class MoeFfn extends Mixture<MixtureOptions> {
   }
   apply(t: Tensor): FfnOutput {
     checkTokens('MoeFfn', t, this.options.dim);
-    const routing = this.head.route(t, this.training); // weights [B, N, E]
-    const y = mixExperts(t, routing, (e, z) => this.experts.at(e).forward(z), (this.options.execution ?? 'sparse') === 'sparse');
-    return { y, routing, auxLoss: this.head.auxLoss(t, routing) }; // [B, N, D]
+    return disposeTemporariesUnderNoGrad(() => {
+      const routing = this.head.route(t, this.training); // weights [B, N, E]
+      const y = mixExperts(t, routing, (e, z) => this.experts.at(e).forward(z), (this.options.execution ?? 'sparse') === 'sparse');
+      return { y, routing, auxLoss: this.head.auxLoss(t, routing) }; // [B, N, D]
+    });
   }
 }
 
@@ -297,10 +299,12 @@ export class FmeFfn extends Mixture<FmeOptions> {
   }
   apply(t: Tensor): FfnOutput {
     checkTokens('FmeFfn', t, this.options.dim);
-    const routing = this.head.route(t, this.training); // weights [B, N, E]
-    const h = this.base.forward(this.norm.forward(t)); // [B, N, D]
-    const s = mixExperts(h, routing, (c, z) => this.slot(c, z), (this.options.execution ?? 'sparse') === 'sparse'); // [B, N, D]
-    return { y: this.shared.forward(s), routing, auxLoss: this.head.auxLoss(t, routing) }; // [B, N, D] (hidden [B, N, F])
+    return disposeTemporariesUnderNoGrad(() => {
+      const routing = this.head.route(t, this.training); // weights [B, N, E]
+      const h = this.base.forward(this.norm.forward(t)); // [B, N, D]
+      const s = mixExperts(h, routing, (c, z) => this.slot(c, z), (this.options.execution ?? 'sparse') === 'sparse'); // [B, N, D]
+      return { y: this.shared.forward(s), routing, auxLoss: this.head.auxLoss(t, routing) }; // [B, N, D] (hidden [B, N, F])
+    });
   }
 }
 
@@ -376,8 +380,11 @@ export class TransformerBlock extends Module {
   }
   /** t [B, N, D] -> [B, N, D] */
   forward(t: Tensor): BlockOutput {
-    const a = t.add(this.attn.forward(t)); // [B, N, D]
-    const { y, routing, auxLoss } = this.ffn.apply(a);
-    return { t: a.add(y), routing, auxLoss };
+    // under noGrad the attention branch, the FFN's temporaries and `a` are freed on return
+    return disposeTemporariesUnderNoGrad(() => {
+      const a = t.add(this.attn.forward(t)); // [B, N, D]
+      const { y, routing, auxLoss } = this.ffn.apply(a);
+      return { t: a.add(y), routing, auxLoss };
+    });
   }
 }

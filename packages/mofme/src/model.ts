@@ -13,7 +13,7 @@
 // I = 512, F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
 
 import { Generator, clamp, dropout, keep, noGrad, zeros, type DType, type Tensor } from '@mofme/tensor';
-import { Conv2d, ModuleList, Module, PatchEmbed, PatchUnembed, ResBlock, init, withInitDefaults } from '@mofme/nn';
+import { Conv2d, ModuleList, Module, PatchEmbed, PatchUnembed, ResBlock, chainDisposingUnderNoGrad, disposeTemporariesUnderNoGrad, init, withInitDefaults } from '@mofme/nn';
 import { tokensOf, type MofmeConfig } from './config';
 import { TransformerBlock, createFfn, ffnOptionsOf } from './blocks';
 import { applyOfficialSharedInit } from './official';
@@ -55,9 +55,8 @@ class Head extends Module {
     this.res = this.child('res', new ModuleList(Array.from({ length: c.headResBlocks }, () => new ResBlock(c.headChannels))));
   }
   forward(x: Tensor): Tensor {
-    let y = this.conv.forward(x); // [B, Ch, H, W]
-    for (const r of this.res) y = r.forward(y);
-    return y;
+    // [B, Ch, H, W] throughout; under noGrad each step's input is freed once it has run
+    return chainDisposingUnderNoGrad(x, [(t) => this.conv.forward(t), ...[...this.res].map((r) => (t: Tensor) => r.forward(t))]);
   }
 }
 
@@ -76,10 +75,12 @@ class Tail extends Module {
     this.out = this.child('out', new Conv2d(ct2, 3, 3, { padding: 1 }));
   }
   forward(y: Tensor): Tensor {
-    for (const r of this.res1) y = r.forward(y); // [B, Ct, H, W]
-    y = this.reduce.forward(y); // [B, Ct/2, H, W]
-    for (const r of this.res2) y = r.forward(y);
-    return this.out.forward(y); // [B, 3, H, W]
+    return chainDisposingUnderNoGrad(y, [
+      ...[...this.res1].map((r) => (t: Tensor) => r.forward(t)), // [B, Ct, H, W]
+      (t) => this.reduce.forward(t), // [B, Ct/2, H, W]
+      ...[...this.res2].map((r) => (t: Tensor) => r.forward(t)),
+      (t) => this.out.forward(t), // [B, 3, H, W]
+    ]);
   }
 }
 
@@ -115,22 +116,30 @@ export class MoFME extends Module {
     if (H % p !== 0 || W % p !== 0) {
       throw new Error(`MoFME: image size ${H}x${W} is not a multiple of the patch size ${p}; pad it (restore() does) or crop it`);
     }
-    const f = this.head.forward(x); // [B, Ch, H, W]
-    let t = this.patchEmbed.forward(f); // [B, N, D], N = (H/p)(W/p); posEmbed NOT added (official)
-    t = dropout(t, this.config.embedDropout, this.training, this.rng);
-    const routing: (Routing | null)[] = [];
-    for (const block of this.blocks) {
-      const out = block.forward(t); // [B, N, D]
-      t = out.t;
-      routing.push(out.routing);
-    }
-    const y = this.unpatchify.forward(t, H, W); // [B, N, p²Ct] -> [B, Ct, H, W]
-    const out = this.tail.forward(y); // [B, 3, H, W]
-    if (this.config.residualOutput) {
-      // input in [0, 1] plus a learned correction (tiny/small presets; see config.residualOutput)
-      return { image: clamp(fromModelInput(x).add(out), 0, 1), routing };
-    }
-    return { image: out.sigmoid(), routing }; // official: sigmoid, no global residual
+    return disposeTemporariesUnderNoGrad(() => {
+      // Under noGrad (evaluation, restore) each stage's input is freed as soon as the next stage has
+      // made its output (chainDisposingUnderNoGrad), and each layer frees its own temporaries when it
+      // returns (so does this whole pass, keeping only the image and the routing weights): a forward
+      // then holds about one stage's tensors at a time instead of all of them
+      const routing: (Routing | null)[] = [];
+      const out = chainDisposingUnderNoGrad(x, [
+        (t) => this.head.forward(t), // [B, Ch, H, W]
+        (t) => this.patchEmbed.forward(t), // [B, N, D], N = (H/p)(W/p); posEmbed NOT added (official)
+        (t) => dropout(t, this.config.embedDropout, this.training, this.rng),
+        ...[...this.blocks].map((block) => (t: Tensor) => {
+          const step = block.forward(t); // [B, N, D]
+          routing.push(step.routing);
+          return step.t;
+        }),
+        (t) => this.unpatchify.forward(t, H, W), // [B, N, p²Ct] -> [B, Ct, H, W]
+        (t) => this.tail.forward(t), // [B, 3, H, W]
+      ]);
+      if (this.config.residualOutput) {
+        // input in [0, 1] plus a learned correction (tiny/small presets; see config.residualOutput)
+        return { image: clamp(fromModelInput(x).add(out), 0, 1), routing };
+      }
+      return { image: out.sigmoid(), routing }; // official: sigmoid, no global residual
+    });
   }
 
   /** Own parameters come first in Module's walk; list posEmbed after the patch embedding instead,

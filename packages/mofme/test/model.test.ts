@@ -3,7 +3,7 @@
 // and the router statistics hook.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Generator, noGrad, randn, type Tensor } from '@mofme/tensor';
+import { Generator, getDefaultBackend, noGrad, randn, tidy, type Tensor } from '@mofme/tensor';
 import {
   FmeFfn,
   RouterStats,
@@ -34,6 +34,24 @@ test('output [B, 3, H, W] in [0, 1] for several sizes, and a clear error for sid
     assert.equal(routing[0]!.weights.shape, [B, (H / 8) * (W / 8), 4]);
   }
   assert.throws(() => m.forward(img(1, 20, 16)), /20x16 is not a multiple of the patch size 8/);
+});
+
+test('under noGrad the forward frees its intermediates as it goes: same output and routing to the bit, only the results left', () => {
+  // the official sigmoid output (the residual presets zero the last conv: the output would be the input)
+  const m = createModel(tiny({ ffn: 'mofme', residualOutput: false }), { seed: 3 }).eval();
+  // every head in its own group too (20 tokens: one head's products, 20² x 16, are enough work for
+  // the same matmul kernel as all heads at once: nn's memory.test.ts says why that matters)
+  for (const block of m.blocks) block.attn.maxScoreBytes = 1;
+  const x = img(2, 32, 40, 4);
+  const bits = (t: Tensor): string => Array.from(new Uint32Array(Float32Array.from(t.data()).buffer)).join();
+  const withGraph = tidy(() => { const o = m.forward(x); return { image: bits(o.image), routing: o.routing.map((r) => bits(r!.weights)) }; });
+  const live = (): number => getDefaultBackend().memory().buffers;
+  const before = live();
+  const out = noGrad(() => m.forward(x));
+  // left behind: the image, each block's routing weights, and the clamp/sigmoid's input chain is gone
+  assert.is(live() - before, 1 + m.blocks.length);
+  assert.is(bits(out.image), withGraph.image);
+  assert.equal(out.routing.map((r) => bits(r!.weights)), withGraph.routing);
 });
 
 test('countParameters equals the built model for every FFN and preset, and its unused values are the ones without a gradient', () => {

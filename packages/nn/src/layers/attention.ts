@@ -16,14 +16,23 @@
  * Scores and outputs use the engine's batched matmul over B * heads, with k transposed by a flag
  * rather than by a copy.
  *
+ * Memory: the score and weight matrices are the attention's largest tensors, 2 · B · heads · N²
+ * values (at N = 3600 tokens and 4 heads, 415 MB in float32). Under `noGrad` the heads are run in
+ * groups whose score matrix fits in `maxScoreBytes` (each group's matrices are freed before the
+ * next is computed; each head's products and softmax rows are those of the whole batch, summed
+ * in the same order, so the output is the same to the bit on the CPU backends), and the
+ * layer's other temporaries are freed when it returns (inference.ts). With gradients on, all
+ * heads go at once: the backward pass needs every head's weights anyway.
+ *
  * `preNorm: true` puts a LayerNorm `norm` in front (attention of LN(x), the pre-norm transformer
  * block's residual branch): the one attention the MoFME network and the downstream models use.
  */
-import { bmm, dropout, softmax, type Generator, type Tensor } from '@mofme/tensor';
+import { bmm, concat, dropout, isGradEnabled, softmax, tidy, type Generator, type Tensor } from '@mofme/tensor';
 import { Module } from '../module';
 import { Linear } from './linear';
 import { LayerNorm } from './norm';
 import { resolveInit, type InitOptions } from '../init';
+import { disposeTemporariesUnderNoGrad } from '../inference';
 
 export interface AttentionOptions extends InitOptions {
   /** number of heads (default 8) */
@@ -42,7 +51,15 @@ export interface AttentionOptions extends InitOptions {
   preNorm?: boolean;
   /** that LayerNorm's epsilon (default 1e-5, PyTorch's) */
   eps?: number;
+  /** under noGrad, the most bytes of scores computed at once (default `DEFAULT_MAX_SCORE_BYTES`) */
+  maxScoreBytes?: number;
 }
+
+/**
+ * 64 MiB of scores at a time under noGrad: one head of the small preset's 3600 tokens (52 MB) per
+ * group, while the paper preset's 8 heads of 900 tokens (26 MB in all) still go as one product.
+ */
+const DEFAULT_MAX_SCORE_BYTES = 64 * 2 ** 20;
 
 export class MultiHeadSelfAttention extends Module {
   readonly dim: number;
@@ -51,6 +68,8 @@ export class MultiHeadSelfAttention extends Module {
   readonly scale: number;
   readonly attnDropout: number;
   readonly projDropout: number;
+  /** under noGrad, heads are grouped so that one group's scores [g, N, N] take at most this many bytes (at least one head) */
+  maxScoreBytes: number;
   readonly norm: LayerNorm | null; // registered first: state dicts list it before qkv
   readonly qkv: Linear; // D -> 3 * heads * headDim
   readonly out: Linear; // heads * headDim -> D
@@ -65,6 +84,7 @@ export class MultiHeadSelfAttention extends Module {
     this.scale = options.scale ?? this.headDim ** -0.5;
     this.attnDropout = options.attnDropout ?? 0;
     this.projDropout = options.projDropout ?? 0;
+    this.maxScoreBytes = options.maxScoreBytes ?? DEFAULT_MAX_SCORE_BYTES;
     this.generator = resolveInit(options).generator;
     const inner = this.heads * this.headDim;
     this.norm = options.preNorm ? this.child('norm', new LayerNorm(dim, { ...options, eps: options.eps ?? 1e-5 })) : null;
@@ -77,17 +97,52 @@ export class MultiHeadSelfAttention extends Module {
     if (x.ndim !== 3 || x.shape[2] !== this.dim) throw new Error(`MultiHeadSelfAttention(dim=${this.dim}): expected [B, N, ${this.dim}], got [${x.shape.join(', ')}]`);
     const [B, N] = x.shape as [number, number];
     const H = this.heads, dh = this.headDim;
-    const qkv = this.qkv.forward(this.norm ? this.norm.forward(x) : x); // [B, N, 3I]
-    // features (which, head, d) -> [3, B, H, N, dh]: one permute for all three
-    const [q, k, v] = qkv.reshape([B, N, 3, H, dh]).permute([2, 0, 3, 1, 4]).split(1, 0).map((t) => t.reshape([B * H, N, dh]));
-    const scores = bmm(q!, k!, false, true); // [B*H, N, N] = q k^T
+    return disposeTemporariesUnderNoGrad(() => {
+      const qkv = this.qkv.forward(this.norm ? this.norm.forward(x) : x); // [B, N, 3I]
+      // features (which, head, d) -> [3, B, H, N, dh]: one permute for all three
+      const [q, k, v] = qkv.reshape([B, N, 3, H, dh]).permute([2, 0, 3, 1, 4]).split(1, 0).map((t) => t.reshape([B * H, N, dh]));
+      const o = this.attendInGroups(q!, k!, v!); // [B*H, N, dh]
+      const merged = o.reshape([B, H, N, dh]).permute([0, 2, 1, 3]).reshape([B, N, H * dh]); // [B, N, I], head-major
+      return dropout(this.out.forward(merged), this.projDropout, this.training, this.generator); // [B, N, D]
+    });
+  }
+
+  /** softmax(q kᵀ · scale) v for q, k, v [G, N, dh] (G = batch x heads) -> [G, N, dh] */
+  private attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const scores = bmm(q, k, false, true); // [G, N, N] = q k^T
     // each row a distribution over the N keys: softmax(scores / sqrt(dh)), the scale applied in
     // the softmax's own pass (the composition mul then softmax where a backend has no row kernel)
     let attn = softmax(scores, -1, this.scale);
+    // the scores are needed by nothing else: the fused softmax's backward reads its output only,
+    // and q kᵀ's backward reads q and k. Free them now (with gradients on, a whole training step's
+    // tidy would otherwise hold them to the end; where a backend has no softmax kernel, the
+    // composition's backward may read them, so only without gradients)
+    const fusedSoftmax = q.backend.softmax !== undefined && q.backend.softmaxBackward !== undefined;
+    if (fusedSoftmax || !isGradEnabled()) scores.dispose();
     attn = dropout(attn, this.attnDropout, this.training, this.generator);
-    const o = bmm(attn, v!); // [B*H, N, dh]
-    const merged = o.reshape([B, H, N, dh]).permute([0, 2, 1, 3]).reshape([B, N, H * dh]); // [B, N, I], head-major
-    return dropout(this.out.forward(merged), this.projDropout, this.training, this.generator); // [B, N, D]
+    return bmm(attn, v); // [G, N, dh]
+  }
+
+  /**
+   * `attend` over the B·H heads, under noGrad in groups of heads whose scores fit in
+   * `maxScoreBytes`, each group's [g, N, N] matrices freed before the next; the groups' outputs are
+   * joined along the head axis. Every head is its own matmul and softmax rows, and the CPU
+   * kernels sum each output in the same order whatever the batch, so the output does not depend
+   * on the grouping (test/memory.test.ts). With gradients on, or with dropout on the weights (its random
+   * draws are made for all heads at once), one group.
+   */
+  private attendInGroups(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const [G, N] = q.shape as [number, number];
+    const headBytes = N * N * (q.dtype === 'float64' ? 8 : 4);
+    const dropping = this.training && this.attnDropout > 0;
+    const group = isGradEnabled() || dropping ? G : Math.max(1, Math.floor(this.maxScoreBytes / headBytes));
+    if (group >= G) return this.attend(q, k, v);
+    const parts: Tensor[] = [];
+    for (let h = 0; h < G; h += group) {
+      const n = Math.min(group, G - h);
+      parts.push(tidy(() => this.attend(q.narrow(0, h, n), k.narrow(0, h, n), v.narrow(0, h, n))));
+    }
+    return concat(parts, 0);
   }
 
   override extraRepr(): string {

@@ -14,6 +14,7 @@ import { Conv2d } from './conv';
 import { LayerNorm } from './norm';
 import { Dropout, GELU } from './activation';
 import type { InitOptions } from '../init';
+import { disposeTemporariesUnderNoGrad } from '../inference';
 
 export interface FeedForwardOptions extends InitOptions {
   /** dropout probability after the activation and after the second Linear (default 0) */
@@ -47,9 +48,11 @@ export class FeedForward extends Module {
 
   /** x [..., D] -> [..., outDim] */
   forward(x: Tensor): Tensor {
-    const u = this.norm ? this.norm.forward(x) : x;
-    const h = this.drop.forward(this.act.forward(this.fc1.forward(u))); // [..., hidden]
-    return this.drop.forward(this.fc2.forward(h));
+    return disposeTemporariesUnderNoGrad(() => {
+      const u = this.norm ? this.norm.forward(x) : x;
+      const h = this.drop.forward(this.act.forward(this.fc1.forward(u))); // [..., hidden]
+      return this.drop.forward(this.fc2.forward(h));
+    });
   }
 }
 
@@ -78,7 +81,9 @@ export class ResBlock extends Module {
 
   /** x [B, C, H, W] -> x + conv2(relu(conv1(x))), same shape */
   forward(x: Tensor): Tensor {
-    const branch = this.conv2.forward(this.conv1.forward(x).relu());
-    return x.add(this.resScale === 1 ? branch : branch.mul(this.resScale));
+    return disposeTemporariesUnderNoGrad(() => {
+      const branch = this.conv2.forward(this.conv1.forward(x).relu());
+      return x.add(this.resScale === 1 ? branch : branch.mul(this.resScale));
+    });
   }
 }

@@ -19,6 +19,7 @@ import { Module } from '../module';
 import { Conv2d } from './conv';
 import { LayerNorm } from './norm';
 import { defaultBias, kaimingUniform, type InitOptions } from '../init';
+import { disposeTemporariesUnderNoGrad } from '../inference';
 
 export interface PatchEmbedOptions extends InitOptions {
   /** follow the projection with a LayerNorm over D (default false) */
@@ -58,12 +59,14 @@ export class PatchEmbed extends Module {
   forward(x: Tensor): Tensor {
     const p = this.patchSize, C = this.inChannels, D = this.embedDim;
     if (x.shape[1] !== C) throw new Error(`PatchEmbed: expected ${C} channels, got [${x.shape.join(', ')}]`);
-    const patches = patchify(x, p); // [B, N, C p p]
-    const [B, N] = patches.shape as [number, number];
-    // [1, B N, C p p] x [1, D, C p p]^T -> [1, B N, D]
-    let t = bmm(patches.reshape([1, B * N, C * p * p]), this.proj.weight.reshape([1, D, C * p * p]), false, true).reshape([B, N, D]);
-    if (this.proj.bias) t = t.add(this.proj.bias);
-    return this.norm ? this.norm.forward(t) : t;
+    return disposeTemporariesUnderNoGrad(() => {
+      const patches = patchify(x, p); // [B, N, C p p]
+      const [B, N] = patches.shape as [number, number];
+      // [1, B N, C p p] x [1, D, C p p]^T -> [1, B N, D]
+      let t = bmm(patches.reshape([1, B * N, C * p * p]), this.proj.weight.reshape([1, D, C * p * p]), false, true).reshape([B, N, D]);
+      if (this.proj.bias) t = t.add(this.proj.bias);
+      return this.norm ? this.norm.forward(t) : t;
+    });
   }
 
   override extraRepr(): string {
@@ -96,12 +99,14 @@ export class PatchUnembed extends Module {
     if (t.ndim !== 3 || t.shape[2] !== D || !Number.isInteger(h) || !Number.isInteger(w) || N !== h * w) {
       throw new Error(`PatchUnembed: tokens [${t.shape.join(', ')}] do not tile a ${height}x${width} image with ${p}x${p} patches of dim ${D}`);
     }
-    let y = bmm(t.reshape([1, B * N, D]), this.weight.reshape([1, p * p * C, D]), false, true).reshape([B, N, p * p * C]);
-    if (this.bias) y = y.add(this.bias);
-    return y
-      .reshape([B, h, w, p, p, C])
-      .permute([0, 5, 1, 3, 2, 4]) // [B, C, h, p, w, p]
-      .reshape([B, C, height, width]);
+    return disposeTemporariesUnderNoGrad(() => {
+      let y = bmm(t.reshape([1, B * N, D]), this.weight.reshape([1, p * p * C, D]), false, true).reshape([B, N, p * p * C]);
+      if (this.bias) y = y.add(this.bias);
+      return y
+        .reshape([B, h, w, p, p, C])
+        .permute([0, 5, 1, 3, 2, 4]) // [B, C, h, p, w, p]
+        .reshape([B, C, height, width]);
+    });
   }
 
   override extraRepr(): string {
