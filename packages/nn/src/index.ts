@@ -8,7 +8,7 @@
 export { Module, formatLoadReport, functionalCall, type UnaryModule, type StateDict, type LoadReport, type LoadOptions } from './module';
 export * as init from './init';
 export { withInitDefaults, resolveInit, fans, type InitOptions } from './init';
-export { disposeTemporariesUnderNoGrad, chainDisposingUnderNoGrad } from './inference';
+export { disposeTemporariesUnderNoGrad, chainDisposingUnderNoGrad, disposeUnreadByBackward } from './inference';
 export { Linear, Identity, type LinearOptions } from './layers/linear';
 export { Conv2d, type Conv2dOptions } from './layers/conv';
 export { LayerNorm, GroupNorm, type LayerNormOptions, type GroupNormOptions } from './layers/norm';

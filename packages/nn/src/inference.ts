@@ -38,3 +38,16 @@ export function chainDisposingUnderNoGrad(x: Tensor, steps: readonly ((t: Tensor
   }
   return t;
 }
+
+/**
+ * Dispose tensors that no backward pass will read, now instead of when the caller's scope (a
+ * training step's `tidy`) ends; the caller must not read them again. Sound only where the math
+ * says so, for a tensor made by an op whose gradient does not read its result (a matmul or a
+ * convolution: their gradients read their operands; a sum, a permutation, a slice) and consumed
+ * only by ops whose gradients read none of their inputs (a sum, a reshape, a permutation, a
+ * slice). The layers use it on the products they add a bias or a residual to, or lay out anew.
+ * Under noGrad it frees just as early.
+ */
+export function disposeUnreadByBackward(...tensors: Tensor[]): void {
+  for (const t of tensors) t.dispose();
+}

@@ -32,7 +32,7 @@ import { Module } from '../module';
 import { Linear } from './linear';
 import { LayerNorm } from './norm';
 import { resolveInit, type InitOptions } from '../init';
-import { disposeTemporariesUnderNoGrad } from '../inference';
+import { disposeTemporariesUnderNoGrad, disposeUnreadByBackward } from '../inference';
 
 export interface AttentionOptions extends InitOptions {
   /** number of heads (default 8) */
@@ -100,9 +100,17 @@ export class MultiHeadSelfAttention extends Module {
     return disposeTemporariesUnderNoGrad(() => {
       const qkv = this.qkv.forward(this.norm ? this.norm.forward(x) : x); // [B, N, 3I]
       // features (which, head, d) -> [3, B, H, N, dh]: one permute for all three
-      const [q, k, v] = qkv.reshape([B, N, 3, H, dh]).permute([2, 0, 3, 1, 4]).split(1, 0).map((t) => t.reshape([B * H, N, dh]));
+      const features = qkv.reshape([B, N, 3, H, dh]);
+      const byKind = features.permute([2, 0, 3, 1, 4]);
+      const [q, k, v] = byKind.split(1, 0).map((t) => t.reshape([B * H, N, dh]));
+      // the projection's and the permutation's gradients read neither result, nor the slices'
+      // their input: only q, k and v stay for the backward pass (disposeUnreadByBackward)
+      disposeUnreadByBackward(qkv, features, byKind);
       const o = this.attendInGroups(q!, k!, v!); // [B*H, N, dh]
-      const merged = o.reshape([B, H, N, dh]).permute([0, 2, 1, 3]).reshape([B, N, H * dh]); // [B, N, I], head-major
+      const perHead = o.reshape([B, H, N, dh]);
+      const tokenMajor = perHead.permute([0, 2, 1, 3]);
+      disposeUnreadByBackward(o, perHead);
+      const merged = tokenMajor.reshape([B, N, H * dh]); // [B, N, I], head-major
       return dropout(this.out.forward(merged), this.projDropout, this.training, this.generator); // [B, N, D]
     });
   }

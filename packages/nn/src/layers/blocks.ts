@@ -14,7 +14,7 @@ import { Conv2d } from './conv';
 import { LayerNorm } from './norm';
 import { Dropout, GELU } from './activation';
 import type { InitOptions } from '../init';
-import { disposeTemporariesUnderNoGrad } from '../inference';
+import { disposeTemporariesUnderNoGrad, disposeUnreadByBackward } from '../inference';
 
 export interface FeedForwardOptions extends InitOptions {
   /** dropout probability after the activation and after the second Linear (default 0) */
@@ -83,7 +83,12 @@ export class ResBlock extends Module {
   forward(x: Tensor): Tensor {
     return disposeTemporariesUnderNoGrad(() => {
       const branch = this.conv2.forward(this.conv1.forward(x).relu());
-      return x.add(this.resScale === 1 ? branch : branch.mul(this.resScale));
+      const scaled = this.resScale === 1 ? branch : branch.mul(this.resScale);
+      const out = x.add(scaled);
+      // a convolution's gradient reads its input, not its output, and the sum's (and the scaling
+      // by a constant's, for the branch) read neither term: the branch can go now
+      disposeUnreadByBackward(branch, scaled);
+      return out;
     });
   }
 }

@@ -9,6 +9,7 @@
 import { bmm, type Tensor } from '@mofme/tensor';
 import { Module } from '../module';
 import { defaultBias, kaimingUniform, type InitOptions } from '../init';
+import { disposeUnreadByBackward } from '../inference';
 
 export interface LinearOptions extends InitOptions {
   /** add a learned bias (default true) */
@@ -39,7 +40,10 @@ export class Linear extends Module {
     // [1, rows, in] x [1, out, in]^T -> [1, rows, out]
     const y = bmm(x.reshape([1, rows, this.inFeatures]), this.weight.reshape([1, this.outFeatures, this.inFeatures]), false, true);
     const out = y.reshape([...lead, this.outFeatures]); // [..., out]
-    return this.bias ? out.add(this.bias) : out;
+    if (!this.bias) return out;
+    const biased = out.add(this.bias);
+    disposeUnreadByBackward(y, out); // read by neither the matmul's gradient nor the sum's
+    return biased;
   }
 
   override extraRepr(): string {

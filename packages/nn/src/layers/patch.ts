@@ -19,7 +19,7 @@ import { Module } from '../module';
 import { Conv2d } from './conv';
 import { LayerNorm } from './norm';
 import { defaultBias, kaimingUniform, type InitOptions } from '../init';
-import { disposeTemporariesUnderNoGrad } from '../inference';
+import { disposeTemporariesUnderNoGrad, disposeUnreadByBackward } from '../inference';
 
 export interface PatchEmbedOptions extends InitOptions {
   /** follow the projection with a LayerNorm over D (default false) */
@@ -100,12 +100,16 @@ export class PatchUnembed extends Module {
       throw new Error(`PatchUnembed: tokens [${t.shape.join(', ')}] do not tile a ${height}x${width} image with ${p}x${p} patches of dim ${D}`);
     }
     return disposeTemporariesUnderNoGrad(() => {
-      let y = bmm(t.reshape([1, B * N, D]), this.weight.reshape([1, p * p * C, D]), false, true).reshape([B, N, p * p * C]);
-      if (this.bias) y = y.add(this.bias);
-      return y
-        .reshape([B, h, w, p, p, C])
-        .permute([0, 5, 1, 3, 2, 4]) // [B, C, h, p, w, p]
-        .reshape([B, C, height, width]);
+      const product = bmm(t.reshape([1, B * N, D]), this.weight.reshape([1, p * p * C, D]), false, true);
+      const tokens = product.reshape([B, N, p * p * C]);
+      const y = this.bias ? tokens.add(this.bias) : tokens;
+      const patches = y.reshape([B, h, w, p, p, C]);
+      const laidOut = patches.permute([0, 5, 1, 3, 2, 4]); // [B, C, h, p, w, p]
+      // the matmul's gradient does not read its product, nor the bias sum's or the permutation's
+      // their input: the token-major copies (each tensor and its reshapes) go now, before the
+      // tail's activations pile up
+      disposeUnreadByBackward(product, tokens, y, patches);
+      return laidOut.reshape([B, C, height, width]);
     });
   }
 
