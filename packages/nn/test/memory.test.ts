@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FAST_MATMUL_MIN_WORK, Generator, getDefaultBackend, noGrad, randn, tensor, tidy, type Tensor } from '@mofme/tensor';
-import { MultiHeadSelfAttention, ResBlock, chainDisposingUnderNoGrad, disposeTemporariesUnderNoGrad } from '../src';
+import { Linear, MultiHeadSelfAttention, ResBlock, chainDisposingUnderNoGrad, disposeTemporariesUnderNoGrad } from '../src';
 
 const liveBuffers = (): number => getDefaultBackend().memory().buffers;
 const bits = (t: Tensor): number[] => Array.from(new Uint32Array(Float32Array.from(t.data()).buffer));
@@ -50,6 +50,36 @@ test('disposeTemporariesUnderNoGrad: under noGrad a ResBlock leaves only its out
   });
   assert.equal(bits(y), bits(yGrad), 'same output either way');
   assert.is(disposeTemporariesUnderNoGrad(() => 7), 7);
+});
+
+test('disposeUnreadByBackward: with gradients on, the products no backward reads are gone at once, and the gradients are unchanged', () => {
+  const x = randn([6, 8], { generator: new Generator(6), dtype: 'float64' }).requiresGrad_();
+  const linear = new Linear(8, 5, { generator: new Generator(7), dtype: 'float64' });
+  let before = liveBuffers();
+  const y = linear.forward(x);
+  assert.is(liveBuffers() - before, 1, 'x W^T was freed once the bias was added; only the output stays');
+  y.mul(y).sum().backward();
+  // d/dW Σ y² = 2 yᵀ x, d/db = 2 Σ_rows y: from the values, not from the layer
+  const xs = x.data(), ys = y.data(), gw = linear.weight.grad!.data(), gb = linear.bias!.grad!.data();
+  for (let o = 0; o < 5; o++) {
+    let db = 0;
+    for (let r = 0; r < 6; r++) db += 2 * ys[r * 5 + o]!;
+    assert.ok(Math.abs(gb[o]! - db) < 1e-12, `bias ${o}`);
+    for (let i = 0; i < 8; i++) {
+      let dw = 0;
+      for (let r = 0; r < 6; r++) dw += 2 * ys[r * 5 + o]! * xs[r * 8 + i]!;
+      assert.ok(Math.abs(gw[o * 8 + i]! - dw) < 1e-12, `weight ${o},${i}`);
+    }
+  }
+  // ResBlock: conv1's output (ReLU's backward reads it), the ReLU's (conv2's backward reads it) and
+  // the sum stay; conv2's output, read by no backward, does not
+  const block = new ResBlock(3, { generator: new Generator(8) });
+  const image = randn([1, 3, 6, 6], { generator: new Generator(9) }).requiresGrad_();
+  before = liveBuffers();
+  block.forward(image).sum().backward();
+  assert.ok(image.grad !== null);
+  before = liveBuffers();
+  tidy(() => { block.forward(image); assert.is(liveBuffers() - before, 3); });
 });
 
 test('chainDisposingUnderNoGrad: frees each intermediate under noGrad, never the input or a passed-through result; nothing with gradients', () => {
