@@ -92,8 +92,14 @@ export function layerNorm(x: Tensor, normalizedDims: number, weight: Tensor | nu
 export function dropout(x: Tensor, p: number, training: boolean, generator: Generator = defaultGenerator): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
-  const keepMask = lt(rand(x.shape, { dtype: x.dtype, backend: x.backend, generator }), 1 - p);
-  return mul(x, mul(keepMask, 1 / (1 - p)));
+  const draws = rand(x.shape, { dtype: x.dtype, backend: x.backend, generator });
+  const keepMask = lt(draws, 1 - p);
+  const scaledMask = mul(keepMask, 1 / (1 - p));
+  // only the scaled mask is read by the backward (d(x m)/dx = m): the draws and the 0/1 mask are
+  // freed now, not when the caller's scope (a training step's tidy) ends
+  draws.dispose();
+  keepMask.dispose();
+  return mul(x, scaledMask);
 }
 
 export type Reduction = 'mean' | 'sum' | 'none';
