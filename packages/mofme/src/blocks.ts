@@ -25,7 +25,7 @@
 //   const { t, routing } = block.forward(tokens); // tokens [B, N, 32] -> t [B, N, 32]
 
 import { Generator, indexSelect, scatterAdd, tensor, zeros, type Tensor } from '@mofme/tensor';
-import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, disposeTemporariesUnderNoGrad, resolveInit } from '@mofme/nn';
+import { FeedForward, LayerNorm, Linear, Module, ModuleList, MultiHeadSelfAttention, disposeTemporariesUnderNoGrad, disposeUnreadByBackward, resolveInit } from '@mofme/nn';
 import { defaultUar, mlpHiddenOf, type Execution, type FfnKind, type MofmeConfig, type RouterKind, type TopkMode, type UarConfig } from './config';
 import { affine, linearRoute, uarRoute, type Routing } from './router';
 
@@ -141,6 +141,14 @@ class RouterHead {
   }
 }
 
+/** acc + term, both freed at once: neither a sum's gradient nor the gradients of the ops that
+ *  made them (a product, a scatter-add) read them, and a training step would hold E of them */
+function accumulate(acc: Tensor, term: Tensor): Tensor {
+  const sum = acc.add(term);
+  disposeUnreadByBackward(acc, term);
+  return sum;
+}
+
 /**
  * Σ_c w[..., c] · slot(c, x) over router columns c, x [B, N, D] -> [B, N, D].
  * dense : every slot on every token, times its (mostly zero) weight: the official cost.
@@ -159,7 +167,7 @@ export function mixExperts(x: Tensor, routing: Routing, slot: (c: number, rows: 
   if (!sparse || x.backend.compilesPerShape) {
     for (let c = 0; c < E; c++) {
       const term = slot(c, x).mul(w.narrow(-1, c, 1)); // [B, N, D] · [B, N, 1]
-      acc = acc ? acc.add(term) : term;
+      acc = acc ? accumulate(acc, term) : term;
     }
     return acc!;
   }
@@ -176,7 +184,7 @@ export function mixExperts(x: Tensor, routing: Routing, slot: (c: number, rows: 
     const ye = slot(c, indexSelect(xt, 0, idx)); // [n, D]
     const we = indexSelect(wt, 0, idx).narrow(1, c, 1); // [n, 1]
     const placed = scatterAdd([T, D], 0, idx.reshape([n, 1]).expand([n, D]), ye.mul(we)); // [T, D]
-    acc = acc ? acc.add(placed) : placed;
+    acc = acc ? accumulate(acc, placed) : placed;
   }
   return (acc ?? zeros([T, D], { dtype: x.dtype, backend: x.backend })).reshape([B, N, D]);
 }
