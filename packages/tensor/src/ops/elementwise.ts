@@ -150,9 +150,13 @@ export function abs(x: Tensor): Tensor {
   return record('abs', [x], unaryKernel('abs', x), (g) => [mul(g, unaryKernel('sign', x))]);
 }
 
-/** max(x, 0).  d/dx = 1 where x > 0, else 0 */
+/**
+ * max(x, 0).  d/dx = 1 where x > 0, else 0, read from the output (y > 0 exactly where x > 0, NaN
+ * giving 0 either way): the backward keeps only y, so a layer may free x once it has y (nn's
+ * ResBlock frees its first convolution's output, the largest activation of a training step).
+ */
 export function relu(x: Tensor): Tensor {
-  return record('relu', [x], unaryKernel('relu', x), (g) => [mul(g, unaryKernel('step', x))]);
+  return record('relu', [x], unaryKernel('relu', x), (g, y) => [mul(g, unaryKernel('step', y))]);
 }
 
 /** 1/(1+e^-x).  d/dx = y(1-y) */
