@@ -71,15 +71,15 @@ test('disposeUnreadByBackward: with gradients on, the products no backward reads
       assert.ok(Math.abs(gw[o * 8 + i]! - dw) < 1e-12, `weight ${o},${i}`);
     }
   }
-  // ResBlock: conv1's output (ReLU's backward reads it), the ReLU's (conv2's backward reads it) and
-  // the sum stay; conv2's output, read by no backward, does not
+  // ResBlock: the ReLU's output (its own and conv2's backward read it) and the sum stay; conv1's
+  // and conv2's outputs, read by no backward, do not
   const block = new ResBlock(3, { generator: new Generator(8) });
   const image = randn([1, 3, 6, 6], { generator: new Generator(9) }).requiresGrad_();
   before = liveBuffers();
   block.forward(image).sum().backward();
   assert.ok(image.grad !== null);
   before = liveBuffers();
-  tidy(() => { block.forward(image); assert.is(liveBuffers() - before, 3); });
+  tidy(() => { block.forward(image); assert.is(liveBuffers() - before, 2); });
 });
 
 test('chainDisposingUnderNoGrad: frees each intermediate under noGrad, never the input or a passed-through result; nothing with gradients', () => {

@@ -82,11 +82,15 @@ export class ResBlock extends Module {
   /** x [B, C, H, W] -> x + conv2(relu(conv1(x))), same shape */
   forward(x: Tensor): Tensor {
     return disposeTemporariesUnderNoGrad(() => {
-      const branch = this.conv2.forward(this.conv1.forward(x).relu());
+      const first = this.conv1.forward(x);
+      const activated = first.relu();
+      // ReLU's gradient is read from its output (tensor's relu), and a convolution's gradient reads
+      // its input, not its output: conv1's output can go as soon as the ReLU has run
+      disposeUnreadByBackward(first);
+      const branch = this.conv2.forward(activated);
       const scaled = this.resScale === 1 ? branch : branch.mul(this.resScale);
       const out = x.add(scaled);
-      // a convolution's gradient reads its input, not its output, and the sum's (and the scaling
-      // by a constant's, for the branch) read neither term: the branch can go now
+      // the sum's gradient (and the scaling by a constant's, for the branch) reads neither term
       disposeUnreadByBackward(branch, scaled);
       return out;
     });
