@@ -30,6 +30,9 @@
 // and tidy, so the tensors alive are one window's activations. A 12-megapixel photo thus needs its
 // decoded and its output samples (36 MB each at 8 bits) plus one band (31 MB) and one window's
 // activations; `restorePlanes` is the same with float32 planes in and out (144 MB each at 12 MP).
+// Those activations are fresh memory only in the first window (the backend recycles them after),
+// and fresh memory is slow to touch the first time, so a helper thread faults it in ahead of use
+// (`reserveRestoreMemory`).
 
 import { CpuBackend, getDefaultBackend, noGrad, tensor, tidy, type Tensor } from '@mofme/tensor';
 import { toModelInput, type MoFME } from './model';
@@ -67,22 +70,25 @@ export const DEFAULT_STRIDE = 144;
 
 /**
  * About what one th x tw window asks of fresh memory the first time (from the second window on the
- * backend recycles it): `tensors`, the new arrays of its activations (measured for the bundled
- * model: 73.8 MiB at 192 px, 133 MiB at 240; feature maps at full resolution, about 12 of each
- * width the head and tail use, and each block's attention maps, [heads, N, N] twice), and
- * `scratch`, the fast kernels' largest working set (the attention product and its softmax, in
- * and out: 11 MiB at 192 px, 25 MiB at 240). An estimate: what it misses is faulted in as usual.
+ * backend recycles it): `tensors`, the new arrays of its activations, and `scratch`, the fast
+ * kernels' largest working set (the attention product and its softmax, in and out). Measured for
+ * the bundled model, the layers freeing their temporaries under noGrad (nn inference.ts): 7.6,
+ * 31.5, 58.9 and 70.5 MiB of arrays at 128, 192, 240 and 256 px, 3, 11, 25 and 33 MiB of
+ * scratch; fitted by feature maps at full resolution, about 5 of each width the head and tail
+ * use, plus two [heads, N, N] attention maps (within 1 MiB from 192 px up, 4 MiB over at 128).
+ * An estimate: what it misses is faulted in as usual, what it overshoots a helper touched for
+ * nothing.
  */
 function windowMemory(config: MofmeConfig, th: number, tw: number): { tensors: number; scratch: number } {
   const pixels = th * tw, tokens = pixels / config.patchSize ** 2;
   const attention = config.heads * tokens * tokens * 4; // bytes of one [heads, N, N] float32 map
-  return { tensors: 12 * (config.headChannels + config.tailChannels) * pixels * 4 + 2 * config.depth * attention, scratch: 2 * attention };
+  return { tensors: 5 * (config.headChannels + config.tailChannels) * pixels * 4 + 2 * attention, scratch: 2 * attention };
 }
 
 /**
  * Have a helper thread fault in the memory the first window will need (`windowMemory`), so the
  * first window does not pay the page faults on the main thread (CpuBackend.reserve; tensor's
- * prefault.ts: about 300 ms of CPU time on the first 192-px window of the bundled model).
+ * prefault.ts: 4-5 ms of CPU time per MiB on the measured VM, ~200 ms for a first 192-px window).
  * Returns at once. `restoreRows` calls it itself; a caller that has other work to do first
  * (decoding the photo) can call it earlier, with the image size if known. Nothing happens when
  * the memory is already there (a warm process) or the backend is not the CPU one.
