@@ -40,7 +40,12 @@ export class Linear extends Module {
     // [1, rows, in] x [1, out, in]^T -> [1, rows, out]
     const y = bmm(x.reshape([1, rows, this.inFeatures]), this.weight.reshape([1, this.outFeatures, this.inFeatures]), false, true);
     const out = y.reshape([...lead, this.outFeatures]); // [..., out]
-    if (!this.bias) return out;
+    if (!this.bias) {
+      // the reshape holds the product now; without this, the caller's disposing of `out` (e.g.
+      // attention's, once it has cut out q, k and v) would leave `y` holding it
+      if (out !== y) disposeUnreadByBackward(y);
+      return out;
+    }
     const biased = out.add(this.bias);
     disposeUnreadByBackward(y, out); // read by neither the matmul's gradient nor the sum's
     return biased;
