@@ -15,13 +15,15 @@
  * each node's backward runs in its own `tidy`, so its temporaries (a ReLU's step mask, a bias
  * gradient's partial sums) are freed when it returns; the gradients in flight, not all of them,
  * are then what a backward pass holds (the caller's seed gradient and leaves' `.grad` are kept).
+ * Tensors a forward made inside `releaseAfterBackward` (memory.ts) and did not return are disposed
+ * as soon as their own step has run: every op that read them came later and has had its backward.
  * Leaves with `requiresGrad` accumulate into `.grad` across calls, as in PyTorch. The graph is
  * freed afterwards unless `retainGraph` is set; a second backward through it is a clear error.
  * Gradients are computed with gradient recording switched off, so they build no graph themselves.
  */
 import type { Tensor } from './tensor';
 import { sameShape, shapeToString } from './shape';
-import { keep, tidy } from './memory';
+import { isReleasedAfterBackward, keep, tidy } from './memory';
 // ops are imported module by module (not through ops/index) so that the Tensor <-> ops import
 // cycle resolves under CommonJS loaders too, where a re-exporting index is seen half-built
 import * as creation from './ops/creation';
@@ -146,6 +148,8 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
       });
       release(g);
       for (const x of spent) if (!holders.has(x) && x !== grad && !handedOut.has(x)) x.dispose();
+      // every reader of t has had its backward now: a forward's internal tensor can go
+      if (!options.retainGraph && t !== root && isReleasedAfterBackward(t)) t.dispose();
     }
   }); } finally { if (profiling) endBackward(); }
   if (!options.retainGraph) {

@@ -8,7 +8,7 @@
 export { Tensor, type GradNode, type NestedArray } from './tensor';
 export * from './ops';
 export { backward, noGrad, isGradEnabled, sumToShape, type BackwardOptions } from './autograd';
-export { tidy, keep } from './memory';
+export { tidy, keep, releaseAfterBackward } from './memory';
 export { enableProfiling, disableProfiling, profileReport, profilingRequested, resetProfile, type ProfileClock } from './profile';
 export { setDetectAnomaly, isAnomalyDetectionEnabled } from './anomaly';
 export { getDefaultBackend, setDefaultBackend, useBackend, withBackend, type BackendName } from './device';

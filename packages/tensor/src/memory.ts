@@ -79,3 +79,38 @@ export function tidy<T>(fn: () => T): T {
   }
   return result;
 }
+
+/** Tensors made inside a `releaseAfterBackward` scope and not returned from it (see there). */
+const internal = new WeakSet<Tensor>();
+
+/**
+ * Run `fn` (a model's forward pass) and mark every tensor it creates, except those it returns and
+ * those passed to `keep`, as internal to it: nobody outside can read them, only the autograd graph
+ * can. A backward pass then disposes each of them as soon as its own gradient step has run (every
+ * op that read it came later in the forward, so its backward has run already; PyTorch frees saved
+ * tensors the same way), instead of leaving them all to the end of the training step's `tidy`,
+ * which still owns them as before (and frees those no backward reached). Not under `retainGraph`.
+ */
+export function releaseAfterBackward<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const returned = new Set<Tensor>();
+  tensorsIn(result, returned);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (!returned.has(t) && !kept.has(t)) internal.add(t);
+    parent?.add(t);
+  }
+  return result;
+}
+
+/** Whether `t` was made inside a `releaseAfterBackward` scope and not returned from it. */
+export function isReleasedAfterBackward(t: Tensor): boolean {
+  return internal.has(t);
+}
