@@ -12,7 +12,7 @@
 // Shapes in the comments are symbolic; the paper preset at 240x240 has Ch = 32, D = 384, N = 900,
 // I = 512, F = 1536, Ct = 128. Layouts are PyTorch's, so official checkpoints load without transposes.
 
-import { Generator, clamp, dropout, keep, noGrad, zeros, type DType, type Tensor } from '@mofme/tensor';
+import { Generator, clamp, dropout, isGradEnabled, keep, noGrad, releaseAfterBackward, zeros, type DType, type Tensor } from '@mofme/tensor';
 import { Conv2d, ModuleList, Module, PatchEmbed, PatchUnembed, ResBlock, chainDisposingUnderNoGrad, disposeTemporariesUnderNoGrad, init, withInitDefaults } from '@mofme/nn';
 import { tokensOf, type MofmeConfig } from './config';
 import { TransformerBlock, createFfn, ffnOptionsOf } from './blocks';
@@ -116,7 +116,7 @@ export class MoFME extends Module {
     if (H % p !== 0 || W % p !== 0) {
       throw new Error(`MoFME: image size ${H}x${W} is not a multiple of the patch size ${p}; pad it (restore() does) or crop it`);
     }
-    return disposeTemporariesUnderNoGrad(() => {
+    const pass = (): MofmeOutput => {
       // Under noGrad (evaluation, restore) each stage's input is freed as soon as the next stage has
       // made its output (chainDisposingUnderNoGrad), and each layer frees its own temporaries when it
       // returns (so does this whole pass, keeping only the image and the routing weights): a forward
@@ -139,7 +139,10 @@ export class MoFME extends Module {
         return { image: clamp(fromModelInput(x).add(out), 0, 1), routing };
       }
       return { image: out.sigmoid(), routing }; // official: sigmoid, no global residual
-    });
+    };
+    // under noGrad: everything but the image and the routing weights is freed on return; with
+    // gradients on, the backward pass frees each intermediate once it is past it (memory.ts)
+    return isGradEnabled() ? releaseAfterBackward(pass) : disposeTemporariesUnderNoGrad(pass);
   }
 
   /** Own parameters come first in Module's walk; list posEmbed after the patch embedding instead,

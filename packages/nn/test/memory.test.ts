@@ -4,7 +4,7 @@
 // the backend (`memory().buffers`, a count, not a measured size) is what the freeing promises.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FAST_MATMUL_MIN_WORK, Generator, getDefaultBackend, noGrad, randn, tensor, tidy, type Tensor } from '@mofme/tensor';
+import { FAST_MATMUL_MIN_WORK, Generator, getDefaultBackend, noGrad, randn, releaseAfterBackward, tensor, tidy, type Tensor } from '@mofme/tensor';
 import { Linear, MultiHeadSelfAttention, ResBlock, chainDisposingUnderNoGrad, disposeTemporariesUnderNoGrad } from '../src';
 
 const liveBuffers = (): number => getDefaultBackend().memory().buffers;
@@ -34,6 +34,28 @@ test('backward: one gradient tensor handed to two uses (x + x) is freed only aft
   w.add(w).sum().backward(); // 6y -> 6
   y.mul(y).sum().backward(); // + 2y
   assert.equal(Array.from(y.grad!.data()), [8, 10]);
+});
+
+test('releaseAfterBackward: backward frees the internal tensors of a forward once past them; not what it returns, not under retainGraph', () => {
+  const w = tensor([0.5, -2, 3], { dtype: 'float64' }).requiresGrad_();
+  let made: Tensor[] = [];
+  const forward = (): Tensor => {
+    const a = w.mul(2), b = a.relu();
+    made = [a, b];
+    return b.mul(b); // Σ relu(2w)² -> d/dw = 8w where w > 0
+  };
+  const out = releaseAfterBackward(forward);
+  out.sum().backward();
+  assert.ok(made.every((t) => t.disposed), 'internal tensors freed');
+  assert.ok(!out.disposed);
+  assert.equal(Array.from(out.data()), [1, 0, 36]);
+  assert.equal(Array.from(w.grad!.data()), [4, 0, 24]);
+  w.grad = null;
+  const again = releaseAfterBackward(forward);
+  again.sum().backward(undefined, { retainGraph: true });
+  assert.ok(made.every((t) => !t.disposed), 'kept for a second backward');
+  again.sum().backward();
+  assert.equal(Array.from(w.grad!.data()), [8, 0, 48]);
 });
 
 test('disposeTemporariesUnderNoGrad: under noGrad a ResBlock leaves only its output; with gradients it keeps what backward needs', () => {
