@@ -58,10 +58,11 @@ function tensorsIn(value: unknown, found: Set<Tensor>, seen = new Set<unknown>()
 }
 
 /**
- * Run `fn`, then dispose every tensor it created except those it returns (which move to the
- * enclosing scope) and those passed to `keep`.
+ * Run `fn` in a scope of its own; `each` then gets every tensor `fn` created, with whether it is
+ * owned outside (returned by `fn`, or passed to `keep`). The one walk behind `tidy` and
+ * `releaseAfterBackward`.
  */
-export function tidy<T>(fn: () => T): T {
+function inScope<T>(fn: () => T, each: (t: Tensor, ownedOutside: boolean, parent: Set<Tensor> | undefined) => void): T {
   const scope = new Set<Tensor>();
   scopes.push(scope);
   let result: T;
@@ -73,11 +74,19 @@ export function tidy<T>(fn: () => T): T {
   const returned = new Set<Tensor>();
   tensorsIn(result, returned);
   const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (returned.has(t) || kept.has(t)) parent?.add(t);
-    else t.dispose();
-  }
+  for (const t of scope) each(t, returned.has(t) || kept.has(t), parent);
   return result;
+}
+
+/**
+ * Run `fn`, then dispose every tensor it created except those it returns (which move to the
+ * enclosing scope) and those passed to `keep`.
+ */
+export function tidy<T>(fn: () => T): T {
+  return inScope(fn, (t, ownedOutside, parent) => {
+    if (ownedOutside) parent?.add(t);
+    else t.dispose();
+  });
 }
 
 /** Tensors made inside a `releaseAfterBackward` scope and not returned from it (see there). */
@@ -92,22 +101,10 @@ const internal = new WeakSet<Tensor>();
  * which still owns them as before (and frees those no backward reached). Not under `retainGraph`.
  */
 export function releaseAfterBackward<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    scopes.pop();
-  }
-  const returned = new Set<Tensor>();
-  tensorsIn(result, returned);
-  const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (!returned.has(t) && !kept.has(t)) internal.add(t);
+  return inScope(fn, (t, ownedOutside, parent) => {
+    if (!ownedOutside) internal.add(t);
     parent?.add(t);
-  }
-  return result;
+  });
 }
 
 /** Whether `t` was made inside a `releaseAfterBackward` scope and not returned from it. */
