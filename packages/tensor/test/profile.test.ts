@@ -13,20 +13,25 @@ function row(report: string, section: string, name: string, phase: string): stri
   return line?.trim().split(/\s+/).slice(1);
 }
 
-test('a matmul forward and backward is filed per kernel, per op and per phase', () => {
+/** The report of running `fn` once on a fresh plain-TypeScript CPU backend with the profiler on. */
+function profiledReport(fn: () => void): string {
   const backend = new CpuBackend({ fastKernels: null });
   enableProfiling(backend);
   resetProfile();
   try {
-    withBackend(backend, () => {
-      const a = tensor(new Float32Array(6 * 4).fill(1), { shape: [6, 4], requiresGrad: true });
-      const b = tensor(new Float32Array(4 * 5).fill(1), { shape: [4, 5], requiresGrad: true });
-      matmul(a, b).sum().backward();
-    });
+    withBackend(backend, fn);
   } finally {
     disableProfiling();
   }
-  const report = profileReport();
+  return profileReport();
+}
+
+test('a matmul forward and backward is filed per kernel, per op and per phase', () => {
+  const report = profiledReport(() => {
+    const a = tensor(new Float32Array(6 * 4).fill(1), { shape: [6, 4], requiresGrad: true });
+    const b = tensor(new Float32Array(4 * 5).fill(1), { shape: [4, 5], requiresGrad: true });
+    matmul(a, b).sum().backward();
+  });
   const fwd = row(report, 'time per kernel', 'matmul', 'forward');
   const bwd = row(report, 'time per kernel', 'matmul', 'backward');
   assert.ok(fwd && bwd, report);
@@ -41,18 +46,10 @@ test('a matmul forward and backward is filed per kernel, per op and per phase', 
 });
 
 test('fused kernels are timed too: a layerNorm forward and backward', () => {
-  const backend = new CpuBackend({ fastKernels: null });
-  enableProfiling(backend);
-  resetProfile();
-  try {
-    withBackend(backend, () => {
-      const x = tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), { shape: [3, 4], requiresGrad: true });
-      layerNorm(x, 1).sum().backward();
-    });
-  } finally {
-    disableProfiling();
-  }
-  const report = profileReport();
+  const report = profiledReport(() => {
+    const x = tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), { shape: [3, 4], requiresGrad: true });
+    layerNorm(x, 1).sum().backward();
+  });
   assert.is(row(report, 'time per kernel', 'layerNorm', 'forward')?.[1], '1', report);
   assert.is(row(report, 'time per kernel', 'layerNormBackward', 'backward')?.[1], '1', report);
   assert.is(row(report, 'time per op', 'layerNorm', 'backward')?.[1], '1', report);

@@ -26,74 +26,70 @@ function validRange(iw0: number, strideW: number, width: number, outW: number): 
 }
 
 /**
- * Sliding windows to columns. Works for Float32Array and Float64Array (returns the same kind),
- * into `out` when given (every entry is written).
+ * The one window walk both directions share: for every (batch, channel, kernel row i, kernel column
+ * j, output row oh), `visit(col, pixel, lo, hi)` with `col` the first column entry of that output
+ * row, `pixel` the input position its column ow = 0 would read (so ow reads pixel + ow*strideW; it
+ * can be negative, left of a padded row's start) and [lo, hi) the columns that read inside the image;
+ * `pixel` is null when the whole input row is padding.
+ * The visitors hold the inner loops, so each stays a branch-free strided copy or add.
  */
-export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec, out?: A): A {
-  const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW, padValue } = s;
+function forEachWindowRun(s: WindowSpec, visit: (col: number, pixel: number | null, lo: number, hi: number) => void): void {
+  const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = s;
   const L = outH * outW;
   const rows = channels * kh * kw;
-  const cols = out ?? new (x.constructor as new (n: number) => A)(batch * rows * L);
   for (let b = 0; b < batch; b++) {
     for (let c = 0; c < channels; c++) {
       const plane = (b * channels + c) * height * width;
       for (let i = 0; i < kh; i++) {
         for (let j = 0; j < kw; j++) {
-          const row = (c * kh + i) * kw + j;
           const iw0 = j * dilationW - padW;
           const [lo, hi] = validRange(iw0, strideW, width, outW);
-          let dst = (b * rows + row) * L;
-          for (let oh = 0; oh < outH; oh++, dst += outW) {
+          let col = (b * rows + (c * kh + i) * kw + j) * L;
+          for (let oh = 0; oh < outH; oh++, col += outW) {
             const ih = oh * strideH - padH + i * dilationH;
-            if (ih < 0 || ih >= height) {
-              cols.fill(padValue, dst, dst + outW);
-              continue;
-            }
-            if (lo > 0) cols.fill(padValue, dst, dst + lo);
-            if (hi < outW) cols.fill(padValue, dst + hi, dst + outW);
-            const src = plane + ih * width + iw0;
-            if (strideW === 1) {
-              for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow]!;
-            } else {
-              for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow * strideW]!;
-            }
+            visit(col, ih < 0 || ih >= height ? null : plane + ih * width + iw0, lo, hi);
           }
         }
       }
     }
   }
+}
+
+/**
+ * Sliding windows to columns. Works for Float32Array and Float64Array (returns the same kind),
+ * into `out` when given (every entry is written).
+ */
+export function im2colFast<A extends TypedArray>(x: A, s: WindowSpec, out?: A): A {
+  const { channels, kh, kw, strideW, outH, outW, padValue } = s;
+  const cols = out ?? new (x.constructor as new (n: number) => A)(s.batch * channels * kh * kw * outH * outW);
+  forEachWindowRun(s, (dst, src, lo, hi) => {
+    if (src === null) {
+      cols.fill(padValue, dst, dst + outW);
+      return;
+    }
+    if (lo > 0) cols.fill(padValue, dst, dst + lo);
+    if (hi < outW) cols.fill(padValue, dst + hi, dst + outW);
+    if (strideW === 1) {
+      for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow]!;
+    } else {
+      for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow * strideW]!;
+    }
+  });
   return cols;
 }
 
 /** The adjoint of im2colFast: every column entry is added to the pixel it was read from. */
 export function col2imFast<A extends TypedArray>(cols: A, s: WindowSpec, out?: A): A {
-  const { batch, channels, height, width, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = s;
-  const L = outH * outW;
-  const rows = channels * kh * kw;
+  const { strideW } = s;
   // accumulates, so a recycled `out` is zeroed first
-  const x: A = out ? (out.fill(0) as A) : new (cols.constructor as new (n: number) => A)(batch * channels * height * width);
-  for (let b = 0; b < batch; b++) {
-    for (let c = 0; c < channels; c++) {
-      const plane = (b * channels + c) * height * width;
-      for (let i = 0; i < kh; i++) {
-        for (let j = 0; j < kw; j++) {
-          const row = (c * kh + i) * kw + j;
-          const iw0 = j * dilationW - padW;
-          const [lo, hi] = validRange(iw0, strideW, width, outW);
-          let srcCol = (b * rows + row) * L;
-          for (let oh = 0; oh < outH; oh++, srcCol += outW) {
-            const ih = oh * strideH - padH + i * dilationH;
-            if (ih < 0 || ih >= height) continue;
-            const dst = plane + ih * width + iw0;
-            if (strideW === 1) {
-              for (let ow = lo; ow < hi; ow++) x[dst + ow] += cols[srcCol + ow]!;
-            } else {
-              for (let ow = lo; ow < hi; ow++) x[dst + ow * strideW] += cols[srcCol + ow]!;
-            }
-          }
-        }
-      }
+  const x: A = out ? (out.fill(0) as A) : new (cols.constructor as new (n: number) => A)(s.batch * s.channels * s.height * s.width);
+  forEachWindowRun(s, (src, dst, lo, hi) => {
+    if (dst === null) return;
+    if (strideW === 1) {
+      for (let ow = lo; ow < hi; ow++) x[dst + ow] += cols[src + ow]!;
+    } else {
+      for (let ow = lo; ow < hi; ow++) x[dst + ow * strideW] += cols[src + ow]!;
     }
-  }
+  });
   return x;
 }
