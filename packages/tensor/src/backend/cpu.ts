@@ -474,6 +474,8 @@ export class CpuBackend extends ReferenceCpuBackend {
       for (let i1 = 0; i1 < n1; i1++) {
         const row = base + i1 * s1;
         if (s0 === 1) for (let i0 = 0; i0 < n0; i0++) out[o++] = src[row + i0]!;
+        // a broadcast along the last axis (a sum's gradient spread over its input): one fill
+        else if (s0 === 0) { out.fill(src[row]!, o, o + n0); o += n0; }
         else for (let i0 = 0; i0 < n0; i0++) out[o++] = src[row + i0 * s0]!;
       }
       for (let d = outer - 1; d >= 0; d--) {

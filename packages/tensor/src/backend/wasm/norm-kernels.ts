@@ -9,8 +9,11 @@
  * loop's by a few double ulps, far below float32's rounding, so only a value within that distance of
  * a float32 rounding boundary can come out one float32 ulp apart.
  *
- * A row of n floats is swept two at a time (an 8-byte load, promoted to two doubles), then its last
- * value alone when n is odd.
+ * A row of n floats is swept four at a time as two pairs (8-byte loads, each promoted to two
+ * doubles), a sum over the row kept in two accumulators, one per pair: an f64x2 add waits about
+ * four cycles for the one before, so a single running sum bounds a sweep at two cycles a value,
+ * with two the adds overlap (that halved these kernels' time). Then a last pair when n & 2, and
+ * the last value alone when n is odd.
  *
  *   softmax_backward_rows(yp, gp, dxp, rows, n, scale): per row, with y the softmax output and g its
  *     gradient, dot = sum_j g_j y_j, then dx_j = s fround(y_j (g_j - dot)) (the softmax gradient
@@ -47,8 +50,10 @@ class Locals {
   types(): FuncDef['locals'] { return this.extra as FuncDef['locals']; }
 }
 
-/** two f32 at the address on the stack as an f64x2 */
-const loadPair: Code = [I.v128_load64_zero(), I.f64x2_promote_low_f32x4];
+/** two f32 at the address on the stack (plus `off` bytes) as an f64x2 */
+const loadPair = (off: number): Code => [I.v128_load64_zero(off), I.f64x2_promote_low_f32x4];
+/** an f64x2 on the stack rounded to two f32, stored at the address below it (plus `off` bytes) */
+const storePair = (off: number): Code => [I.f32x4_demote_f64x2_zero, I.v128_store64_lane0(off)];
 /** one f32 at the address on the stack as an f64 */
 const loadOne: Code = [I.f32_load(), I.f64_promote_f32];
 /** an f64x2 rounded to float32 and back (fround per lane) */
@@ -56,33 +61,43 @@ const roundPair: Code = [I.f32x4_demote_f64x2_zero, I.f64x2_promote_low_f32x4];
 /** the sum of an f64x2's two lanes, plus the f64 below it on the stack */
 const joinLanes = (v: number): Code => [I.get(v), I.f64x2_extract_lane(0), I.f64_add, I.get(v), I.f64x2_extract_lane(1), I.f64_add];
 
+/** the byte sizes of a row, of its whole quads and of its whole pairs */
+interface RowBytes { n: number; rowBytes: number; quadBytes: number; pairBytes: number }
+
 /**
- * A sweep over one row: `pair(j)` for the pairs (j a byte offset into the row, stepping by 8),
- * then `single(j)` for the last value when n is odd.
+ * A sweep over one row (j a byte offset into it): `pair(off, second)` at j + off for the two pairs
+ * of each quad (off 0, then off 8 with `second`, whose sums go to the second accumulator), then
+ * `pair(0, false)` at the last pair when n & 2 and `single` at the last value when n is odd.
  */
-function sweep(j: number, pairBytes: number, rowBytes: number, pair: Code, single: Code): Code {
+function sweep(j: number, R: RowBytes, pair: (off: number, second: boolean) => Code, single: Code): Code {
   return [
-    forRange(j, I.i32(0), I.get(pairBytes), I.i32(8), pair),
-    I.get(pairBytes), I.get(rowBytes), I.i32_ne, I.if(single),
+    forRange(j, I.i32(0), I.get(R.quadBytes), I.i32(16), [pair(0, false), pair(8, true)]),
+    I.get(R.n), I.i32(2), I.i32_and, I.if([I.get(R.quadBytes), I.set(j), pair(0, false)]),
+    I.get(R.n), I.i32(1), I.i32_and, I.if([I.get(R.pairBytes), I.set(j), single]),
   ];
 }
 
 /** Common per-row setup: row byte sizes, and a forRange over the rows that moves the row pointers. */
-function rowLoop(L: { row: number; rows: number; n: number; rowBytes: number; pairBytes: number }, advance: Code, body: Code): Code {
+function rowLoop(L: RowBytes & { row: number; rows: number }, advance: Code, body: Code): Code {
+  const wholeBytes = (mask: number, into: number): Code => [I.get(L.n), I.i32(mask), I.i32_and, I.i32(4), I.i32_mul, I.set(into)];
   return [
     I.get(L.n), I.i32(4), I.i32_mul, I.set(L.rowBytes),
-    I.get(L.n), I.i32(-2), I.i32_and, I.i32(4), I.i32_mul, I.set(L.pairBytes),
+    wholeBytes(-4, L.quadBytes), wholeBytes(-2, L.pairBytes),
     forRange(L.row, I.i32(0), I.get(L.rows), I.i32(1), [body, advance]),
   ];
 }
+
+/** the two accumulators of a sweep added into the first, then its lanes added to the f64 on the stack */
+const joinSums = (first: number, second: number): Code => [I.get(first), I.get(second), I.f64x2_add, I.set(first), joinLanes(first)];
 
 /** softmax_backward_rows: see the header */
 export function softmaxBackwardKernel(): FuncDef {
   const yp = 0, gp = 1, dxp = 2, rows = 3, n = 4, scale = 5;
   const L = new Locals(6);
-  const row = L.i32(), rowBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const row = L.i32(), rowBytes = L.i32(), quadBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const R = { n, rowBytes, quadBytes, pairBytes };
   const dot = L.f64(), s = L.f64();
-  const acc = L.v128(), dotV = L.v128(), sV = L.v128();
+  const acc = L.v128(), acc2 = L.v128(), dotV = L.v128(), sV = L.v128();
   const at = (p: number): Code => [I.get(p), I.get(j), I.i32_add];
   /** s fround(y (g - dot)) from y and g pushed by the caller's code */
   const grad = (y: Code, g: Code, sub: Code, mul: Code, round: Code, dotOf: number, sOf: number): Code =>
@@ -94,16 +109,16 @@ export function softmaxBackwardKernel(): FuncDef {
     locals: L.types(),
     body: [
       I.get(scale), I.f64_promote_f32, I.set(s), I.get(s), I.f64x2_splat, I.set(sV),
-      rowLoop({ row, rows, n, rowBytes, pairBytes }, [inc(yp, I.get(rowBytes)), inc(gp, I.get(rowBytes)), inc(dxp, I.get(rowBytes))], [
+      rowLoop({ row, rows, ...R }, [inc(yp, I.get(rowBytes)), inc(gp, I.get(rowBytes)), inc(dxp, I.get(rowBytes))], [
         // dot = sum g y
-        I.v128_zero, I.set(acc), I.f64(0), I.set(dot),
-        sweep(j, pairBytes, rowBytes,
-          [I.get(acc), at(gp), loadPair, at(yp), loadPair, I.f64x2_mul, I.f64x2_add, I.set(acc)],
+        I.v128_zero, I.set(acc), I.v128_zero, I.set(acc2), I.f64(0), I.set(dot),
+        sweep(j, R,
+          (off, second) => [I.get(second ? acc2 : acc), at(gp), loadPair(off), at(yp), loadPair(off), I.f64x2_mul, I.f64x2_add, I.set(second ? acc2 : acc)],
           [at(gp), loadOne, at(yp), loadOne, X.f64_mul, I.set(dot)]),
-        I.get(dot), joinLanes(acc), I.set(dot), I.get(dot), I.f64x2_splat, I.set(dotV),
+        I.get(dot), joinSums(acc, acc2), I.set(dot), I.get(dot), I.f64x2_splat, I.set(dotV),
         // dx = s fround(y (g - dot))
-        sweep(j, pairBytes, rowBytes,
-          [at(dxp), grad([at(yp), loadPair], [at(gp), loadPair], I.f64x2_sub, I.f64x2_mul, roundPair, dotV, sV), I.f32x4_demote_f64x2_zero, I.v128_store64_lane0()],
+        sweep(j, R,
+          (off) => [at(dxp), grad([at(yp), loadPair(off)], [at(gp), loadPair(off)], I.f64x2_sub, I.f64x2_mul, roundPair, dotV, sV), storePair(off)],
           [at(dxp), grad([at(yp), loadOne], [at(gp), loadOne], X.f64_sub, X.f64_mul, [X.f32_demote_f64, I.f64_promote_f32], dot, s), X.f32_demote_f64, I.f32_store()]),
       ]),
     ],
@@ -114,10 +129,12 @@ export function softmaxBackwardKernel(): FuncDef {
 export function layerNormKernel(): FuncDef {
   const xp = 0, wp = 1, bp = 2, yp = 3, statsp = 4, rows = 5, n = 6, eps = 7;
   const L = new Locals(8);
-  const row = L.i32(), rowBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const row = L.i32(), rowBytes = L.i32(), quadBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const R = { n, rowBytes, quadBytes, pairBytes };
   const mean = L.f64(), variance = L.f64(), rstd = L.f64(), d = L.f64(), nf = L.f64();
-  const acc = L.v128(), meanV = L.v128(), rstdV = L.v128(), dv = L.v128();
+  const acc = L.v128(), acc2 = L.v128(), meanV = L.v128(), rstdV = L.v128(), dv = L.v128();
   const at = (p: number): Code => [I.get(p), I.get(j), I.i32_add];
+  const sumOf = (second: boolean): number => (second ? acc2 : acc);
   return {
     name: 'layer_norm_rows',
     params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.f64],
@@ -125,24 +142,24 @@ export function layerNormKernel(): FuncDef {
     locals: L.types(),
     body: [
       I.get(n), X.f64_convert_i32_u, I.set(nf),
-      rowLoop({ row, rows, n, rowBytes, pairBytes }, [inc(xp, I.get(rowBytes)), inc(yp, I.get(rowBytes)), inc(statsp, I.i32(8))], [
+      rowLoop({ row, rows, ...R }, [inc(xp, I.get(rowBytes)), inc(yp, I.get(rowBytes)), inc(statsp, I.i32(8))], [
         // mean
-        I.v128_zero, I.set(acc), I.f64(0), I.set(mean),
-        sweep(j, pairBytes, rowBytes, [I.get(acc), at(xp), loadPair, I.f64x2_add, I.set(acc)], [at(xp), loadOne, I.set(mean)]),
-        I.get(mean), joinLanes(acc), I.get(nf), I.f64_div, I.set(mean), I.get(mean), I.f64x2_splat, I.set(meanV),
+        I.v128_zero, I.set(acc), I.v128_zero, I.set(acc2), I.f64(0), I.set(mean),
+        sweep(j, R, (off, second) => [I.get(sumOf(second)), at(xp), loadPair(off), I.f64x2_add, I.set(sumOf(second))], [at(xp), loadOne, I.set(mean)]),
+        I.get(mean), joinSums(acc, acc2), I.get(nf), I.f64_div, I.set(mean), I.get(mean), I.f64x2_splat, I.set(meanV),
         // variance = sum (x - mean)^2 / n
-        I.v128_zero, I.set(acc), I.f64(0), I.set(variance),
-        sweep(j, pairBytes, rowBytes,
-          [at(xp), loadPair, I.get(meanV), I.f64x2_sub, I.set(dv), I.get(acc), I.get(dv), I.get(dv), I.f64x2_mul, I.f64x2_add, I.set(acc)],
+        I.v128_zero, I.set(acc), I.v128_zero, I.set(acc2), I.f64(0), I.set(variance),
+        sweep(j, R,
+          (off, second) => [at(xp), loadPair(off), I.get(meanV), I.f64x2_sub, I.set(dv), I.get(sumOf(second)), I.get(dv), I.get(dv), I.f64x2_mul, I.f64x2_add, I.set(sumOf(second))],
           [at(xp), loadOne, I.get(mean), X.f64_sub, I.set(d), I.get(d), I.get(d), X.f64_mul, I.set(variance)]),
-        I.get(variance), joinLanes(acc), I.get(nf), I.f64_div, I.set(variance),
+        I.get(variance), joinSums(acc, acc2), I.get(nf), I.f64_div, I.set(variance),
         I.f64(1), I.get(variance), I.get(eps), I.f64_add, X.f64_sqrt, I.f64_div, I.set(rstd), I.get(rstd), I.f64x2_splat, I.set(rstdV),
         // y = (x - mean) rstd w + b
-        sweep(j, pairBytes, rowBytes,
-          [at(yp), at(xp), loadPair, I.get(meanV), I.f64x2_sub, I.get(rstdV), I.f64x2_mul, I.get(wp), I.get(j), I.i32_add, loadPair, I.f64x2_mul,
-            I.get(bp), I.get(j), I.i32_add, loadPair, I.f64x2_add, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0()],
-          [at(yp), at(xp), loadOne, I.get(mean), X.f64_sub, I.get(rstd), X.f64_mul, I.get(wp), I.get(j), I.i32_add, loadOne, X.f64_mul,
-            I.get(bp), I.get(j), I.i32_add, loadOne, I.f64_add, X.f32_demote_f64, I.f32_store()]),
+        sweep(j, R,
+          (off) => [at(yp), at(xp), loadPair(off), I.get(meanV), I.f64x2_sub, I.get(rstdV), I.f64x2_mul, at(wp), loadPair(off), I.f64x2_mul,
+            at(bp), loadPair(off), I.f64x2_add, storePair(off)],
+          [at(yp), at(xp), loadOne, I.get(mean), X.f64_sub, I.get(rstd), X.f64_mul, at(wp), loadOne, X.f64_mul,
+            at(bp), loadOne, I.f64_add, X.f32_demote_f64, I.f32_store()]),
         I.get(statsp), I.get(mean), X.f32_demote_f64, I.f32_store(),
         I.get(statsp), I.get(rstd), X.f32_demote_f64, I.f32_store(4),
       ]),
@@ -154,14 +171,16 @@ export function layerNormKernel(): FuncDef {
 export function layerNormBackwardKernel(): FuncDef {
   const gp = 0, xp = 1, wp = 2, statsp = 3, dxp = 4, dwp = 5, dbp = 6, rows = 7, n = 8;
   const L = new Locals(9);
-  const row = L.i32(), rowBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const row = L.i32(), rowBytes = L.i32(), quadBytes = L.i32(), pairBytes = L.i32(), j = L.i32();
+  const R = { n, rowBytes, quadBytes, pairBytes };
   const mean = L.f64(), rstd = L.f64(), meanD = L.f64(), meanDX = L.f64(), nf = L.f64(), xh = L.f64(), dd = L.f64(), g = L.f64();
-  const accD = L.v128(), accDX = L.v128(), meanV = L.v128(), rstdV = L.v128(), meanDV = L.v128(), meanDXV = L.v128(), xhV = L.v128(), dV = L.v128(), gV = L.v128();
+  const accD = L.v128(), accD2 = L.v128(), accDX = L.v128(), accDX2 = L.v128();
+  const meanV = L.v128(), rstdV = L.v128(), meanDV = L.v128(), meanDXV = L.v128(), xhV = L.v128(), dV = L.v128(), gV = L.v128();
   const at = (p: number): Code => [I.get(p), I.get(j), I.i32_add];
   // xhat = (x - mean) rstd, g, d = g w: into xh / g / dd (scalar) or xhV / gV / dV (pairs)
-  const pairTerms: Code = [
-    at(xp), loadPair, I.get(meanV), I.f64x2_sub, I.get(rstdV), I.f64x2_mul, I.set(xhV),
-    at(gp), loadPair, I.set(gV), I.get(gV), at(wp), loadPair, I.f64x2_mul, I.set(dV),
+  const pairTerms = (off: number): Code => [
+    at(xp), loadPair(off), I.get(meanV), I.f64x2_sub, I.get(rstdV), I.f64x2_mul, I.set(xhV),
+    at(gp), loadPair(off), I.set(gV), I.get(gV), at(wp), loadPair(off), I.f64x2_mul, I.set(dV),
   ];
   const oneTerms: Code = [
     at(xp), loadOne, I.get(mean), X.f64_sub, I.get(rstd), X.f64_mul, I.set(xh),
@@ -174,29 +193,29 @@ export function layerNormBackwardKernel(): FuncDef {
     locals: L.types(),
     body: [
       I.get(n), X.f64_convert_i32_u, I.set(nf),
-      rowLoop({ row, rows, n, rowBytes, pairBytes }, [inc(gp, I.get(rowBytes)), inc(xp, I.get(rowBytes)), inc(dxp, I.get(rowBytes)), inc(statsp, I.i32(8))], [
+      rowLoop({ row, rows, ...R }, [inc(gp, I.get(rowBytes)), inc(xp, I.get(rowBytes)), inc(dxp, I.get(rowBytes)), inc(statsp, I.i32(8))], [
         I.get(statsp), loadOne, I.set(mean), I.get(statsp), I.f32_load(4), I.f64_promote_f32, I.set(rstd),
         I.get(mean), I.f64x2_splat, I.set(meanV), I.get(rstd), I.f64x2_splat, I.set(rstdV),
         // the row's sums of d and d xhat; dw += g xhat and db += g, each rounded to float32 as stored
-        I.v128_zero, I.set(accD), I.v128_zero, I.set(accDX), I.f64(0), I.set(meanD), I.f64(0), I.set(meanDX),
-        sweep(j, pairBytes, rowBytes, [
-          pairTerms,
-          I.get(accD), I.get(dV), I.f64x2_add, I.set(accD),
-          I.get(accDX), I.get(dV), I.get(xhV), I.f64x2_mul, I.f64x2_add, I.set(accDX),
-          at(dwp), at(dwp), loadPair, I.get(gV), I.get(xhV), I.f64x2_mul, I.f64x2_add, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0(),
-          at(dbp), at(dbp), loadPair, I.get(gV), I.f64x2_add, I.f32x4_demote_f64x2_zero, I.v128_store64_lane0(),
+        [accD, accD2, accDX, accDX2].map((a) => [I.v128_zero, I.set(a)]), I.f64(0), I.set(meanD), I.f64(0), I.set(meanDX),
+        sweep(j, R, (off, second) => [
+          pairTerms(off),
+          I.get(second ? accD2 : accD), I.get(dV), I.f64x2_add, I.set(second ? accD2 : accD),
+          I.get(second ? accDX2 : accDX), I.get(dV), I.get(xhV), I.f64x2_mul, I.f64x2_add, I.set(second ? accDX2 : accDX),
+          at(dwp), at(dwp), loadPair(off), I.get(gV), I.get(xhV), I.f64x2_mul, I.f64x2_add, storePair(off),
+          at(dbp), at(dbp), loadPair(off), I.get(gV), I.f64x2_add, storePair(off),
         ], [
           oneTerms,
           I.get(dd), I.set(meanD), I.get(dd), I.get(xh), X.f64_mul, I.set(meanDX),
           at(dwp), at(dwp), loadOne, I.get(g), I.get(xh), X.f64_mul, I.f64_add, X.f32_demote_f64, I.f32_store(),
           at(dbp), at(dbp), loadOne, I.get(g), I.f64_add, X.f32_demote_f64, I.f32_store(),
         ]),
-        I.get(meanD), joinLanes(accD), I.get(nf), I.f64_div, I.set(meanD), I.get(meanD), I.f64x2_splat, I.set(meanDV),
-        I.get(meanDX), joinLanes(accDX), I.get(nf), I.f64_div, I.set(meanDX), I.get(meanDX), I.f64x2_splat, I.set(meanDXV),
+        I.get(meanD), joinSums(accD, accD2), I.get(nf), I.f64_div, I.set(meanD), I.get(meanD), I.f64x2_splat, I.set(meanDV),
+        I.get(meanDX), joinSums(accDX, accDX2), I.get(nf), I.f64_div, I.set(meanDX), I.get(meanDX), I.f64x2_splat, I.set(meanDXV),
         // dx = rstd (d - mean(d) - xhat mean(d xhat))
-        sweep(j, pairBytes, rowBytes, [
-          at(dxp), pairTerms, I.get(rstdV), I.get(dV), I.get(meanDV), I.f64x2_sub, I.get(xhV), I.get(meanDXV), I.f64x2_mul, I.f64x2_sub, I.f64x2_mul,
-          I.f32x4_demote_f64x2_zero, I.v128_store64_lane0(),
+        sweep(j, R, (off) => [
+          at(dxp), pairTerms(off), I.get(rstdV), I.get(dV), I.get(meanDV), I.f64x2_sub, I.get(xhV), I.get(meanDXV), I.f64x2_mul, I.f64x2_sub, I.f64x2_mul,
+          storePair(off),
         ], [
           at(dxp), oneTerms, I.get(rstd), I.get(dd), I.get(meanD), X.f64_sub, I.get(xh), I.get(meanDX), X.f64_mul, X.f64_sub, X.f64_mul,
           X.f32_demote_f64, I.f32_store(),
