@@ -29,10 +29,7 @@
  * wall clock counts the time the others held the core; CPU time does not, so with
  * MOFME_THREADS=1 it is the figure that says what a kernel costs.
  */
-import { BACKEND_KERNELS, FUSED_KERNELS, type Backend, type MatmulSpec, type Storage } from './backend/backend';
-
-
-/** The kernel methods of Backend that are timed (the optional ones only where the backend has them). */
+import { FUSED_KERNELS, wrapKernels, type Backend, type MatmulSpec, type Storage } from './backend/backend';
 
 type Phase = 'forward' | 'backward';
 
@@ -151,23 +148,19 @@ export function enableProfiling(backend: Backend, timeWith: ProfileClock = 'wall
   clock = timeWith;
   if (instrumented.has(backend)) return;
   instrumented.add(backend);
-  const target = backend as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
-  for (const name of BACKEND_KERNELS) {
-    const original = target[name];
-    if (typeof original !== 'function') continue;
-    target[name] = (...args: unknown[]) => {
-      if (!active) return original.apply(backend, args);
-      const t0 = now();
-      const out = original.apply(backend, args);
-      const ms = now() - t0;
-      const key = typeof args[0] === 'string' ? `${name}:${args[0]}` : name;
-      const r: Row = { calls: 1, ms, flops: flopsOf(name, args, out), bytes: bytesOf(args, out) };
-      add(kernelRows, `${key}\u0000${phase}`, r);
-      if (phase === 'forward') addPending(r);
-      else add(opRows, `${backwardOp}\u0000backward`, r, 0);
-      return out;
-    };
-  }
+  // every kernel method (BACKEND_KERNELS; the optional ones only where the backend has them)
+  wrapKernels(backend, (name, original) => (...args: unknown[]) => {
+    if (!active) return original.apply(backend, args);
+    const t0 = now();
+    const out = original.apply(backend, args);
+    const ms = now() - t0;
+    const key = typeof args[0] === 'string' ? `${name}:${args[0]}` : name;
+    const r: Row = { calls: 1, ms, flops: flopsOf(name, args, out), bytes: bytesOf(args, out) };
+    add(kernelRows, `${key}\u0000${phase}`, r);
+    if (phase === 'forward') addPending(r);
+    else add(opRows, `${backwardOp}\u0000backward`, r, 0);
+    return out;
+  });
 }
 
 function addPending(r: Row): void {

@@ -240,6 +240,22 @@ export const BACKEND_KERNELS = [
   ...FUSED_KERNELS,
 ] as const satisfies readonly (keyof Backend)[];
 
+type KernelMethod = (...args: unknown[]) => unknown;
+
+/**
+ * Replace, in place, each kernel method `backend` has (BACKEND_KERNELS) by `wrap(name, kernel)`:
+ * the one walk behind the profiler's timing and the CPU backend's out-of-memory messages. In
+ * place, not a Proxy: storages point back at their backend object and every op calls kernels
+ * through that reference.
+ */
+export function wrapKernels(backend: object, wrap: (name: (typeof BACKEND_KERNELS)[number], kernel: KernelMethod) => KernelMethod): void {
+  const target = backend as Record<string, KernelMethod | undefined>;
+  for (const name of BACKEND_KERNELS) {
+    const kernel = target[name];
+    if (typeof kernel === 'function') target[name] = wrap(name, kernel);
+  }
+}
+
 /**
  * The scalars of one Adam step (torch.optim semantics): m <- b1 m + (1 - b1) g,
  * v <- b2 v + (1 - b2) g^2, p <- p' - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), where

@@ -14,7 +14,7 @@
  * wrong?".
  */
 import {
-  BACKEND_KERNELS, sizeOf, stridesOf,
+  sizeOf, stridesOf, wrapKernels,
   type AdamStep, type ArgReduceOp, type Backend, type BinaryOp, type ConvSpec, type DType, type MatmulSpec, type MemoryInfo,
   type ReduceOp, type Shape, type Storage, type TypedArray, type UnaryOp, type WindowSpec,
 } from './backend';
@@ -71,24 +71,19 @@ function describeArgument(a: unknown): string | undefined {
  * through unchanged, and an error already named by an inner kernel is not named twice.
  */
 function nameKernelsInMemoryErrors(backend: ReferenceCpuBackend): void {
-  const target = backend as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
-  for (const name of BACKEND_KERNELS) {
-    const kernel = target[name];
-    if (typeof kernel !== 'function') continue;
-    // (a function, not an arrow: `this` stays whoever it is called on, e.g. trace.ts's
-    // withoutFusedKernels view, an Object.create(backend) whose storages must be its own)
-    target[name] = function (this: unknown, ...args: unknown[]) {
-      try {
-        return kernel.apply(this, args);
-      } catch (e) {
-        if (!(e instanceof RangeError) || e.message.startsWith('out of memory in ') || !ALLOCATION_FAILED.test(e.message)) throw e;
-        const operands = args.map(describeArgument).filter((d) => d !== undefined).join(', ');
-        const what = e.message.startsWith('out of memory: ') ? e.message.slice('out of memory: '.length)
-          : `${e.message}; use a smaller batch or crop, or free tensors (tidy) you no longer need`;
-        throw new RangeError(`out of memory in the cpu backend's ${name} kernel (${operands}): ${what}`);
-      }
-    };
-  }
+  // (a function, not an arrow: `this` stays whoever it is called on, e.g. trace.ts's
+  // withoutFusedKernels view, an Object.create(backend) whose storages must be its own)
+  wrapKernels(backend, (name, kernel) => function (this: unknown, ...args: unknown[]) {
+    try {
+      return kernel.apply(this, args);
+    } catch (e) {
+      if (!(e instanceof RangeError) || e.message.startsWith('out of memory in ') || !ALLOCATION_FAILED.test(e.message)) throw e;
+      const operands = args.map(describeArgument).filter((d) => d !== undefined).join(', ');
+      const what = e.message.startsWith('out of memory: ') ? e.message.slice('out of memory: '.length)
+        : `${e.message}; use a smaller batch or crop, or free tensors (tidy) you no longer need`;
+      throw new RangeError(`out of memory in the cpu backend's ${name} kernel (${operands}): ${what}`);
+    }
+  });
 }
 
 /** How a value is rounded when stored in an array of `dtype` (what a kernel's output does to a double). */

@@ -65,11 +65,10 @@ const C = {
   DONE: 1,
   NEXT: 2,
   STOP: 3,
-  READY: 4,
-  OP: 5,
-  NTASKS: 6,
-  ERROR: 7,
-  P: 8,
+  OP: 4,
+  NTASKS: 5,
+  ERROR: 6,
+  P: 7,
 } as const;
 const CONTROL_INTS = 64;
 
@@ -188,8 +187,8 @@ interface WorkerStart {
 }
 
 /**
- * A worker's life, `serve(start, ready)`: instantiate the kernels over the shared memory, count
- * itself ready (and call `ready()`, the browser's message to its creator), then run every job it
+ * A worker's life, `serve(start, ready)`: instantiate the kernels over the shared memory, say it
+ * is ready (`ready()` posts a message to its creator), then run every job it
  * is woken for until STOP. It never returns before STOP, so a browser worker's event loop is
  * blocked from then on, which is fine: it has nothing else to do, and terminate() still works.
  */
@@ -197,8 +196,6 @@ const SERVE = /* js */ `
 function serve(start, ready) {
   const c = new Int32Array(start.control);
   const ex = new WebAssembly.Instance(start.module, { env: { memory: start.memory } }).exports;
-  Atomics.add(c, ${C.READY}, 1);
-  Atomics.notify(c, ${C.READY});
   ready();
   let seen = start.generation;
   for (;;) {
