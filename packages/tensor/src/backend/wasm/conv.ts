@@ -121,6 +121,15 @@ function writeOffsets(heapI32: Int32Array, at: number, g: Geometry, p: Plan, cou
   for (let k = g.cg * g.kh * g.kw; k < count; k++) heapI32[t++] = 0; // padding taps read pixel 0
 }
 
+/**
+ * `rows` rows of `n` floats from `from` (starting at `fromAt`, a row every `fromRow` floats) to `to`
+ * (at `toAt`, every `toRow`): one copy when both sides are contiguous (no padding columns).
+ */
+function copyRows(to: Float32Array, toAt: number, toRow: number, from: Float32Array, fromAt: number, fromRow: number, rows: number, n: number): void {
+  if (toRow === n && fromRow === n) to.set(from.subarray(fromAt, fromAt + rows * n), toAt);
+  else for (let r = 0; r < rows; r++) to.set(from.subarray(fromAt + r * fromRow, fromAt + r * fromRow + n), toAt + r * toRow);
+}
+
 /** Floats of staging a band copy needs (`copyBand`'s `stage`): the source rows of every channel of one band. */
 const stageFloats = (g: Geometry, p: Plan): number => g.cg * p.Rb * g.W;
 
@@ -210,10 +219,7 @@ function forward(host: ConvHost, x: Float32Array, w: Float32Array, bias: Float32
         const parallel = host.threads > 1 && 2 * rows * g.outW * g.og * K >= host.parallelMinFlops;
         host.pool.run(OP.CONV, [xAt, offAt, K, wAt, K * CONV_OC * 4, bAt, oAt, ldo, outWp / CONV_PX, Wq * 4, outWp * 4, nOB, TAP_CHUNK], rows * nOB, parallel);
         for (let o = 0; o < g.og; o++) {
-          const src = (oAt >>> 2) + o * R * outWp, to = ((b * O + grp * g.og + o) * g.outH + oy0) * g.outW;
-          // rows without padding columns are one contiguous run on both sides: one copy per channel
-          if (outWp === g.outW) out.set(heap.subarray(src, src + rows * g.outW), to);
-          else for (let r = 0; r < rows; r++) out.set(heap.subarray(src + r * outWp, src + r * outWp + g.outW), to + r * g.outW);
+          copyRows(out, ((b * O + grp * g.og + o) * g.outH + oy0) * g.outW, g.outW, heap, (oAt >>> 2) + o * R * outWp, outWp, rows, g.outW);
         }
       }
     }
@@ -301,9 +307,7 @@ export function conv2dBackwardFilter(host: ConvHost, dy: Float32Array, x: Float3
         const rows = Math.min(R, g.outH - oy0);
         copyBand(host.ex, heap, xAt >>> 2, x, g, p, b, grp, oy0, rows + (p.Rb - R), stageAt >>> 2);
         for (let o = 0; o < g.og; o++) {
-          const src = ((b * O + grp * g.og + o) * g.outH + oy0) * g.outW, to = (dyAt >>> 2) + o * R * outWp;
-          if (outWp === g.outW) heap.set(dy.subarray(src, src + rows * g.outW), to); // contiguous rows: one copy
-          else for (let r = 0; r < rows; r++) heap.set(dy.subarray(src + r * g.outW, src + (r + 1) * g.outW), to + r * outWp);
+          copyRows(heap, (dyAt >>> 2) + o * R * outWp, outWp, dy, ((b * O + grp * g.og + o) * g.outH + oy0) * g.outW, g.outW, rows, g.outW);
         }
         const parallel = host.threads > 1 && 2 * rows * g.outW * g.og * K >= host.parallelMinFlops;
         host.pool.run(OP.CONV_DW, [xAt, offAt, dyAt, ldo, rows, outWp * 4, Wq * 4, outWp * 4, dwAt, Kp * 4, nPairs], nOB * nPairs, parallel);
